@@ -1,0 +1,185 @@
+//! Errors raised while reading MNIST idx files and building batches.
+//!
+//! Every variant that concerns a file names it, and every message starts with
+//! that path, so a failure can be traced to the offending file at a glance.
+
+use std::path::PathBuf;
+
+/// Everything that can go wrong while loading or batching a data set.
+#[derive(Debug, thiserror::Error)]
+pub enum DatasetError {
+    /// The file exists (or was expected to) but could not be read.
+    #[error("{}: cannot read: {source}", path.display())]
+    Io {
+        /// The file that could not be read.
+        path: PathBuf,
+        /// The underlying I/O error.
+        source: std::io::Error,
+    },
+
+    /// The data directory itself does not exist or is not a directory.
+    #[error("{}: data directory does not exist or is not a directory", dir.display())]
+    MissingDir {
+        /// The directory that was searched.
+        dir: PathBuf,
+    },
+
+    /// Neither `name` nor `name.gz` exists in `dir`.
+    #[error("{}: neither {name} nor {name}.gz exists in this directory", dir.display())]
+    MissingFile {
+        /// The directory that was searched.
+        dir: PathBuf,
+        /// The canonical (uncompressed) file name that was looked for.
+        name: String,
+    },
+
+    /// The file (or its decompressed content) is empty.
+    #[error("{}: file is empty", path.display())]
+    Empty {
+        /// The empty file.
+        path: PathBuf,
+    },
+
+    /// The file starts with the gzip magic but its stream is corrupt or truncated.
+    #[error("{}: corrupt or truncated gzip stream: {source}", path.display())]
+    Gzip {
+        /// The gzip file.
+        path: PathBuf,
+        /// The decoder's error.
+        source: std::io::Error,
+    },
+
+    /// The idx magic number is not the one expected for this kind of file.
+    #[error(
+        "{}: bad idx magic number 0x{found:08x}, expected 0x{expected:08x} \
+         (images use 2051 = 0x00000803, labels use 2049 = 0x00000801)",
+        path.display()
+    )]
+    BadMagic {
+        /// The offending file.
+        path: PathBuf,
+        /// The magic number this reader expects.
+        expected: u32,
+        /// The magic number found in the file.
+        found: u32,
+    },
+
+    /// The header, or the data the header announces, is shorter than required.
+    #[error(
+        "{}: truncated idx data: expected {expected_bytes} bytes, found {found_bytes}",
+        path.display()
+    )]
+    Truncated {
+        /// The offending file.
+        path: PathBuf,
+        /// Bytes needed (header plus the data the header announces).
+        expected_bytes: u64,
+        /// Bytes actually present (after decompression).
+        found_bytes: u64,
+    },
+
+    /// The file holds more bytes than its header announces.
+    #[error("{}: {extra} unexpected trailing bytes after the idx data", path.display())]
+    TrailingBytes {
+        /// The offending file.
+        path: PathBuf,
+        /// How many bytes follow the announced data.
+        extra: u64,
+    },
+
+    /// The image dimensions are not 28x28.
+    #[error("{}: unsupported image dimensions {rows}x{cols}, expected 28x28", path.display())]
+    BadDimensions {
+        /// The offending file.
+        path: PathBuf,
+        /// Rows per image in the header.
+        rows: usize,
+        /// Columns per image in the header.
+        cols: usize,
+    },
+
+    /// The image and label files hold different numbers of items.
+    #[error(
+        "{}: {images} images, but {} holds {labels} labels",
+        images_path.display(),
+        labels_path.display()
+    )]
+    CountMismatch {
+        /// The image file.
+        images_path: PathBuf,
+        /// Number of images in it.
+        images: usize,
+        /// The label file.
+        labels_path: PathBuf,
+        /// Number of labels in it.
+        labels: usize,
+    },
+
+    /// A label is not a digit class.
+    #[error("{}: label {label} at index {index} is out of range 0..=9", path.display())]
+    LabelOutOfRange {
+        /// The label file.
+        path: PathBuf,
+        /// Index of the bad label (0-based).
+        index: usize,
+        /// The bad label value.
+        label: u8,
+    },
+
+    /// A split, limit, batch size or index request cannot be satisfied.
+    #[error("invalid split: {message}")]
+    InvalidSplit {
+        /// What is wrong.
+        message: String,
+    },
+
+    /// A tensor operation failed.
+    #[error(transparent)]
+    Tensor(#[from] candle_core::Error),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn messages_start_with_path() {
+        let e = DatasetError::LabelOutOfRange {
+            path: PathBuf::from("data/mnist/train-labels-idx1-ubyte.gz"),
+            index: 3,
+            label: 12,
+        };
+        assert_eq!(
+            e.to_string(),
+            "data/mnist/train-labels-idx1-ubyte.gz: label 12 at index 3 is out of range 0..=9"
+        );
+
+        let e = DatasetError::BadMagic {
+            path: PathBuf::from("x.idx"),
+            expected: 2051,
+            found: 0x0102_0304,
+        };
+        let s = e.to_string();
+        assert!(s.starts_with("x.idx: "), "{s}");
+        assert!(s.contains("0x01020304"), "{s}");
+        assert!(s.contains("0x00000803"), "{s}");
+        assert!(s.contains("2051") && s.contains("2049"), "{s}");
+
+        let e = DatasetError::CountMismatch {
+            images_path: PathBuf::from("a"),
+            images: 3,
+            labels_path: PathBuf::from("b"),
+            labels: 2,
+        };
+        assert_eq!(e.to_string(), "a: 3 images, but b holds 2 labels");
+
+        let e = DatasetError::MissingFile {
+            dir: PathBuf::from("d"),
+            name: "f".into(),
+        };
+        assert_eq!(
+            e.to_string(),
+            "d: neither f nor f.gz exists in this directory"
+        );
+    }
+}

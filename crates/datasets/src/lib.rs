@@ -1,0 +1,19 @@
+//! Data for the LSTM chapter: MNIST idx files and seeded batching.
+//!
+//! - [`mnist`] reads the four canonical MNIST idx files (raw or `.gz`),
+//!   validates them and turns them into normalised CPU tensors split into
+//!   train / validation / test.
+//! - [`batch`] shuffles example indices into mini-batches, reproducibly
+//!   (per-epoch permutations depend only on seed and epoch) and resumably.
+//! - [`error`] holds [`DatasetError`], whose messages name the offending file.
+
+pub mod batch;
+pub mod error;
+pub mod mnist;
+
+pub use batch::{EpochSampler, SamplerState};
+pub use error::DatasetError;
+pub use mnist::{
+    load_mnist, normalize_pixels, read_idx_images, read_idx_labels, IdxImages, Mnist, MnistOptions,
+    MnistSplit, ValidationSource,
+};

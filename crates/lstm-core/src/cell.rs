@@ -1,0 +1,195 @@
+//! The chapter's LSTM cell, written from scratch.
+
+use candle_core::{DType, Device, Module, Tensor};
+use candle_nn::{Init, Linear, VarBuilder};
+
+use crate::error::{check_shape, LstmError, Result};
+use crate::{fused, Kernel, LstmState};
+
+/// One LSTM cell, as the chapter builds it: two linear layers producing the four gates.
+///
+/// ```text
+/// gates        = x2h(x) + h2h(h)                 (B, 4H), split as i, f, g, o
+/// i, f, o      = σ(gates_i), σ(gates_f), σ(gates_o)
+/// g            = tanh(gates_g)
+/// c'           = f ⊙ c + i ⊙ g
+/// h'           = o ⊙ tanh(c')
+/// ```
+///
+/// Parameters are `x2h.weight (4H, in)`, `x2h.bias`, `h2h.weight (4H, H)`, `h2h.bias`,
+/// every one initialised uniform in ±1/√H as in the book. They map one to one onto
+/// PyTorch's `nn.LSTMCell` (`weight_ih`, `bias_ih`, `weight_hh`, `bias_hh`).
+#[derive(Clone, Debug)]
+pub struct LstmCell {
+    x2h: Linear,
+    h2h: Linear,
+    input_size: usize,
+    hidden_size: usize,
+    kernel: Kernel,
+}
+
+impl LstmCell {
+    /// A cell for inputs of `input_size` features and a state of `hidden_size`.
+    pub fn new(input_size: usize, hidden_size: usize, vb: VarBuilder) -> Result<Self> {
+        if input_size == 0 || hidden_size == 0 {
+            return Err(LstmError::Config(format!(
+                "LstmCell needs input and hidden sizes above 0, got {input_size} and {hidden_size}"
+            )));
+        }
+        let std = 1.0 / (hidden_size as f64).sqrt();
+        let init = Init::Uniform { lo: -std, up: std };
+        let linear = |name: &str, fan_in: usize| -> Result<Linear> {
+            let vb = vb.pp(name);
+            let w = vb.get_with_hints((4 * hidden_size, fan_in), "weight", init)?;
+            let b = vb.get_with_hints(4 * hidden_size, "bias", init)?;
+            Ok(Linear::new(w, Some(b)))
+        };
+        Ok(Self {
+            x2h: linear("x2h", input_size)?,
+            h2h: linear("h2h", hidden_size)?,
+            input_size,
+            hidden_size,
+            kernel: Kernel::default(),
+        })
+    }
+
+    /// Selects the kernel for the state update (the fused one by default).
+    pub fn with_kernel(mut self, kernel: Kernel) -> Self {
+        self.kernel = kernel;
+        self
+    }
+
+    /// The hidden size `H`.
+    pub fn hidden_size(&self) -> usize {
+        self.hidden_size
+    }
+
+    /// A zero state `(h, c)`, each `(batch, H)`.
+    pub fn zero_state(&self, batch: usize, dtype: DType, device: &Device) -> Result<LstmState> {
+        let zeros = Tensor::zeros((batch, self.hidden_size), dtype, device)?;
+        Ok(LstmState {
+            h: zeros.clone(),
+            c: zeros,
+        })
+    }
+
+    /// One step: `x (B, in)` and the state `(h, c)`, each `(B, H)`, give the next state.
+    ///
+    /// Works for any batch size, 1 included.
+    pub fn step(&self, x: &Tensor, state: &LstmState) -> Result<LstmState> {
+        let (batch, features) = x.dims2()?;
+        check_shape("LstmCell input", x.dims(), &[batch, self.input_size])?;
+        let _ = features;
+        check_shape("LstmCell h", state.h.dims(), &[batch, self.hidden_size])?;
+        check_shape("LstmCell c", state.c.dims(), &[batch, self.hidden_size])?;
+        // gates = x2h(x) + h2h(h)
+        let gates = (self.x2h.forward(x)? + self.h2h.forward(&state.h)?)?;
+        let h = self.hidden_size;
+        if self.kernel == Kernel::Fused && fused::supports(&gates) {
+            let hc = fused::lstm_cell_update(&gates, &state.c)?;
+            return Ok(LstmState {
+                h: hc.narrow(1, 0, h)?,
+                c: hc.narrow(1, h, h)?,
+            });
+        }
+        reference_update(&gates, &state.c)
+    }
+}
+
+/// The cell update with plain candle ops: the definition the fused kernel is tested against.
+pub(crate) fn reference_update(gates: &Tensor, c: &Tensor) -> Result<LstmState> {
+    let chunks = gates.chunk(4, 1)?;
+    let i = candle_nn::ops::sigmoid(&chunks[0])?;
+    let f = candle_nn::ops::sigmoid(&chunks[1])?;
+    let g = chunks[2].tanh()?;
+    let o = candle_nn::ops::sigmoid(&chunks[3])?;
+    // c' = f ⊙ c + i ⊙ g
+    let c_next = ((f * c)? + (i * g)?)?;
+    // h' = o ⊙ tanh(c')
+    let h_next = (o * c_next.tanh()?)?;
+    Ok(LstmState {
+        h: h_next,
+        c: c_next,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::init::seeded_var_builder;
+    use candle_nn::VarMap;
+
+    fn cell(input: usize, hidden: usize) -> Result<(LstmCell, VarMap)> {
+        let vm = VarMap::new();
+        let vb = seeded_var_builder(&vm, 11, DType::F32, &Device::Cpu);
+        Ok((LstmCell::new(input, hidden, vb)?, vm))
+    }
+
+    #[test]
+    fn parameters_are_named_shaped_and_bounded_as_the_book() -> Result<()> {
+        let (_, vm) = cell(28, 16)?;
+        let data = vm.data().lock().unwrap();
+        let mut names: Vec<_> = data.keys().cloned().collect();
+        names.sort();
+        assert_eq!(names, ["h2h.bias", "h2h.weight", "x2h.bias", "x2h.weight"]);
+        assert_eq!(data["x2h.weight"].dims(), &[64, 28]);
+        assert_eq!(data["h2h.weight"].dims(), &[64, 16]);
+        let bound = 0.25f32;
+        for var in data.values() {
+            let v = var.as_tensor().abs()?.max_all()?.to_scalar::<f32>()?;
+            assert!(v <= bound && v > 0.2, "max |w| = {v}");
+        }
+        Ok(())
+    }
+
+    #[test]
+    fn batch_of_one_works() -> Result<()> {
+        let (cell, _) = cell(5, 7)?;
+        let x = Tensor::ones((1, 5), DType::F32, &Device::Cpu)?;
+        let s = cell.step(&x, &cell.zero_state(1, DType::F32, &Device::Cpu)?)?;
+        assert_eq!(s.h.dims(), &[1, 7]);
+        assert_eq!(s.c.dims(), &[1, 7]);
+        Ok(())
+    }
+
+    #[test]
+    fn fused_and_reference_updates_agree_with_gradients() -> Result<()> {
+        let dev = Device::Cpu;
+        for (b, h) in [(1, 3), (4, 17), (9, 64)] {
+            let gates =
+                candle_core::Var::from_tensor(&Tensor::randn(0f32, 2.0, (b, 4 * h), &dev)?)?;
+            let c = candle_core::Var::from_tensor(&Tensor::randn(0f32, 1.0, (b, h), &dev)?)?;
+            let w = Tensor::randn(0f32, 1.0, (b, h), &dev)?;
+            let run = |fused_path: bool| -> Result<(Vec<f32>, Vec<f32>, Vec<f32>)> {
+                let s = if fused_path {
+                    let hc = fused::lstm_cell_update(gates.as_tensor(), c.as_tensor())?;
+                    LstmState {
+                        h: hc.narrow(1, 0, h)?,
+                        c: hc.narrow(1, h, h)?,
+                    }
+                } else {
+                    reference_update(gates.as_tensor(), c.as_tensor())?
+                };
+                let loss = ((s.h * &w)?.sum_all()? + (s.c.sqr()?.sum_all()? * 0.5)?)?;
+                let grads = loss.backward()?;
+                let flat = |t: &Tensor| t.flatten_all().and_then(|t| t.to_vec1::<f32>());
+                Ok((
+                    vec![loss.to_scalar::<f32>()?],
+                    flat(grads.get(gates.as_tensor()).expect("gates grad"))?,
+                    flat(grads.get(c.as_tensor()).expect("c grad"))?,
+                ))
+            };
+            let (a, b_) = (run(true)?, run(false)?);
+            let max_diff = |x: &[f32], y: &[f32]| {
+                x.iter()
+                    .zip(y)
+                    .map(|(p, q)| (p - q).abs())
+                    .fold(0f32, f32::max)
+            };
+            assert!(max_diff(&a.0, &b_.0) < 1e-4, "loss");
+            assert!(max_diff(&a.1, &b_.1) < 1e-5, "d gates");
+            assert!(max_diff(&a.2, &b_.2) < 1e-5, "d c");
+        }
+        Ok(())
+    }
+}

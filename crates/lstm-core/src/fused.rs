@@ -1,0 +1,638 @@
+//! Fused CPU kernels for the LSTM, as candle custom ops with hand-written backward passes.
+//!
+//! Two ops live here:
+//! - [`lstm_sequence`]: a whole LSTM direction over a sequence. The input projection is
+//!   computed by the caller for all steps at once (one matmul, differentiated by candle);
+//!   the op runs the recurrence, one `gemm` for `h W_hhᵀ` per step plus one fused gate
+//!   kernel, and writes every step's `h` and `c` into one preallocated output. Its backward
+//!   pass is back-propagation through time over saved gate activations, with the `W_hh`
+//!   gradient as a single large `gemm` at the end.
+//! - [`lstm_cell_update`]: the gate non-linearities and the state update of one step, used
+//!   by the book's [`LstmCell`](crate::LstmCell).
+//!
+//! Both are registered with `apply_op*`, so candle's autograd flows through them.
+
+use std::sync::Mutex;
+
+use candle_core::{
+    backend::BackendStorage, CpuStorage, CustomOp2, CustomOp3, DType, Layout, Result, Shape,
+    Storage, Tensor,
+};
+use rayon::prelude::*;
+
+use crate::kernels::{cell_backward_row, cell_forward_row};
+
+/// Rows of at least this many elements in total are processed on the rayon pool.
+const PARALLEL_MIN_ELEMS: usize = 8 * 1024;
+
+fn contiguous_f32<'a>(s: &'a CpuStorage, l: &Layout, what: &str) -> Result<&'a [f32]> {
+    let data = match s {
+        CpuStorage::F32(v) => v.as_slice(),
+        other => candle_core::bail!("fused lstm: {what} must be f32, got {:?}", other.dtype()),
+    };
+    match l.contiguous_offsets() {
+        Some((start, end)) => Ok(&data[start..end]),
+        None => candle_core::bail!("fused lstm: {what} must be contiguous"),
+    }
+}
+
+/// Runs `f` with the contiguous f32 data of a CPU tensor.
+fn with_f32<R>(t: &Tensor, what: &str, f: impl FnOnce(&[f32]) -> Result<R>) -> Result<R> {
+    let (storage, layout) = t.storage_and_layout();
+    match &*storage {
+        Storage::Cpu(cpu) => f(contiguous_f32(cpu, layout, what)?),
+        _ => candle_core::bail!("fused lstm: {what} must be on the CPU"),
+    }
+}
+
+fn num_threads() -> usize {
+    rayon::current_num_threads()
+}
+
+fn parallelism(flops_hint: usize) -> gemm::Parallelism {
+    let n = num_threads();
+    if n > 1 && flops_hint >= 64 * 1024 {
+        gemm::Parallelism::Rayon(n)
+    } else {
+        gemm::Parallelism::None
+    }
+}
+
+/// `dst (m×n) = [dst +] lhs (m×k) · rhs (k×n)` on raw strided f32 buffers.
+///
+/// # Safety
+/// Every pointer must address the full strided extent its dimensions and strides imply.
+#[allow(clippy::too_many_arguments)]
+unsafe fn matmul(
+    (m, n, k): (usize, usize, usize),
+    dst: *mut f32,
+    dst_rs: usize,
+    accumulate: bool,
+    lhs: *const f32,
+    (lhs_rs, lhs_cs): (usize, usize),
+    rhs: *const f32,
+    (rhs_rs, rhs_cs): (usize, usize),
+) {
+    gemm::gemm(
+        m,
+        n,
+        k,
+        dst,
+        1,
+        dst_rs as isize,
+        accumulate,
+        lhs,
+        lhs_cs as isize,
+        lhs_rs as isize,
+        rhs,
+        rhs_cs as isize,
+        rhs_rs as isize,
+        if accumulate { 1.0 } else { 0.0 },
+        1.0,
+        false,
+        false,
+        false,
+        parallelism(m * n * k),
+    )
+}
+
+thread_local! {
+    /// Scratch buffers reused across calls, so that large temporaries do not go back to
+    /// the OS (and page-fault on every step) between iterations.
+    static SCRATCH: std::cell::RefCell<Vec<Vec<f32>>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// A zeroed buffer of `len` floats, recycled when possible.
+fn take_buffer(len: usize) -> Vec<f32> {
+    let recycled = SCRATCH.with(|pool| {
+        let mut pool = pool.borrow_mut();
+        let pos = pool.iter().position(|v| v.capacity() >= len);
+        pos.map(|p| pool.swap_remove(p))
+    });
+    let mut v = recycled.unwrap_or_default();
+    v.clear();
+    v.resize(len, 0.0);
+    v
+}
+
+/// Returns a buffer for later reuse.
+fn recycle(v: Vec<f32>) {
+    SCRATCH.with(|pool| {
+        let mut pool = pool.borrow_mut();
+        if pool.len() < 8 {
+            pool.push(v);
+        }
+    });
+}
+
+/// Activations a sequence forward saves for its backward pass.
+struct SavedActivations {
+    /// Activated gates `[i|f|g|o]`, laid out `(batch, seq, 4H)`.
+    gates: Vec<f32>,
+    /// `tanh(c_t)`, laid out `(batch, seq, H)`.
+    tanh_c: Vec<f32>,
+}
+
+/// Sizes of one sequence op call.
+#[derive(Clone, Copy)]
+struct Dims {
+    b: usize,
+    t: usize,
+    i: usize,
+    h: usize,
+    /// Row length of the packed weights: `i + h + 2`.
+    k: usize,
+}
+
+/// One direction of an LSTM layer over a whole sequence.
+struct LstmSequenceOp {
+    reverse: bool,
+    save: bool,
+    /// Whether the input needs a gradient (not for a first layer fed with data).
+    input_grad: bool,
+    saved: Mutex<Option<SavedActivations>>,
+}
+
+impl LstmSequenceOp {
+    /// The time index processed at `step`.
+    fn time_index(&self, step: usize, seq: usize) -> usize {
+        if self.reverse {
+            seq - 1 - step
+        } else {
+            step
+        }
+    }
+
+    /// Runs `f(bi, gates_row_block, out_row_block, tanh_row_block)` for every batch row,
+    /// on the rayon pool when the work is large enough.
+    fn for_each_row<F>(d: Dims, gates: &mut [f32], other: &mut [f32], tanh_c: &mut [f32], f: F)
+    where
+        F: Fn(usize, &mut [f32], &mut [f32], &mut [f32]) + Sync + Send,
+    {
+        let (t, h) = (d.t, d.h);
+        let other_len = other.len() / d.b;
+        if d.b > 1 && d.b * h >= PARALLEL_MIN_ELEMS {
+            gates
+                .par_chunks_mut(t * 4 * h)
+                .zip(other.par_chunks_mut(other_len))
+                .zip(tanh_c.par_chunks_mut(t * h))
+                .enumerate()
+                .for_each(|(bi, ((g, o), tc))| f(bi, g, o, tc));
+        } else {
+            gates
+                .chunks_mut(t * 4 * h)
+                .zip(other.chunks_mut(other_len))
+                .zip(tanh_c.chunks_mut(t * h))
+                .enumerate()
+                .for_each(|(bi, ((g, o), tc))| f(bi, g, o, tc));
+        }
+    }
+}
+
+impl CustomOp3 for LstmSequenceOp {
+    fn name(&self) -> &'static str {
+        "lstm-sequence"
+    }
+
+    /// Inputs: `x (B, T, I)`, the packed weights `(4H, I + H + 2)` =
+    /// `[W_ih | W_hh | b_ih | b_hh]`, and `hc0 (B, 2H)` = `[h0 | c0]`.
+    /// Output `(B, T, 2H)`: `[h_t | c_t]` for every step.
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+        s3: &CpuStorage,
+        l3: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let (b, t, i) = l1.shape().dims3()?;
+        let (g4, k) = l2.shape().dims2()?;
+        let h = g4 / 4;
+        if g4 != 4 * h || k != i + h + 2 || l3.shape().dims2()? != (b, 2 * h) {
+            candle_core::bail!(
+                "lstm-sequence: bad shapes x {:?} weights {:?} hc0 {:?}",
+                l1.shape(),
+                l2.shape(),
+                l3.shape()
+            );
+        }
+        let d = Dims { b, t, i, h, k };
+        let x = contiguous_f32(s1, l1, "input")?;
+        let w = contiguous_f32(s2, l2, "weights")?;
+        let hc0 = contiguous_f32(s3, l3, "initial state")?;
+        let mut out = vec![0f32; b * t * 2 * h];
+        let mut gates = take_buffer(b * t * 4 * h);
+        let mut tanh_c = take_buffer(b * t * h);
+        // gates = b_ih + b_hh + x W_ihᵀ for every step at once.
+        let bias: Vec<f32> = (0..4 * h)
+            .map(|g| w[g * k + i + h] + w[g * k + i + h + 1])
+            .collect();
+        for row in gates.chunks_exact_mut(4 * h) {
+            row.copy_from_slice(&bias);
+        }
+        // SAFETY: x is (BT, I); w's first I columns are W_ih, read transposed.
+        unsafe {
+            matmul(
+                (b * t, 4 * h, i),
+                gates.as_mut_ptr(),
+                4 * h,
+                true,
+                x.as_ptr(),
+                (i, 1),
+                w.as_ptr(),
+                (1, k),
+            );
+        }
+        for step in 0..t {
+            let ti = self.time_index(step, t);
+            let prev = (step > 0).then(|| self.time_index(step - 1, t));
+            let (h_ptr, h_rs) = match prev {
+                None => (hc0.as_ptr(), 2 * h),
+                Some(tp) => (out[tp * 2 * h..].as_ptr(), t * 2 * h),
+            };
+            // gates[:, ti] += h_prev · W_hhᵀ
+            // SAFETY: h_ptr addresses b rows of h floats with stride h_rs inside hc0/out;
+            // W_hh starts at column I of w and is read transposed.
+            unsafe {
+                matmul(
+                    (b, 4 * h, h),
+                    gates[ti * 4 * h..].as_mut_ptr(),
+                    t * 4 * h,
+                    true,
+                    h_ptr,
+                    (h_rs, 1),
+                    w[i..].as_ptr(),
+                    (1, k),
+                );
+            }
+            Self::for_each_row(d, &mut gates, &mut out, &mut tanh_c, |bi, g, out_b, tc| {
+                let (c_prev, cur): (&[f32], &mut [f32]) = match prev {
+                    None => (
+                        &hc0[bi * 2 * h + h..][..h],
+                        &mut out_b[ti * 2 * h..][..2 * h],
+                    ),
+                    Some(tp) => {
+                        // Split the row block so the previous step can be read while the
+                        // current one is written.
+                        let (lo, hi) = out_b.split_at_mut(ti.max(tp) * 2 * h);
+                        if tp < ti {
+                            (&lo[tp * 2 * h + h..][..h], &mut hi[..2 * h])
+                        } else {
+                            (&hi[h..2 * h], &mut lo[ti * 2 * h..][..2 * h])
+                        }
+                    }
+                };
+                let (h_out, c_out) = cur.split_at_mut(h);
+                cell_forward_row(
+                    &mut g[ti * 4 * h..][..4 * h],
+                    c_prev,
+                    h_out,
+                    c_out,
+                    &mut tc[ti * h..][..h],
+                );
+            });
+        }
+        if self.save {
+            *self.saved.lock().unwrap_or_else(|e| e.into_inner()) =
+                Some(SavedActivations { gates, tanh_c });
+        } else {
+            recycle(gates);
+            recycle(tanh_c);
+        }
+        Ok((CpuStorage::F32(out), Shape::from((b, t, 2 * h))))
+    }
+
+    fn bwd(
+        &self,
+        x: &Tensor,
+        weights: &Tensor,
+        hc0: &Tensor,
+        res: &Tensor,
+        grad_res: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
+        let (b, t, i) = x.dims3()?;
+        let (g4, k) = weights.dims2()?;
+        let h = g4 / 4;
+        let d = Dims { b, t, i, h, k };
+        let saved = self.saved.lock().unwrap_or_else(|e| e.into_inner()).take();
+        let Some(SavedActivations {
+            mut gates,
+            mut tanh_c,
+        }) = saved
+        else {
+            candle_core::bail!(
+                "lstm-sequence: no saved activations; run the model with train = true to \
+                 differentiate it, and call backward once per forward"
+            )
+        };
+        let grad_res = grad_res.contiguous()?;
+        let (x, hc0) = (x.contiguous()?, hc0.contiguous()?);
+        let mut dx = if self.input_grad {
+            vec![0f32; b * t * i]
+        } else {
+            Vec::new()
+        };
+        let mut dw = vec![0f32; 4 * h * k];
+        let mut d_hc0 = vec![0f32; b * 2 * h];
+        with_f32(&x, "input", |x| {
+            with_f32(weights, "weights", |w| {
+                with_f32(&hc0, "initial state", |hc0| {
+                    with_f32(res, "output", |out| {
+                        with_f32(&grad_res, "output gradient", |g_out| {
+                            self.backward(
+                                d,
+                                x,
+                                w,
+                                hc0,
+                                out,
+                                g_out,
+                                &mut gates,
+                                &mut tanh_c,
+                                &mut dx,
+                                &mut dw,
+                                &mut d_hc0,
+                            );
+                            Ok(())
+                        })
+                    })
+                })
+            })
+        })?;
+        recycle(gates);
+        recycle(tanh_c);
+        let dev = res.device();
+        let dx = match self.input_grad {
+            true => Some(Tensor::from_vec(dx, (b, t, i), dev)?),
+            false => None,
+        };
+        Ok((
+            dx,
+            Some(Tensor::from_vec(dw, (4 * h, k), dev)?),
+            Some(Tensor::from_vec(d_hc0, (b, 2 * h), dev)?),
+        ))
+    }
+}
+
+impl LstmSequenceOp {
+    /// Back-propagation through time. `gates` holds the saved activations on entry and
+    /// the gradients of the gate pre-activations on exit.
+    #[allow(clippy::too_many_arguments)]
+    fn backward(
+        &self,
+        d: Dims,
+        x: &[f32],
+        w: &[f32],
+        hc0: &[f32],
+        out: &[f32],
+        g_out: &[f32],
+        gates: &mut [f32],
+        tanh_c: &mut [f32],
+        dx: &mut [f32],
+        dw: &mut [f32],
+        d_hc0: &mut [f32],
+    ) {
+        let Dims { b, t, i, h, k } = d;
+        let mut dh_next = take_buffer(b * h);
+        let mut dc_next = take_buffer(b * h);
+        for step in (0..t).rev() {
+            let ti = self.time_index(step, t);
+            let prev = (step > 0).then(|| self.time_index(step - 1, t));
+            let dh_next_ref = &dh_next;
+            Self::for_each_row(d, gates, &mut dc_next, tanh_c, |bi, g, dc, tc| {
+                let go = &g_out[(bi * t + ti) * 2 * h..][..2 * h];
+                let c_prev = match prev {
+                    None => &hc0[bi * 2 * h + h..][..h],
+                    Some(tp) => &out[(bi * t + tp) * 2 * h + h..][..h],
+                };
+                cell_backward_row(
+                    &go[..h],
+                    &dh_next_ref[bi * h..][..h],
+                    &go[h..],
+                    &mut g[ti * 4 * h..][..4 * h],
+                    &tc[ti * h..][..h],
+                    c_prev,
+                    dc,
+                );
+            });
+            // dh_prev = dG_t · W_hh
+            // SAFETY: the rows of step ti have stride T·4H; W_hh starts at column I of w.
+            unsafe {
+                matmul(
+                    (b, h, 4 * h),
+                    dh_next.as_mut_ptr(),
+                    h,
+                    false,
+                    gates[ti * 4 * h..].as_ptr(),
+                    (t * 4 * h, 1),
+                    w[i..].as_ptr(),
+                    (k, 1),
+                );
+            }
+        }
+        for bi in 0..b {
+            d_hc0[bi * 2 * h..][..h].copy_from_slice(&dh_next[bi * h..][..h]);
+            d_hc0[bi * 2 * h + h..][..h].copy_from_slice(&dc_next[bi * h..][..h]);
+        }
+        recycle(dh_next);
+        recycle(dc_next);
+        // h_{t-1} for every (b, t), as one (BT, H) matrix.
+        let mut h_prev = take_buffer(b * t * h);
+        for bi in 0..b {
+            for step in 0..t {
+                let ti = self.time_index(step, t);
+                let src = match step {
+                    0 => &hc0[bi * 2 * h..][..h],
+                    _ => &out[(bi * t + self.time_index(step - 1, t)) * 2 * h..][..h],
+                };
+                h_prev[(bi * t + ti) * h..][..h].copy_from_slice(src);
+            }
+        }
+        // SAFETY (all three): gates is dG (BT, 4H), read transposed where needed; x is
+        // (BT, I); h_prev is (BT, H); dw is (4H, K) with W_ih at column 0, W_hh at column I.
+        unsafe {
+            // dW_ih = dGᵀ · x
+            matmul(
+                (4 * h, i, b * t),
+                dw.as_mut_ptr(),
+                k,
+                false,
+                gates.as_ptr(),
+                (1, 4 * h),
+                x.as_ptr(),
+                (i, 1),
+            );
+            // dW_hh = dGᵀ · h_prev
+            matmul(
+                (4 * h, h, b * t),
+                dw[i..].as_mut_ptr(),
+                k,
+                false,
+                gates.as_ptr(),
+                (1, 4 * h),
+                h_prev.as_ptr(),
+                (h, 1),
+            );
+        }
+        if !dx.is_empty() {
+            // dx = dG · W_ih
+            // SAFETY: dG is (BT, 4H); W_ih is the first I columns of w; dx is (BT, I).
+            unsafe {
+                matmul(
+                    (b * t, i, 4 * h),
+                    dx.as_mut_ptr(),
+                    i,
+                    false,
+                    gates.as_ptr(),
+                    (4 * h, 1),
+                    w.as_ptr(),
+                    (k, 1),
+                );
+            }
+        }
+        recycle(h_prev);
+        // d b_ih = d b_hh = Σ_rows dG
+        let mut db = vec![0f32; 4 * h];
+        for row in gates.chunks_exact(4 * h) {
+            for (acc, v) in db.iter_mut().zip(row) {
+                *acc += v;
+            }
+        }
+        for (g, v) in db.into_iter().enumerate() {
+            dw[g * k + i + h] = v;
+            dw[g * k + i + h + 1] = v;
+        }
+    }
+}
+
+/// Runs one LSTM direction over a sequence with the fused CPU kernel.
+///
+/// - `x`: `(B, T, I)`;
+/// - `weights`: `(4H, I + H + 2)`, the packed `[W_ih | W_hh | b_ih | b_hh]`
+///   (see [`pack_weights`]);
+/// - `hc0`: `(B, 2H)`, the initial state `[h0 | c0]`;
+/// - `reverse`: run from the last step to the first (the backward direction of a
+///   bidirectional layer);
+/// - `save_for_backward`: keep the gate activations so that the result can be
+///   differentiated (once); inference passes `false`.
+///
+/// Returns `(B, T, 2H)`: `[h_t | c_t]` for every step `t`, in input order.
+pub fn lstm_sequence(
+    x: &Tensor,
+    weights: &Tensor,
+    hc0: &Tensor,
+    reverse: bool,
+    save_for_backward: bool,
+) -> Result<Tensor> {
+    let op = LstmSequenceOp {
+        reverse,
+        save: save_for_backward,
+        input_grad: x.track_op(),
+        saved: Mutex::new(None),
+    };
+    x.contiguous()?
+        .apply_op3(&weights.contiguous()?, &hc0.contiguous()?, op)
+}
+
+/// Packs one direction's parameters as `[W_ih | W_hh | b_ih | b_hh]`, `(G·H, I + H + 2)`.
+/// Differentiable: gradients flow back to each part.
+pub fn pack_weights(w_ih: &Tensor, w_hh: &Tensor, b_ih: &Tensor, b_hh: &Tensor) -> Result<Tensor> {
+    Tensor::cat(&[w_ih, w_hh, &b_ih.unsqueeze(1)?, &b_hh.unsqueeze(1)?], 1)
+}
+
+/// The element-wise part of one LSTM step: gates `(B, 4H)` and `c (B, H)` in,
+/// `[h' | c'] (B, 2H)` out.
+struct LstmCellUpdateOp;
+
+impl CustomOp2 for LstmCellUpdateOp {
+    fn name(&self) -> &'static str {
+        "lstm-cell-update"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let (b, g4) = l1.shape().dims2()?;
+        let h = g4 / 4;
+        if g4 != 4 * h || l2.shape().dims2()? != (b, h) {
+            candle_core::bail!(
+                "lstm-cell-update: bad shapes gates {:?} c {:?}",
+                l1.shape(),
+                l2.shape()
+            );
+        }
+        let pre = contiguous_f32(s1, l1, "gates")?;
+        let c = contiguous_f32(s2, l2, "cell state")?;
+        let mut out = vec![0f32; b * 2 * h];
+        let mut acts = vec![0f32; 4 * h];
+        let mut tanh_c = vec![0f32; h];
+        for (bi, out_row) in out.chunks_exact_mut(2 * h).enumerate() {
+            let (h_out, c_out) = out_row.split_at_mut(h);
+            acts.copy_from_slice(&pre[bi * 4 * h..][..4 * h]);
+            cell_forward_row(&mut acts, &c[bi * h..][..h], h_out, c_out, &mut tanh_c);
+        }
+        Ok((CpuStorage::F32(out), Shape::from((b, 2 * h))))
+    }
+
+    fn bwd(
+        &self,
+        gates: &Tensor,
+        c: &Tensor,
+        _res: &Tensor,
+        grad_res: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>)> {
+        let (b, g4) = gates.dims2()?;
+        let h = g4 / 4;
+        let (gates, c, grad_res) = (gates.contiguous()?, c.contiguous()?, grad_res.contiguous()?);
+        let mut d_pre = vec![0f32; b * 4 * h];
+        let mut d_c = vec![0f32; b * h];
+        with_f32(&gates, "gates", |pre| {
+            with_f32(&c, "cell state", |c| {
+                with_f32(&grad_res, "output gradient", |g| {
+                    let mut tanh_c = vec![0f32; h];
+                    let (mut h_tmp, mut c_tmp) = (vec![0f32; h], vec![0f32; h]);
+                    let zeros = vec![0f32; h];
+                    d_pre.copy_from_slice(pre);
+                    for bi in 0..b {
+                        let c_row = &c[bi * h..][..h];
+                        let d_row = &mut d_pre[bi * 4 * h..][..4 * h];
+                        cell_forward_row(d_row, c_row, &mut h_tmp, &mut c_tmp, &mut tanh_c);
+                        let g_row = &g[bi * 2 * h..][..2 * h];
+                        cell_backward_row(
+                            &g_row[..h],
+                            &zeros,
+                            &g_row[h..],
+                            d_row,
+                            &tanh_c,
+                            c_row,
+                            &mut d_c[bi * h..][..h],
+                        );
+                    }
+                    Ok(())
+                })
+            })
+        })?;
+        let dev = gates.device();
+        Ok((
+            Some(Tensor::from_vec(d_pre, (b, 4 * h), dev)?),
+            Some(Tensor::from_vec(d_c, (b, h), dev)?),
+        ))
+    }
+}
+
+/// The fused LSTM state update of one step: `gates (B, 4H)` (pre-activations in the
+/// order i, f, g, o) and `c (B, H)` in, `[h' | c'] (B, 2H)` out. Differentiable.
+pub fn lstm_cell_update(gates: &Tensor, c: &Tensor) -> Result<Tensor> {
+    gates
+        .contiguous()?
+        .apply_op2(&c.contiguous()?, LstmCellUpdateOp)
+}
+
+/// Whether the fused kernels can run on tensors of this dtype and device.
+pub fn supports(t: &Tensor) -> bool {
+    t.dtype() == DType::F32 && t.device().is_cpu()
+}

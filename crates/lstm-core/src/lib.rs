@@ -1,0 +1,67 @@
+//! # lstm-core
+//!
+//! LSTM cells and multi-layer LSTMs on [candle], with PyTorch-compatible parameter
+//! names and a fused CPU kernel for training.
+//!
+//! - [`LstmCell`]: the chapter's from-scratch cell (`x2h`, `h2h`, gates i, f, g, o).
+//! - [`Lstm`]: a multi-layer, optionally bidirectional LSTM over `(batch, seq, features)`,
+//!   loadable from a PyTorch `nn.LSTM` state dict.
+//! - [`SequenceClassifier`]: the chapter's MNIST model (an LSTM read row by row, then a
+//!   linear head).
+//! - [`seeded_var_builder`]: reproducible initialisation.
+//!
+//! ```
+//! use candle_core::{DType, Device, Tensor};
+//! use candle_nn::VarMap;
+//! use lstm_core::{seeded_var_builder, Lstm, LstmConfig};
+//!
+//! let varmap = VarMap::new();
+//! let vb = seeded_var_builder(&varmap, 42, DType::F32, &Device::Cpu);
+//! let lstm = Lstm::new(LstmConfig::new(28, 64).with_layers(2), vb)?;
+//! let x = Tensor::zeros((4, 10, 28), DType::F32, &Device::Cpu)?;
+//! let (out, state) = lstm.forward(&x, None, false)?;
+//! assert_eq!(out.dims(), &[4, 10, 64]);
+//! assert_eq!(state.h.dims(), &[2, 4, 64]);
+//! # Ok::<(), lstm_core::LstmError>(())
+//! ```
+//!
+//! [candle]: https://github.com/huggingface/candle
+
+pub mod cell;
+pub mod error;
+pub mod fused;
+pub mod init;
+pub mod kernels;
+pub mod lstm;
+pub mod model;
+
+pub use cell::LstmCell;
+pub use error::{LstmError, Result};
+pub use init::{linear_torch, seeded_var_builder, SplitMix64};
+pub use lstm::{Lstm, LstmConfig};
+pub use model::{Backbone, ClassifierConfig, SequenceClassifier};
+
+use candle_core::Tensor;
+
+/// The recurrent state `(h, c)`.
+///
+/// For an [`LstmCell`] each is `(batch, H)`; for an [`Lstm`] each is
+/// `(layers·directions, batch, H)`, as PyTorch's `(h_n, c_n)`.
+#[derive(Clone, Debug)]
+pub struct LstmState {
+    /// Hidden state.
+    pub h: Tensor,
+    /// Cell state.
+    pub c: Tensor,
+}
+
+/// How the recurrence is computed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum Kernel {
+    /// The fused CPU kernels of [`fused`] (f32 on the CPU; other tensors fall back to
+    /// [`Kernel::Reference`]).
+    #[default]
+    Fused,
+    /// Step by step with plain candle ops: the definition, and the path on other devices.
+    Reference,
+}

@@ -1,0 +1,66 @@
+//! The error type of the training crate.
+
+use std::path::PathBuf;
+
+/// Everything that can stop a training or evaluation run.
+#[derive(Debug, thiserror::Error)]
+pub enum TrainError {
+    /// The data could not be loaded.
+    #[error(transparent)]
+    Dataset(#[from] lstm_datasets::DatasetError),
+    /// The model could not be built or run.
+    #[error(transparent)]
+    Model(#[from] lstm_core::LstmError),
+    /// A tensor operation failed.
+    #[error("tensor error: {0}")]
+    Tensor(#[from] candle_core::Error),
+    /// A file or directory could not be read or written.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file or directory.
+        path: PathBuf,
+        /// What the OS said.
+        source: std::io::Error,
+    },
+    /// A hyperparameter is out of range.
+    #[error("invalid setting: {0}")]
+    Config(String),
+    /// The loss became NaN or infinite.
+    #[error(
+        "training diverged at iteration {iteration}: loss is {loss} (try a smaller learning rate); \
+         the last good weights are kept in {kept}"
+    )]
+    Diverged {
+        /// The iteration whose loss was not finite.
+        iteration: usize,
+        /// The loss value.
+        loss: f32,
+        /// Where the last good weights are.
+        kept: String,
+    },
+    /// A JSON file could not be written or read.
+    #[error("{path}: {source}")]
+    Json {
+        /// The file.
+        path: PathBuf,
+        /// The parse or write error.
+        source: serde_json::Error,
+    },
+}
+
+/// `Result` with [`TrainError`].
+pub type Result<T> = std::result::Result<T, TrainError>;
+
+/// Attaches a path to an I/O result.
+pub(crate) trait IoContext<T> {
+    fn at(self, path: &std::path::Path) -> Result<T>;
+}
+
+impl<T> IoContext<T> for std::io::Result<T> {
+    fn at(self, path: &std::path::Path) -> Result<T> {
+        self.map_err(|source| TrainError::Io {
+            path: path.to_path_buf(),
+            source,
+        })
+    }
+}

@@ -1,0 +1,168 @@
+//! Our LSTM against PyTorch, on the committed fixtures (`fixtures/make_fixtures.py`).
+//!
+//! Forward values must agree to 1e-5 and gradients to 1e-4 (max absolute difference),
+//! on both the fused and the reference kernels.
+
+use candle_core::{DType, Device, IndexOp, Tensor, Var};
+use candle_nn::VarBuilder;
+use lstm_core::{Kernel, Lstm, LstmCell, LstmConfig, LstmState};
+use lstm_tests::{get, load_fixture, max_abs_diff, varmap_from};
+
+const FORWARD_TOL: f32 = 1e-5;
+const GRAD_TOL: f32 = 1e-4;
+
+const CELL_PARAMS: [(&str, &str); 4] = [
+    ("weight_ih", "x2h.weight"),
+    ("bias_ih", "x2h.bias"),
+    ("weight_hh", "h2h.weight"),
+    ("bias_hh", "h2h.bias"),
+];
+
+fn check_cell(file: &str, kernel: Kernel) {
+    let fx = load_fixture(file);
+    let torch_names: Vec<&str> = CELL_PARAMS.iter().map(|(t, _)| *t).collect();
+    let varmap = varmap_from(&fx, &torch_names, |n| {
+        CELL_PARAMS
+            .iter()
+            .find(|(t, _)| *t == n)
+            .map(|(_, ours)| ours.to_string())
+            .expect("known name")
+    });
+    let (seq, batch, input) = get(&fx, "x").dims3().expect("x dims");
+    let hidden = get(&fx, "h0").dim(1).expect("h0 dims");
+    let vb = VarBuilder::from_varmap(&varmap, DType::F32, &Device::Cpu);
+    let cell = LstmCell::new(input, hidden, vb)
+        .expect("cell")
+        .with_kernel(kernel);
+    let x = Var::from_tensor(get(&fx, "x")).expect("x");
+    let h0 = Var::from_tensor(get(&fx, "h0")).expect("h0");
+    let c0 = Var::from_tensor(get(&fx, "c0")).expect("c0");
+    let mut state = LstmState {
+        h: h0.as_tensor().clone(),
+        c: c0.as_tensor().clone(),
+    };
+    let mut hs = Vec::new();
+    for t in 0..seq {
+        state = cell
+            .step(&x.as_tensor().i(t).expect("x_t"), &state)
+            .expect("step");
+        hs.push(state.h.clone());
+    }
+    let hs = Tensor::stack(&hs, 0).expect("stack");
+    assert_eq!(hs.dims(), &[seq, batch, hidden]);
+    let out_diff = max_abs_diff(&hs, get(&fx, "hs"));
+    let c_diff = max_abs_diff(&state.c, get(&fx, "c_last"));
+    assert!(
+        out_diff <= FORWARD_TOL,
+        "{file} {kernel:?}: h differs by {out_diff}"
+    );
+    assert!(
+        c_diff <= FORWARD_TOL,
+        "{file} {kernel:?}: c differs by {c_diff}"
+    );
+    let loss = ((&hs * get(&fx, "probe_out")).unwrap().sum_all().unwrap()
+        + (&state.c * get(&fx, "probe_c")).unwrap().sum_all().unwrap())
+    .unwrap();
+    let grads = loss.backward().expect("backward");
+    let mut checks: Vec<(String, &Tensor)> = vec![
+        ("x".into(), x.as_tensor()),
+        ("h0".into(), h0.as_tensor()),
+        ("c0".into(), c0.as_tensor()),
+    ];
+    let data = varmap.data().lock().unwrap();
+    for (torch, ours) in CELL_PARAMS {
+        checks.push((torch.to_string(), data[ours].as_tensor()));
+    }
+    for (name, t) in checks {
+        let g = grads
+            .get(t)
+            .unwrap_or_else(|| panic!("no gradient for {name}"));
+        let diff = max_abs_diff(g, get(&fx, &format!("grad.{name}")));
+        assert!(
+            diff <= GRAD_TOL,
+            "{file} {kernel:?}: grad {name} differs by {diff}"
+        );
+    }
+}
+
+#[test]
+fn lstm_cell_matches_torch_lstm_cell() {
+    for kernel in [Kernel::Fused, Kernel::Reference] {
+        check_cell("lstm_cell.safetensors", kernel);
+        check_cell("lstm_cell_b1.safetensors", kernel);
+    }
+}
+
+fn check_lstm(file: &str, layers: usize, bidirectional: bool, kernel: Kernel) {
+    let fx = load_fixture(file);
+    let param_names: Vec<String> = fx
+        .keys()
+        .filter(|k| k.starts_with("weight_") || k.starts_with("bias_"))
+        .cloned()
+        .collect();
+    let refs: Vec<&str> = param_names.iter().map(String::as_str).collect();
+    let varmap = varmap_from(&fx, &refs, |n| n.to_string());
+    let (_, _, input) = get(&fx, "x").dims3().expect("x dims");
+    let hidden = get(&fx, "h0").dim(2).expect("h0 dims");
+    let cfg = LstmConfig::new(input, hidden)
+        .with_layers(layers)
+        .with_bidirectional(bidirectional);
+    let vb = VarBuilder::from_varmap(&varmap, DType::F32, &Device::Cpu);
+    let lstm = Lstm::new(cfg, vb).expect("lstm").with_kernel(kernel);
+    assert_eq!(
+        varmap.all_vars().len(),
+        param_names.len(),
+        "every parameter used"
+    );
+    let x = Var::from_tensor(get(&fx, "x")).expect("x");
+    let h0 = Var::from_tensor(get(&fx, "h0")).expect("h0");
+    let c0 = Var::from_tensor(get(&fx, "c0")).expect("c0");
+    let state = LstmState {
+        h: h0.as_tensor().clone(),
+        c: c0.as_tensor().clone(),
+    };
+    let (out, s) = lstm
+        .forward(x.as_tensor(), Some(&state), true)
+        .expect("forward");
+    let tag = format!("{file} {kernel:?}");
+    for (name, ours) in [("out", &out), ("h_n", &s.h), ("c_n", &s.c)] {
+        let diff = max_abs_diff(ours, get(&fx, name));
+        assert!(diff <= FORWARD_TOL, "{tag}: {name} differs by {diff}");
+    }
+    let loss = ((&out * get(&fx, "probe_out")).unwrap().sum_all().unwrap()
+        + (&s.h * get(&fx, "probe_h")).unwrap().sum_all().unwrap()
+        + (&s.c * get(&fx, "probe_c")).unwrap().sum_all().unwrap())
+    .unwrap();
+    let loss_diff = max_abs_diff(&loss.reshape(1).unwrap(), get(&fx, "loss"));
+    assert!(loss_diff <= 1e-4, "{tag}: loss differs by {loss_diff}");
+    let grads = loss.backward().expect("backward");
+    let data = varmap.data().lock().unwrap();
+    let mut checked = 0;
+    for (name, t) in [("x", &x), ("h0", &h0), ("c0", &c0)]
+        .into_iter()
+        .chain(param_names.iter().map(|n| (n.as_str(), &data[n])))
+    {
+        let g = grads
+            .get(t.as_tensor())
+            .unwrap_or_else(|| panic!("{tag}: no gradient for {name}"));
+        let diff = max_abs_diff(g, get(&fx, &format!("grad.{name}")));
+        assert!(diff <= GRAD_TOL, "{tag}: grad {name} differs by {diff}");
+        checked += 1;
+    }
+    assert_eq!(checked, 3 + param_names.len());
+}
+
+#[test]
+fn two_layer_lstm_matches_torch_nn_lstm() {
+    for kernel in [Kernel::Fused, Kernel::Reference] {
+        check_lstm("lstm_2layer.safetensors", 2, false, kernel);
+        check_lstm("lstm_b1_seq1.safetensors", 1, false, kernel);
+    }
+}
+
+#[test]
+fn bidirectional_lstm_matches_torch_nn_lstm() {
+    for kernel in [Kernel::Fused, Kernel::Reference] {
+        check_lstm("lstm_bidir_2layer.safetensors", 2, true, kernel);
+    }
+}
