@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand, ValueEnum};
 use lstm_core::{Backbone, Kernel};
 use lstm_datasets::{load_mnist, MnistOptions, ValidationSource};
-use lstm_train::{train_classifier, ClassifierTrainConfig, RunDir};
+use lstm_train::{train_classifier, ClassifierTrainConfig, RunDir, Selection};
 
 /// Train and evaluate the LSTM chapter's models.
 #[derive(Parser, Debug)]
@@ -44,6 +44,14 @@ enum ValidateOn {
     HeldOut,
     /// The test set, as the book does (leaks the test set into model selection).
     Test,
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug)]
+enum SelectArg {
+    /// Keep the weights with the best validation accuracy.
+    Best,
+    /// Keep the weights of the last iteration.
+    Last,
 }
 
 #[derive(clap::Args, Debug)]
@@ -84,6 +92,9 @@ struct MnistArgs {
     /// Where validation images come from.
     #[arg(long, value_enum, default_value_t = ValidateOn::HeldOut)]
     validate_on: ValidateOn,
+    /// Which weights to keep and test at the end.
+    #[arg(long, value_enum, default_value_t = SelectArg::Best)]
+    select: SelectArg,
     /// Images held out of the training set for validation.
     #[arg(long, default_value_t = 5000)]
     validation_size: usize,
@@ -135,6 +146,10 @@ fn run_mnist(args: MnistArgs) -> Result<(), Failure> {
         validate_on: match args.validate_on {
             ValidateOn::HeldOut => ValidationSource::HeldOut,
             ValidateOn::Test => ValidationSource::Test,
+        },
+        select: match args.select {
+            SelectArg::Best => Selection::Best,
+            SelectArg::Last => Selection::Last,
         },
         progress: !args.quiet,
     };

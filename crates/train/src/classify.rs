@@ -42,8 +42,22 @@ pub struct ClassifierTrainConfig {
     /// Held-out images or the test set (the book's choice, which leaks).
     #[serde(serialize_with = "ser_debug")]
     pub validate_on: ValidationSource,
+    /// Which weights to keep and test: the best on validation, or the last.
+    #[serde(serialize_with = "ser_debug")]
+    pub select: Selection,
     /// Show a progress bar.
     pub progress: bool,
+}
+
+/// Which weights a run keeps at the end.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum Selection {
+    /// The weights with the best validation accuracy (early stopping; the validation
+    /// split is held out of training, so this does not look at the test set).
+    #[default]
+    Best,
+    /// The weights after the last iteration.
+    Last,
 }
 
 fn ser_debug<T: std::fmt::Debug, S: serde::Serializer>(
@@ -68,6 +82,7 @@ impl Default for ClassifierTrainConfig {
             seed: 42,
             eval_every: 500,
             validate_on: ValidationSource::HeldOut,
+            select: Selection::Best,
             progress: true,
         }
     }
@@ -131,7 +146,9 @@ pub struct TrainReport {
     pub iterations: usize,
     /// Validation points, every `eval_every` iterations.
     pub history: Vec<EvalPoint>,
-    /// The final model on the test set.
+    /// The iteration whose weights were kept (see [`Selection`]).
+    pub selected_iteration: usize,
+    /// The kept model on the test set.
     pub test: Evaluation,
     /// Wall time of the training loop, in seconds.
     pub train_seconds: f64,
@@ -221,6 +238,7 @@ pub fn train_classifier(
     let mut metrics = String::from("iteration,train_loss,val_loss,val_accuracy\n");
     let bar = progress_bar(cfg.progress, total);
     let mut history = Vec::new();
+    let mut best: Option<(usize, f64, Vec<(String, Tensor)>)> = None;
     let started = Instant::now();
     let mut samples = 0usize;
     for iteration in 1..=total {
@@ -245,7 +263,7 @@ pub fn train_classifier(
             let rate = samples as f64 / started.elapsed().as_secs_f64();
             bar.set_message(format!("loss {loss_value:.4} · {rate:.0} samples/s"));
         }
-        if iteration % cfg.eval_every == 0 {
+        if iteration % cfg.eval_every == 0 || iteration == total {
             let eval = evaluate(&trained.model, validation, 1000)?;
             let line = format!(
                 "Iteration: {iteration}. Loss: {loss_value:.4}. Accuracy: {:.2}",
@@ -263,15 +281,38 @@ pub fn train_classifier(
                 train_loss: f64::from(loss_value),
                 validation: eval,
             });
+            let improved = best
+                .as_ref()
+                .is_none_or(|(_, acc, _)| eval.accuracy >= *acc);
+            if cfg.select == Selection::Best && improved {
+                best = Some((iteration, eval.accuracy, snapshot(&trained.varmap)?));
+                if let Some(dir) = run_dir {
+                    dir.save_weights("model.safetensors", &trained.varmap)?;
+                }
+            }
             if let Some(dir) = run_dir {
                 dir.write_atomic("metrics.csv", metrics.as_bytes())?;
-                dir.save_weights("model.safetensors", &trained.varmap)?;
             }
         }
     }
     bar.finish_and_clear();
+    let selected_iteration = match best {
+        Some((iteration, accuracy, weights)) => {
+            restore(&trained.varmap, &weights)?;
+            tracing::info!(iteration, accuracy, "kept the best validation weights");
+            iteration
+        }
+        None => total,
+    };
     let train_seconds = started.elapsed().as_secs_f64();
     let test = evaluate(&trained.model, &data.test, 1000)?;
+    if selected_iteration != total {
+        writeln!(
+            out,
+            "Kept the weights of iteration {selected_iteration} (best validation accuracy)"
+        )
+        .at(std::path::Path::new("<stdout>"))?;
+    }
     writeln!(
         out,
         "Test Loss: {:.4} | Test Accuracy: {:.4}",
@@ -281,6 +322,7 @@ pub fn train_classifier(
     let report = TrainReport {
         iterations: total,
         history,
+        selected_iteration,
         test,
         train_seconds,
         samples_per_second: samples as f64 / train_seconds,
@@ -292,6 +334,25 @@ pub fn train_classifier(
         dir.write_json("summary.json", &report)?;
     }
     Ok((report, trained))
+}
+
+/// A copy of every variable's current value.
+fn snapshot(varmap: &VarMap) -> Result<Vec<(String, Tensor)>> {
+    let data = varmap.data().lock().unwrap_or_else(|e| e.into_inner());
+    data.iter()
+        .map(|(name, var)| Ok((name.clone(), var.as_tensor().copy()?)))
+        .collect()
+}
+
+/// Sets every variable back to a snapshot.
+fn restore(varmap: &VarMap, weights: &[(String, Tensor)]) -> Result<()> {
+    let data = varmap.data().lock().unwrap_or_else(|e| e.into_inner());
+    for (name, value) in weights {
+        if let Some(var) = data.get(name) {
+            var.set(value)?;
+        }
+    }
+    Ok(())
 }
 
 fn progress_bar(show: bool, total: usize) -> ProgressBar {
