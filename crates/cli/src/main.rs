@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand, ValueEnum};
 use lstm_core::{Backbone, Kernel};
 use lstm_datasets::{load_mnist, MnistOptions, ValidationSource};
-use lstm_train::{train_classifier, ClassifierTrainConfig, RunDir, Selection};
+use lstm_train::{train_classifier, ClassifierTrainConfig, LrSchedule, RunDir, Selection};
 
 /// Train and evaluate the LSTM chapter's models.
 #[derive(Parser, Debug)]
@@ -47,6 +47,14 @@ enum ValidateOn {
 }
 
 #[derive(ValueEnum, Clone, Copy, Debug)]
+enum ScheduleArg {
+    /// The same learning rate throughout (the book).
+    Constant,
+    /// A tenth of the learning rate for the last 10% of the iterations.
+    StepDown,
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug)]
 enum SelectArg {
     /// Keep the weights with the best validation accuracy.
     Best,
@@ -71,6 +79,9 @@ struct MnistArgs {
     /// SGD learning rate.
     #[arg(long, default_value_t = 0.1, allow_negative_numbers = true)]
     lr: f64,
+    /// Learning-rate schedule.
+    #[arg(long, value_enum, default_value_t = ScheduleArg::StepDown)]
+    lr_schedule: ScheduleArg,
     /// LSTM hidden size.
     #[arg(long, default_value_t = 128)]
     hidden: usize,
@@ -138,6 +149,10 @@ fn run_mnist(args: MnistArgs) -> Result<(), Failure> {
             KernelArg::Reference => Kernel::Reference,
         },
         lr: args.lr,
+        lr_schedule: match args.lr_schedule {
+            ScheduleArg::Constant => LrSchedule::Constant,
+            ScheduleArg::StepDown => LrSchedule::StepDown,
+        },
         batch_size: args.batch_size,
         epochs: args.epochs,
         iters: args.iters,

@@ -136,6 +136,131 @@ pub enum DatasetError {
     /// A tensor operation failed.
     #[error(transparent)]
     Tensor(#[from] candle_core::Error),
+
+    /// A CSV file holds a header but no data rows.
+    #[error("{}: no data rows after the header", path.display())]
+    NoDataRows {
+        /// The offending file.
+        path: PathBuf,
+    },
+
+    /// A column that is required, or that was asked for, is not in the CSV header.
+    #[error(
+        "{}: missing column {column:?} (available columns: {})",
+        path.display(),
+        available.join(", ")
+    )]
+    MissingColumn {
+        /// The offending file.
+        path: PathBuf,
+        /// The column that was looked for.
+        column: String,
+        /// The columns the header does hold, in file order.
+        available: Vec<String>,
+    },
+
+    /// A cell of a numeric column is empty or not a number.
+    #[error(
+        "{}: data row {row} (line {}), column {column:?}: {value:?} is not a number",
+        path.display(),
+        row + 1
+    )]
+    BadNumber {
+        /// The offending file.
+        path: PathBuf,
+        /// 1-based data row (the header is line 1, so the row is on line `row + 1`).
+        row: usize,
+        /// The column of the cell.
+        column: String,
+        /// The cell's text (empty for an empty cell).
+        value: String,
+    },
+
+    /// A numeric cell is NaN or infinite.
+    #[error(
+        "{}: data row {row} (line {}), column {column:?}: {value} is not a finite number",
+        path.display(),
+        row + 1
+    )]
+    NonFinite {
+        /// The offending file.
+        path: PathBuf,
+        /// 1-based data row (on line `row + 1`).
+        row: usize,
+        /// The column of the cell.
+        column: String,
+        /// The value read (NaN or ±inf).
+        value: f64,
+    },
+
+    /// A cell that must not be negative (a traded volume) is.
+    #[error(
+        "{}: data row {row} (line {}), column {column:?}: negative value {value}",
+        path.display(),
+        row + 1
+    )]
+    NegativeValue {
+        /// The offending file.
+        path: PathBuf,
+        /// 1-based data row (on line `row + 1`).
+        row: usize,
+        /// The column of the cell.
+        column: String,
+        /// The negative value.
+        value: f64,
+    },
+
+    /// A date cell is empty or not a valid `YYYY-MM-DD` date.
+    #[error(
+        "{}: data row {row} (line {}), column {column:?}: {value:?} is not a valid YYYY-MM-DD date",
+        path.display(),
+        row + 1
+    )]
+    BadDate {
+        /// The offending file.
+        path: PathBuf,
+        /// 1-based data row (on line `row + 1`).
+        row: usize,
+        /// The date column.
+        column: String,
+        /// The cell's text.
+        value: String,
+    },
+
+    /// The dates are not strictly increasing: a date repeats or goes back in time.
+    #[error(
+        "{}: data row {row} (line {}): date {date} {} {previous} of the row before; \
+         dates must be strictly increasing",
+        path.display(),
+        row + 1,
+        if date == previous { "repeats the date" } else { "comes before the date" }
+    )]
+    DateOrder {
+        /// The offending file.
+        path: PathBuf,
+        /// 1-based data row of the offending date (on line `row + 1`).
+        row: usize,
+        /// The offending date, `YYYY-MM-DD`.
+        date: String,
+        /// The date of the row before, `YYYY-MM-DD`.
+        previous: String,
+    },
+
+    /// The CSV reader (polars) rejected the file, e.g. ragged rows or bad quoting.
+    #[error("{}: cannot parse as CSV: {source}", path.display())]
+    Csv {
+        /// The offending file.
+        path: PathBuf,
+        /// The reader's error.
+        source: polars::error::PolarsError,
+    },
+
+    /// A scaler was fitted on unusable data or applied to data of the wrong width.
+    #[error("scaler: {message}")]
+    Scaler {
+        /// What is wrong.
+        message: String,
+    },
 }
 
 #[cfg(test)]

@@ -1,12 +1,13 @@
 //! Fused CPU kernels for the LSTM, as candle custom ops with hand-written backward passes.
 //!
 //! Two ops live here:
-//! - [`lstm_sequence`]: a whole LSTM direction over a sequence. The input projection is
-//!   computed by the caller for all steps at once (one matmul, differentiated by candle);
-//!   the op runs the recurrence, one `gemm` for `h W_hhᵀ` per step plus one fused gate
-//!   kernel, and writes every step's `h` and `c` into one preallocated output. Its backward
-//!   pass is back-propagation through time over saved gate activations, with the `W_hh`
-//!   gradient as a single large `gemm` at the end.
+//! - [`lstm_sequence`]: a whole LSTM direction over a sequence. It computes the input
+//!   projection of all steps as one GEMM, then runs the recurrence: per step one GEMM
+//!   `h W_hhᵀ` accumulated in place and one pass of the gate kernel. The batch is split
+//!   into one block of rows per thread and each block runs its whole recurrence on its own
+//!   thread, so the steps need no synchronisation. The backward pass is
+//!   back-propagation through time over saved gate activations, in the same blocks; the
+//!   weight gradients are then single large GEMMs over all steps.
 //! - [`lstm_cell_update`]: the gate non-linearities and the state update of one step, used
 //!   by the book's [`LstmCell`](crate::LstmCell).
 //!
@@ -21,9 +22,6 @@ use candle_core::{
 use rayon::prelude::*;
 
 use crate::kernels::{cell_backward_row, cell_forward_row};
-
-/// Rows of at least this many elements in total are processed on the rayon pool.
-const PARALLEL_MIN_ELEMS: usize = 8 * 1024;
 
 fn contiguous_f32<'a>(s: &'a CpuStorage, l: &Layout, what: &str) -> Result<&'a [f32]> {
     let data = match s {
@@ -45,13 +43,12 @@ fn with_f32<R>(t: &Tensor, what: &str, f: impl FnOnce(&[f32]) -> Result<R>) -> R
     }
 }
 
-fn num_threads() -> usize {
-    rayon::current_num_threads()
-}
+/// GEMMs below this many multiply-adds run on one thread.
+const PARALLEL_GEMM_MIN: usize = 256 * 1024;
 
-fn parallelism(flops_hint: usize) -> gemm::Parallelism {
-    let n = num_threads();
-    if n > 1 && flops_hint >= 64 * 1024 {
+fn parallelism(parallel: bool, madds: usize) -> gemm::Parallelism {
+    let n = rayon::current_num_threads();
+    if parallel && n > 1 && madds >= PARALLEL_GEMM_MIN {
         gemm::Parallelism::Rayon(n)
     } else {
         gemm::Parallelism::None
@@ -72,6 +69,7 @@ unsafe fn matmul(
     (lhs_rs, lhs_cs): (usize, usize),
     rhs: *const f32,
     (rhs_rs, rhs_cs): (usize, usize),
+    parallel: bool,
 ) {
     gemm::gemm(
         m,
@@ -92,7 +90,7 @@ unsafe fn matmul(
         false,
         false,
         false,
-        parallelism(m * n * k),
+        parallelism(parallel, m * n * k),
     )
 }
 
@@ -125,12 +123,15 @@ fn recycle(v: Vec<f32>) {
     });
 }
 
-/// Activations a sequence forward saves for its backward pass.
-struct SavedActivations {
-    /// Activated gates `[i|f|g|o]`, laid out `(batch, seq, 4H)`.
-    gates: Vec<f32>,
-    /// `tanh(c_t)`, laid out `(batch, seq, H)`.
-    tanh_c: Vec<f32>,
+/// What [`lstm_sequence`] returns.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SequenceOutput {
+    /// `(B, T, 2H)`: `[h_t | c_t]` for every step.
+    All,
+    /// `(B, 2H)`: the final `[h | c]` only. The per-step states stay inside the op, so a
+    /// model that reads only the last state (a classifier) moves no `(B, T, ·)` gradient
+    /// through candle.
+    Final,
 }
 
 /// Sizes of one sequence op call.
@@ -144,13 +145,51 @@ struct Dims {
     k: usize,
 }
 
+/// What a forward pass keeps for its backward pass.
+struct Saved {
+    /// Activated gates `[i|f|g|o]`, `(B, T, 4H)`.
+    gates: Vec<f32>,
+    /// `tanh(c_t)`, `(B, T, H)`.
+    tanh_c: Vec<f32>,
+    /// `[h_t | c_t]`, `(B, T, 2H)`, when the op's output is only the final state.
+    states: Option<Vec<f32>>,
+}
+
 /// One direction of an LSTM layer over a whole sequence.
 struct LstmSequenceOp {
     reverse: bool,
     save: bool,
     /// Whether the input needs a gradient (not for a first layer fed with data).
     input_grad: bool,
-    saved: Mutex<Option<SavedActivations>>,
+    output: SequenceOutput,
+    saved: Mutex<Option<Saved>>,
+}
+
+/// Splits `0..b` into one block of rows per thread (at most), sizes rounded to 8.
+fn row_blocks(b: usize) -> Vec<(usize, usize)> {
+    let threads = rayon::current_num_threads().max(1);
+    let blocks = threads.min(b.div_ceil(8)).max(1);
+    let per = b.div_ceil(blocks).next_multiple_of(8).min(b);
+    (0..b)
+        .step_by(per.max(1))
+        .map(|start| (start, (start + per).min(b)))
+        .collect()
+}
+
+/// Splits `buf` (rows of `row_len`) into the given blocks of rows.
+fn split_rows<'a>(
+    mut buf: &'a mut [f32],
+    blocks: &[(usize, usize)],
+    row_len: usize,
+) -> Vec<&'a mut [f32]> {
+    let mut parts = Vec::with_capacity(blocks.len());
+    for &(start, end) in blocks {
+        let (head, tail) = buf.split_at_mut((end - start) * row_len);
+        parts.push(head);
+        buf = tail;
+        let _ = start;
+    }
+    parts
 }
 
 impl LstmSequenceOp {
@@ -163,28 +202,166 @@ impl LstmSequenceOp {
         }
     }
 
-    /// Runs `f(bi, gates_row_block, out_row_block, tanh_row_block)` for every batch row,
-    /// on the rayon pool when the work is large enough.
-    fn for_each_row<F>(d: Dims, gates: &mut [f32], other: &mut [f32], tanh_c: &mut [f32], f: F)
-    where
-        F: Fn(usize, &mut [f32], &mut [f32], &mut [f32]) + Sync + Send,
-    {
-        let (t, h) = (d.t, d.h);
-        let other_len = other.len() / d.b;
-        if d.b > 1 && d.b * h >= PARALLEL_MIN_ELEMS {
-            gates
-                .par_chunks_mut(t * 4 * h)
-                .zip(other.par_chunks_mut(other_len))
-                .zip(tanh_c.par_chunks_mut(t * h))
-                .enumerate()
-                .for_each(|(bi, ((g, o), tc))| f(bi, g, o, tc));
-        } else {
-            gates
-                .chunks_mut(t * 4 * h)
-                .zip(other.chunks_mut(other_len))
-                .zip(tanh_c.chunks_mut(t * h))
-                .enumerate()
-                .for_each(|(bi, ((g, o), tc))| f(bi, g, o, tc));
+    /// The forward recurrence for one block of `bl` batch rows. All slices hold only the
+    /// block's rows; `gates` holds the input projection on entry and the activated gates
+    /// on exit.
+    #[allow(clippy::too_many_arguments)]
+    fn forward_block(
+        &self,
+        d: Dims,
+        bl: usize,
+        w: &[f32],
+        hc0: &[f32],
+        out: &mut [f32],
+        gates: &mut [f32],
+        tanh_c: &mut [f32],
+    ) {
+        let Dims { t, i, h, k, .. } = d;
+        for step in 0..t {
+            let ti = self.time_index(step, t);
+            let prev = (step > 0).then(|| self.time_index(step - 1, t));
+            let (h_ptr, h_rs) = match prev {
+                None => (hc0.as_ptr(), 2 * h),
+                Some(tp) => (out[tp * 2 * h..].as_ptr(), t * 2 * h),
+            };
+            // gates[:, ti] += h_prev · W_hhᵀ
+            // SAFETY: h_ptr addresses bl rows of h floats with stride h_rs inside hc0/out;
+            // W_hh starts at column I of w (4H rows of K) and is read transposed.
+            unsafe {
+                matmul(
+                    (bl, 4 * h, h),
+                    gates[ti * 4 * h..].as_mut_ptr(),
+                    t * 4 * h,
+                    true,
+                    h_ptr,
+                    (h_rs, 1),
+                    w[i..].as_ptr(),
+                    (1, k),
+                    false,
+                );
+            }
+            for r in 0..bl {
+                let out_r = &mut out[r * t * 2 * h..][..t * 2 * h];
+                let (c_prev, cur): (&[f32], &mut [f32]) = match prev {
+                    None => (
+                        &hc0[r * 2 * h + h..][..h],
+                        &mut out_r[ti * 2 * h..][..2 * h],
+                    ),
+                    Some(tp) => {
+                        // Split the row so the previous step is read while the current one
+                        // is written.
+                        let (lo, hi) = out_r.split_at_mut(ti.max(tp) * 2 * h);
+                        if tp < ti {
+                            (&lo[tp * 2 * h + h..][..h], &mut hi[..2 * h])
+                        } else {
+                            (&hi[h..2 * h], &mut lo[ti * 2 * h..][..2 * h])
+                        }
+                    }
+                };
+                let (h_out, c_out) = cur.split_at_mut(h);
+                cell_forward_row(
+                    &mut gates[(r * t + ti) * 4 * h..][..4 * h],
+                    c_prev,
+                    h_out,
+                    c_out,
+                    &mut tanh_c[(r * t + ti) * h..][..h],
+                );
+            }
+        }
+    }
+
+    /// Back-propagation through time for one block of `bl` batch rows. `gates` holds the
+    /// saved activations on entry and the gradients of the gate pre-activations on exit;
+    /// `h_prev` receives `h_{t-1}` for every step (for the weight gradient); `d_hc0`
+    /// receives the gradient of the initial state.
+    #[allow(clippy::too_many_arguments)]
+    fn backward_block(
+        &self,
+        d: Dims,
+        bl: usize,
+        w: &[f32],
+        hc0: &[f32],
+        states: &[f32],
+        grad: GradOut<'_>,
+        gates: &mut [f32],
+        tanh_c: &[f32],
+        h_prev: &mut [f32],
+        d_hc0: &mut [f32],
+    ) {
+        let Dims { t, i, h, k, .. } = d;
+        let mut dh_next = vec![0f32; bl * h];
+        let mut dc_next = vec![0f32; bl * h];
+        let zeros = vec![0f32; h];
+        for step in (0..t).rev() {
+            let ti = self.time_index(step, t);
+            let prev = (step > 0).then(|| self.time_index(step - 1, t));
+            for r in 0..bl {
+                let (dh_out, dc_out) = match grad {
+                    GradOut::All(g) => {
+                        let row = &g[(r * t + ti) * 2 * h..][..2 * h];
+                        (&row[..h], &row[h..])
+                    }
+                    GradOut::Final(g) if step == t - 1 => {
+                        let row = &g[r * 2 * h..][..2 * h];
+                        (&row[..h], &row[h..])
+                    }
+                    GradOut::Final(_) => (&zeros[..], &zeros[..]),
+                };
+                let (c_prev, h_src) = match prev {
+                    None => (&hc0[r * 2 * h + h..][..h], &hc0[r * 2 * h..][..h]),
+                    Some(tp) => {
+                        let row = &states[(r * t + tp) * 2 * h..][..2 * h];
+                        (&row[h..], &row[..h])
+                    }
+                };
+                h_prev[(r * t + ti) * h..][..h].copy_from_slice(h_src);
+                cell_backward_row(
+                    dh_out,
+                    &dh_next[r * h..][..h],
+                    dc_out,
+                    &mut gates[(r * t + ti) * 4 * h..][..4 * h],
+                    &tanh_c[(r * t + ti) * h..][..h],
+                    c_prev,
+                    &mut dc_next[r * h..][..h],
+                );
+            }
+            // dh_prev = dG_t · W_hh
+            // SAFETY: the rows of step ti have stride T·4H; W_hh starts at column I of w.
+            unsafe {
+                matmul(
+                    (bl, h, 4 * h),
+                    dh_next.as_mut_ptr(),
+                    h,
+                    false,
+                    gates[ti * 4 * h..].as_ptr(),
+                    (t * 4 * h, 1),
+                    w[i..].as_ptr(),
+                    (k, 1),
+                    false,
+                );
+            }
+        }
+        for r in 0..bl {
+            d_hc0[r * 2 * h..][..h].copy_from_slice(&dh_next[r * h..][..h]);
+            d_hc0[r * 2 * h + h..][..h].copy_from_slice(&dc_next[r * h..][..h]);
+        }
+    }
+}
+
+/// The gradient reaching the op's output.
+#[derive(Clone, Copy)]
+enum GradOut<'a> {
+    /// `(B, T, 2H)`, for [`SequenceOutput::All`].
+    All(&'a [f32]),
+    /// `(B, 2H)`, for [`SequenceOutput::Final`].
+    Final(&'a [f32]),
+}
+
+impl GradOut<'_> {
+    fn block(self, start: usize, end: usize, t: usize, h: usize) -> Self {
+        match self {
+            GradOut::All(g) => GradOut::All(&g[start * t * 2 * h..end * t * 2 * h]),
+            GradOut::Final(g) => GradOut::Final(&g[start * 2 * h..end * 2 * h]),
         }
     }
 }
@@ -196,7 +373,6 @@ impl CustomOp3 for LstmSequenceOp {
 
     /// Inputs: `x (B, T, I)`, the packed weights `(4H, I + H + 2)` =
     /// `[W_ih | W_hh | b_ih | b_hh]`, and `hc0 (B, 2H)` = `[h0 | c0]`.
-    /// Output `(B, T, 2H)`: `[h_t | c_t]` for every step.
     fn cpu_fwd(
         &self,
         s1: &CpuStorage,
@@ -209,7 +385,7 @@ impl CustomOp3 for LstmSequenceOp {
         let (b, t, i) = l1.shape().dims3()?;
         let (g4, k) = l2.shape().dims2()?;
         let h = g4 / 4;
-        if g4 != 4 * h || k != i + h + 2 || l3.shape().dims2()? != (b, 2 * h) {
+        if g4 != 4 * h || k != i + h + 2 || l3.shape().dims2()? != (b, 2 * h) || t == 0 {
             candle_core::bail!(
                 "lstm-sequence: bad shapes x {:?} weights {:?} hc0 {:?}",
                 l1.shape(),
@@ -221,7 +397,10 @@ impl CustomOp3 for LstmSequenceOp {
         let x = contiguous_f32(s1, l1, "input")?;
         let w = contiguous_f32(s2, l2, "weights")?;
         let hc0 = contiguous_f32(s3, l3, "initial state")?;
-        let mut out = vec![0f32; b * t * 2 * h];
+        let mut states = match self.output {
+            SequenceOutput::All => vec![0f32; b * t * 2 * h],
+            SequenceOutput::Final => take_buffer(b * t * 2 * h),
+        };
         let mut gates = take_buffer(b * t * 4 * h);
         let mut tanh_c = take_buffer(b * t * h);
         // gates = b_ih + b_hh + x W_ihᵀ for every step at once.
@@ -242,65 +421,52 @@ impl CustomOp3 for LstmSequenceOp {
                 (i, 1),
                 w.as_ptr(),
                 (1, k),
+                true,
             );
         }
-        for step in 0..t {
-            let ti = self.time_index(step, t);
-            let prev = (step > 0).then(|| self.time_index(step - 1, t));
-            let (h_ptr, h_rs) = match prev {
-                None => (hc0.as_ptr(), 2 * h),
-                Some(tp) => (out[tp * 2 * h..].as_ptr(), t * 2 * h),
-            };
-            // gates[:, ti] += h_prev · W_hhᵀ
-            // SAFETY: h_ptr addresses b rows of h floats with stride h_rs inside hc0/out;
-            // W_hh starts at column I of w and is read transposed.
-            unsafe {
-                matmul(
-                    (b, 4 * h, h),
-                    gates[ti * 4 * h..].as_mut_ptr(),
-                    t * 4 * h,
-                    true,
-                    h_ptr,
-                    (h_rs, 1),
-                    w[i..].as_ptr(),
-                    (1, k),
-                );
-            }
-            Self::for_each_row(d, &mut gates, &mut out, &mut tanh_c, |bi, g, out_b, tc| {
-                let (c_prev, cur): (&[f32], &mut [f32]) = match prev {
-                    None => (
-                        &hc0[bi * 2 * h + h..][..h],
-                        &mut out_b[ti * 2 * h..][..2 * h],
-                    ),
-                    Some(tp) => {
-                        // Split the row block so the previous step can be read while the
-                        // current one is written.
-                        let (lo, hi) = out_b.split_at_mut(ti.max(tp) * 2 * h);
-                        if tp < ti {
-                            (&lo[tp * 2 * h + h..][..h], &mut hi[..2 * h])
-                        } else {
-                            (&hi[h..2 * h], &mut lo[ti * 2 * h..][..2 * h])
-                        }
-                    }
-                };
-                let (h_out, c_out) = cur.split_at_mut(h);
-                cell_forward_row(
-                    &mut g[ti * 4 * h..][..4 * h],
-                    c_prev,
-                    h_out,
-                    c_out,
-                    &mut tc[ti * h..][..h],
-                );
+        let blocks = row_blocks(b);
+        let outs = split_rows(&mut states, &blocks, t * 2 * h);
+        let gs = split_rows(&mut gates, &blocks, t * 4 * h);
+        let tcs = split_rows(&mut tanh_c, &blocks, t * h);
+        blocks
+            .par_iter()
+            .zip(outs)
+            .zip(gs)
+            .zip(tcs)
+            .for_each(|(((&(start, end), out), g), tc)| {
+                let hc0 = &hc0[start * 2 * h..end * 2 * h];
+                self.forward_block(d, end - start, w, hc0, out, g, tc);
             });
-        }
+        let last = self.time_index(t - 1, t);
+        let (result, shape) = match self.output {
+            SequenceOutput::All => (None, Shape::from((b, t, 2 * h))),
+            SequenceOutput::Final => {
+                let mut fin = vec![0f32; b * 2 * h];
+                for r in 0..b {
+                    fin[r * 2 * h..][..2 * h]
+                        .copy_from_slice(&states[(r * t + last) * 2 * h..][..2 * h]);
+                }
+                (Some(fin), Shape::from((b, 2 * h)))
+            }
+        };
+        let (result, kept_states) = match result {
+            Some(fin) => (fin, Some(states)),
+            None => (states, None),
+        };
         if self.save {
-            *self.saved.lock().unwrap_or_else(|e| e.into_inner()) =
-                Some(SavedActivations { gates, tanh_c });
+            *self.saved.lock().unwrap_or_else(|e| e.into_inner()) = Some(Saved {
+                gates,
+                tanh_c,
+                states: kept_states,
+            });
         } else {
             recycle(gates);
             recycle(tanh_c);
+            if let Some(s) = kept_states {
+                recycle(s);
+            }
         }
-        Ok((CpuStorage::F32(out), Shape::from((b, t, 2 * h))))
+        Ok((CpuStorage::F32(result), shape))
     }
 
     fn bwd(
@@ -316,9 +482,10 @@ impl CustomOp3 for LstmSequenceOp {
         let h = g4 / 4;
         let d = Dims { b, t, i, h, k };
         let saved = self.saved.lock().unwrap_or_else(|e| e.into_inner()).take();
-        let Some(SavedActivations {
+        let Some(Saved {
             mut gates,
-            mut tanh_c,
+            tanh_c,
+            states,
         }) = saved
         else {
             candle_core::bail!(
@@ -328,39 +495,59 @@ impl CustomOp3 for LstmSequenceOp {
         };
         let grad_res = grad_res.contiguous()?;
         let (x, hc0) = (x.contiguous()?, hc0.contiguous()?);
-        let mut dx = if self.input_grad {
-            vec![0f32; b * t * i]
-        } else {
-            Vec::new()
-        };
+        let mut dx = vec![0f32; if self.input_grad { b * t * i } else { 0 }];
         let mut dw = vec![0f32; 4 * h * k];
         let mut d_hc0 = vec![0f32; b * 2 * h];
+        let mut h_prev = take_buffer(b * t * h);
         with_f32(&x, "input", |x| {
             with_f32(weights, "weights", |w| {
                 with_f32(&hc0, "initial state", |hc0| {
-                    with_f32(res, "output", |out| {
-                        with_f32(&grad_res, "output gradient", |g_out| {
-                            self.backward(
-                                d,
-                                x,
-                                w,
-                                hc0,
-                                out,
-                                g_out,
-                                &mut gates,
-                                &mut tanh_c,
-                                &mut dx,
-                                &mut dw,
-                                &mut d_hc0,
+                    with_f32(&grad_res, "output gradient", |g| {
+                        let mut run = |seq: &[f32]| {
+                            let grad = match self.output {
+                                SequenceOutput::All => GradOut::All(g),
+                                SequenceOutput::Final => GradOut::Final(g),
+                            };
+                            let blocks = row_blocks(b);
+                            let gs = split_rows(&mut gates, &blocks, t * 4 * h);
+                            let hps = split_rows(&mut h_prev, &blocks, t * h);
+                            let dhs = split_rows(&mut d_hc0, &blocks, 2 * h);
+                            blocks.par_iter().zip(gs).zip(hps).zip(dhs).for_each(
+                                |(((&(start, end), g), hp), dh)| {
+                                    self.backward_block(
+                                        d,
+                                        end - start,
+                                        w,
+                                        &hc0[start * 2 * h..end * 2 * h],
+                                        &seq[start * t * 2 * h..end * t * 2 * h],
+                                        grad.block(start, end, t, h),
+                                        g,
+                                        &tanh_c[start * t * h..end * t * h],
+                                        hp,
+                                        dh,
+                                    );
+                                },
                             );
-                            Ok(())
-                        })
+                        };
+                        match &states {
+                            Some(seq) => run(seq),
+                            None => with_f32(res, "output", |seq| {
+                                run(seq);
+                                Ok(())
+                            })?,
+                        }
+                        weight_gradients(d, x, w, &gates, &h_prev, &mut dw, &mut dx);
+                        Ok(())
                     })
                 })
             })
         })?;
         recycle(gates);
         recycle(tanh_c);
+        recycle(h_prev);
+        if let Some(s) = states {
+            recycle(s);
+        }
         let dev = res.device();
         let dx = match self.input_grad {
             true => Some(Tensor::from_vec(dx, (b, t, i), dev)?),
@@ -374,134 +561,70 @@ impl CustomOp3 for LstmSequenceOp {
     }
 }
 
-impl LstmSequenceOp {
-    /// Back-propagation through time. `gates` holds the saved activations on entry and
-    /// the gradients of the gate pre-activations on exit.
-    #[allow(clippy::too_many_arguments)]
-    fn backward(
-        &self,
-        d: Dims,
-        x: &[f32],
-        w: &[f32],
-        hc0: &[f32],
-        out: &[f32],
-        g_out: &[f32],
-        gates: &mut [f32],
-        tanh_c: &mut [f32],
-        dx: &mut [f32],
-        dw: &mut [f32],
-        d_hc0: &mut [f32],
-    ) {
-        let Dims { b, t, i, h, k } = d;
-        let mut dh_next = take_buffer(b * h);
-        let mut dc_next = take_buffer(b * h);
-        for step in (0..t).rev() {
-            let ti = self.time_index(step, t);
-            let prev = (step > 0).then(|| self.time_index(step - 1, t));
-            let dh_next_ref = &dh_next;
-            Self::for_each_row(d, gates, &mut dc_next, tanh_c, |bi, g, dc, tc| {
-                let go = &g_out[(bi * t + ti) * 2 * h..][..2 * h];
-                let c_prev = match prev {
-                    None => &hc0[bi * 2 * h + h..][..h],
-                    Some(tp) => &out[(bi * t + tp) * 2 * h + h..][..h],
-                };
-                cell_backward_row(
-                    &go[..h],
-                    &dh_next_ref[bi * h..][..h],
-                    &go[h..],
-                    &mut g[ti * 4 * h..][..4 * h],
-                    &tc[ti * h..][..h],
-                    c_prev,
-                    dc,
-                );
-            });
-            // dh_prev = dG_t · W_hh
-            // SAFETY: the rows of step ti have stride T·4H; W_hh starts at column I of w.
-            unsafe {
-                matmul(
-                    (b, h, 4 * h),
-                    dh_next.as_mut_ptr(),
-                    h,
-                    false,
-                    gates[ti * 4 * h..].as_ptr(),
-                    (t * 4 * h, 1),
-                    w[i..].as_ptr(),
-                    (k, 1),
-                );
-            }
-        }
-        for bi in 0..b {
-            d_hc0[bi * 2 * h..][..h].copy_from_slice(&dh_next[bi * h..][..h]);
-            d_hc0[bi * 2 * h + h..][..h].copy_from_slice(&dc_next[bi * h..][..h]);
-        }
-        recycle(dh_next);
-        recycle(dc_next);
-        // h_{t-1} for every (b, t), as one (BT, H) matrix.
-        let mut h_prev = take_buffer(b * t * h);
-        for bi in 0..b {
-            for step in 0..t {
-                let ti = self.time_index(step, t);
-                let src = match step {
-                    0 => &hc0[bi * 2 * h..][..h],
-                    _ => &out[(bi * t + self.time_index(step - 1, t)) * 2 * h..][..h],
-                };
-                h_prev[(bi * t + ti) * h..][..h].copy_from_slice(src);
-            }
-        }
-        // SAFETY (all three): gates is dG (BT, 4H), read transposed where needed; x is
-        // (BT, I); h_prev is (BT, H); dw is (4H, K) with W_ih at column 0, W_hh at column I.
-        unsafe {
-            // dW_ih = dGᵀ · x
-            matmul(
-                (4 * h, i, b * t),
-                dw.as_mut_ptr(),
-                k,
-                false,
-                gates.as_ptr(),
-                (1, 4 * h),
-                x.as_ptr(),
-                (i, 1),
-            );
-            // dW_hh = dGᵀ · h_prev
-            matmul(
-                (4 * h, h, b * t),
-                dw[i..].as_mut_ptr(),
-                k,
-                false,
-                gates.as_ptr(),
-                (1, 4 * h),
-                h_prev.as_ptr(),
-                (h, 1),
-            );
-        }
+/// The gradients of the packed weights and of the input, from the gate gradients `dg`
+/// `(BT, 4H)` of every step: each a single GEMM over all steps.
+fn weight_gradients(
+    d: Dims,
+    x: &[f32],
+    w: &[f32],
+    dg: &[f32],
+    h_prev: &[f32],
+    dw: &mut [f32],
+    dx: &mut [f32],
+) {
+    let Dims { b, t, i, h, k } = d;
+    // SAFETY (all): dg is (BT, 4H), read transposed for the weights; x is (BT, I); h_prev
+    // is (BT, H); dw is (4H, K) with W_ih at column 0 and W_hh at column I.
+    unsafe {
+        // dW_ih = dGᵀ · x
+        matmul(
+            (4 * h, i, b * t),
+            dw.as_mut_ptr(),
+            k,
+            false,
+            dg.as_ptr(),
+            (1, 4 * h),
+            x.as_ptr(),
+            (i, 1),
+            true,
+        );
+        // dW_hh = dGᵀ · h_prev
+        matmul(
+            (4 * h, h, b * t),
+            dw[i..].as_mut_ptr(),
+            k,
+            false,
+            dg.as_ptr(),
+            (1, 4 * h),
+            h_prev.as_ptr(),
+            (h, 1),
+            true,
+        );
         if !dx.is_empty() {
             // dx = dG · W_ih
-            // SAFETY: dG is (BT, 4H); W_ih is the first I columns of w; dx is (BT, I).
-            unsafe {
-                matmul(
-                    (b * t, i, 4 * h),
-                    dx.as_mut_ptr(),
-                    i,
-                    false,
-                    gates.as_ptr(),
-                    (4 * h, 1),
-                    w.as_ptr(),
-                    (k, 1),
-                );
-            }
+            matmul(
+                (b * t, i, 4 * h),
+                dx.as_mut_ptr(),
+                i,
+                false,
+                dg.as_ptr(),
+                (4 * h, 1),
+                w.as_ptr(),
+                (k, 1),
+                true,
+            );
         }
-        recycle(h_prev);
-        // d b_ih = d b_hh = Σ_rows dG
-        let mut db = vec![0f32; 4 * h];
-        for row in gates.chunks_exact(4 * h) {
-            for (acc, v) in db.iter_mut().zip(row) {
-                *acc += v;
-            }
+    }
+    // d b_ih = d b_hh = Σ_rows dG
+    let mut db = vec![0f32; 4 * h];
+    for row in dg.chunks_exact(4 * h) {
+        for (acc, v) in db.iter_mut().zip(row) {
+            *acc += v;
         }
-        for (g, v) in db.into_iter().enumerate() {
-            dw[g * k + i + h] = v;
-            dw[g * k + i + h + 1] = v;
-        }
+    }
+    for (g, v) in db.into_iter().enumerate() {
+        dw[g * k + i + h] = v;
+        dw[g * k + i + h + 1] = v;
     }
 }
 
@@ -514,20 +637,23 @@ impl LstmSequenceOp {
 /// - `reverse`: run from the last step to the first (the backward direction of a
 ///   bidirectional layer);
 /// - `save_for_backward`: keep the gate activations so that the result can be
-///   differentiated (once); inference passes `false`.
+///   differentiated (once); inference passes `false`;
+/// - `output`: every step's state, or the final one only.
 ///
-/// Returns `(B, T, 2H)`: `[h_t | c_t]` for every step `t`, in input order.
+/// Returns `(B, T, 2H)` (`[h_t | c_t]` for every step `t`, in input order) or `(B, 2H)`.
 pub fn lstm_sequence(
     x: &Tensor,
     weights: &Tensor,
     hc0: &Tensor,
     reverse: bool,
     save_for_backward: bool,
+    output: SequenceOutput,
 ) -> Result<Tensor> {
     let op = LstmSequenceOp {
         reverse,
         save: save_for_backward,
         input_grad: x.track_op(),
+        output,
         saved: Mutex::new(None),
     };
     x.contiguous()?

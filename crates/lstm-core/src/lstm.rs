@@ -4,7 +4,8 @@ use candle_core::{DType, IndexOp, Tensor, D};
 use candle_nn::{Init, VarBuilder};
 
 use crate::error::{check_shape, LstmError, Result};
-use crate::{fused, Kernel, LstmState};
+use crate::fused::{self, SequenceOutput};
+use crate::{Kernel, LstmState};
 
 /// The shape of an [`Lstm`].
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -204,6 +205,33 @@ impl Lstm {
         state: Option<&LstmState>,
         train: bool,
     ) -> Result<(Tensor, LstmState)> {
+        let (out, state) = self.run(x, state, train, false)?;
+        let out = out.ok_or_else(|| LstmError::Config("no output sequence".into()))?;
+        Ok((out, state))
+    }
+
+    /// Runs the model and returns only the final state `(h_n, c_n)`, each
+    /// `(layers·D, B, H)`.
+    ///
+    /// Same numbers as [`Lstm::forward`], but the last layer never materialises its
+    /// output sequence for autograd, which makes training a model that reads only the
+    /// final state (a sequence classifier) markedly cheaper.
+    pub fn forward_final(
+        &self,
+        x: &Tensor,
+        state: Option<&LstmState>,
+        train: bool,
+    ) -> Result<LstmState> {
+        Ok(self.run(x, state, train, true)?.1)
+    }
+
+    fn run(
+        &self,
+        x: &Tensor,
+        state: Option<&LstmState>,
+        train: bool,
+        final_only: bool,
+    ) -> Result<(Option<Tensor>, LstmState)> {
         let cfg = &self.config;
         let (b, _t, _) = x.dims3()?;
         check_shape("Lstm input", x.dims(), &[b, x.dim(1)?, cfg.input_size])?;
@@ -227,14 +255,25 @@ impl Lstm {
         let mut input = x.clone();
         let (mut h_n, mut c_n) = (Vec::new(), Vec::new());
         for (layer, weights) in self.layers.iter().enumerate() {
+            let last_layer = layer + 1 == cfg.num_layers;
             let mut outputs = Vec::with_capacity(dirs);
             for (d, w) in weights.iter().enumerate() {
                 let idx = layer * dirs + d;
-                let (seq, hl, cl) =
-                    self.run_direction(w, &input, &h0.i(idx)?, &c0.i(idx)?, d == 1, train)?;
+                let (h0, c0) = (h0.i(idx)?, c0.i(idx)?);
+                let reverse = d == 1;
+                if final_only && last_layer {
+                    let (hl, cl) = self.final_state(w, &input, &h0, &c0, reverse, train)?;
+                    h_n.push(hl);
+                    c_n.push(cl);
+                    continue;
+                }
+                let (seq, hl, cl) = self.run_direction(w, &input, &h0, &c0, reverse, train)?;
                 outputs.push(seq);
                 h_n.push(hl);
                 c_n.push(cl);
+            }
+            if outputs.is_empty() {
+                break;
             }
             input = if dirs == 1 {
                 outputs.remove(0)
@@ -245,13 +284,32 @@ impl Lstm {
                 input = candle_nn::ops::dropout(&input, cfg.dropout)?;
             }
         }
-        Ok((
-            input,
-            LstmState {
-                h: Tensor::stack(&h_n, 0)?,
-                c: Tensor::stack(&c_n, 0)?,
-            },
-        ))
+        let state = LstmState {
+            h: Tensor::stack(&h_n, 0)?,
+            c: Tensor::stack(&c_n, 0)?,
+        };
+        Ok(((!final_only).then_some(input), state))
+    }
+
+    /// The final `h`, `c` of one direction of one layer.
+    fn final_state(
+        &self,
+        w: &DirectionWeights,
+        x: &Tensor,
+        h0: &Tensor,
+        c0: &Tensor,
+        reverse: bool,
+        train: bool,
+    ) -> Result<(Tensor, Tensor)> {
+        let h = self.config.hidden_size;
+        if self.kernel == Kernel::Fused && fused::supports(x) {
+            let hc0 = Tensor::cat(&[h0, c0], 1)?;
+            let packed = fused::pack_weights(&w.w_ih, &w.w_hh, &w.b_ih, &w.b_hh)?;
+            let hc = fused::lstm_sequence(x, &packed, &hc0, reverse, train, SequenceOutput::Final)?;
+            return Ok((hc.narrow(1, 0, h)?, hc.narrow(1, h, h)?));
+        }
+        let (_, hl, cl) = self.run_direction(w, x, h0, c0, reverse, train)?;
+        Ok((hl, cl))
     }
 
     /// One direction of one layer: returns the outputs `(B, T, H)` and the final `h`, `c`.
@@ -270,7 +328,7 @@ impl Lstm {
         if self.kernel == Kernel::Fused && fused::supports(x) {
             let hc0 = Tensor::cat(&[h0, c0], 1)?;
             let packed = fused::pack_weights(&w.w_ih, &w.w_hh, &w.b_ih, &w.b_hh)?;
-            let out = fused::lstm_sequence(x, &packed, &hc0, reverse, train)?;
+            let out = fused::lstm_sequence(x, &packed, &hc0, reverse, train, SequenceOutput::All)?;
             return Ok((
                 out.narrow(2, 0, h)?,
                 out.i((.., last, ..h))?,
@@ -409,6 +467,33 @@ mod tests {
             assert!(max_diff(&of, &or) < 1e-5, "{case}: output");
             assert!(max_diff(&hf, &hr) < 1e-5, "{case}: h_n");
             assert!(max_diff(&cf, &cr) < 1e-5, "{case}: c_n");
+            // The final-state-only path: same state, same gradients for every parameter.
+            let final_grads = |m: &Lstm| -> Result<(LstmState, candle_core::backprop::GradStore)> {
+                let state = LstmState {
+                    h: h0.as_tensor().clone(),
+                    c: c0.as_tensor().clone(),
+                };
+                let s = m.forward_final(x.as_tensor(), Some(&state), true)?;
+                let loss = ((&s.h * 1.5)?.sum_all()? + s.c.sqr()?.sum_all()?)?;
+                let grads = loss.backward()?;
+                Ok((s, grads))
+            };
+            let (sf, gf2) = final_grads(&fused_model)?;
+            let (sr, gr2) = final_grads(&reference)?;
+            assert!(max_diff(&sf.h, &sr.h) < 1e-5, "{case}: final-only h");
+            for var in vm.all_vars().iter().chain([&x, &h0, &c0]) {
+                let a = gf2.get(var.as_tensor()).expect("final-only grad missing");
+                let r = gr2.get(var.as_tensor()).expect("reference grad missing");
+                assert!(
+                    max_diff(a, r) < 1e-4,
+                    "{case}: final-only grad {:?}",
+                    var.dims()
+                );
+            }
+            let fin = fused_model.forward_final(x.as_tensor(), None, false)?;
+            let (_, full) = reference.forward(x.as_tensor(), None, false)?;
+            assert!(max_diff(&fin.h, &full.h) < 1e-5, "{case}: final h");
+            assert!(max_diff(&fin.c, &full.c) < 1e-5, "{case}: final c");
             let mut checked = 0;
             for var in vm.all_vars().iter().chain([&x, &h0, &c0]) {
                 let a = gf.get(var.as_tensor()).expect("fused grad missing");

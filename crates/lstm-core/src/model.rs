@@ -130,8 +130,10 @@ impl SequenceClassifier {
                 state.h
             }
             Recurrent::Layer(lstm) => {
-                let (out, _) = lstm.forward(x, None, train)?;
-                out.i((.., steps - 1, ..))?
+                // The book reads `out[:, -1, :]`; for one direction that is `h_n` of the
+                // last layer, which the fused kernel returns without the whole sequence.
+                let state = lstm.forward_final(x, None, train)?;
+                state.h.i(self.config.num_layers - 1)?
             }
         };
         Ok(self.fc.forward(&last)?)

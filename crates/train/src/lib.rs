@@ -12,7 +12,7 @@ pub mod run_dir;
 
 pub use classify::{
     build_classifier, evaluate, train_classifier, ClassifierTrainConfig, EvalPoint, Evaluation,
-    Selection, TrainReport, TrainedClassifier,
+    LrSchedule, Selection, TrainReport, TrainedClassifier,
 };
 pub use error::{Result, TrainError};
 pub use run_dir::RunDir;

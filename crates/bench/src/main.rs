@@ -1,0 +1,219 @@
+//! `lstm-bench`: training and inference throughput of the LSTM paths.
+//!
+//! ```text
+//! lstm-bench compare [--runs N]          MNIST shape: fused Lstm, LstmCell loop, candle-nn LSTM
+//! lstm-bench one PATH B H T MODE [--runs N]   one measurement, JSON on stdout (used for the
+//!                                        scaling table, one process per row for peak memory)
+//! ```
+//!
+//! A training iteration is forward + cross-entropy + backward + SGD step of the MNIST
+//! classifier shape (sequence of T steps of 28 features, hidden H, 10 classes). Each
+//! measurement is the median over `runs` runs (after warm-up) of the mean time per iteration.
+
+use std::time::Instant;
+
+use anyhow::{bail, Context, Result};
+use candle_core::{DType, Device, IndexOp, Module, Tensor};
+use candle_nn::{loss, Linear, Optimizer, VarBuilder, VarMap, RNN, SGD};
+use lstm_core::{
+    linear_torch, seeded_var_builder, Backbone, ClassifierConfig, Kernel, SequenceClassifier,
+};
+
+const FEATURES: usize = 28;
+const CLASSES: usize = 10;
+
+/// The paths we measure.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Path {
+    /// `Lstm` with the fused kernel.
+    Fused,
+    /// The book's `LstmCell`, unrolled in Rust.
+    Cell,
+    /// `Lstm` stepped with plain candle ops.
+    Reference,
+    /// candle-nn's `rnn::LSTM`.
+    CandleNn,
+}
+
+impl Path {
+    fn parse(s: &str) -> Result<Self> {
+        Ok(match s {
+            "fused" => Path::Fused,
+            "cell" => Path::Cell,
+            "reference" => Path::Reference,
+            "candle-nn" => Path::CandleNn,
+            _ => bail!("unknown path {s}: fused | cell | reference | candle-nn"),
+        })
+    }
+    fn name(self) -> &'static str {
+        match self {
+            Path::Fused => "fused",
+            Path::Cell => "cell",
+            Path::Reference => "reference",
+            Path::CandleNn => "candle-nn",
+        }
+    }
+}
+
+/// A model of one path with its variables.
+enum Model {
+    Ours(SequenceClassifier),
+    CandleNn(candle_nn::LSTM, Linear),
+}
+
+impl Model {
+    fn new(path: Path, hidden: usize, vm: &VarMap) -> Result<Self> {
+        let vb = seeded_var_builder(vm, 1, DType::F32, &Device::Cpu);
+        let ours = |backbone, kernel| -> Result<Model> {
+            let cfg = ClassifierConfig {
+                hidden_size: hidden,
+                ..ClassifierConfig::mnist(backbone)
+            };
+            Ok(Model::Ours(
+                SequenceClassifier::new(cfg, vb.clone())?.with_kernel(kernel),
+            ))
+        };
+        match path {
+            Path::Fused => ours(Backbone::Layer, Kernel::Fused),
+            Path::Reference => ours(Backbone::Layer, Kernel::Reference),
+            Path::Cell => ours(Backbone::Cell, Kernel::Fused),
+            Path::CandleNn => {
+                let vb: VarBuilder = vb;
+                let lstm = candle_nn::lstm(FEATURES, hidden, Default::default(), vb.pp("lstm"))?;
+                let fc = linear_torch(hidden, CLASSES, vb.pp("fc"))?;
+                Ok(Model::CandleNn(lstm, fc))
+            }
+        }
+    }
+
+    fn logits(&self, x: &Tensor, train: bool) -> Result<Tensor> {
+        match self {
+            Model::Ours(m) => Ok(m.logits(x, train)?),
+            Model::CandleNn(lstm, fc) => {
+                let states = lstm.seq(x)?;
+                let last = states.last().context("empty sequence")?;
+                Ok(fc.forward(last.h())?)
+            }
+        }
+    }
+}
+
+/// Median of `runs` runs of the mean milliseconds per iteration.
+fn measure(runs: usize, iters: usize, mut step: impl FnMut() -> Result<()>) -> Result<f64> {
+    for _ in 0..2 {
+        step()?;
+    }
+    let mut times = Vec::with_capacity(runs);
+    for _ in 0..runs {
+        let t0 = Instant::now();
+        for _ in 0..iters {
+            step()?;
+        }
+        times.push(t0.elapsed().as_secs_f64() * 1e3 / iters as f64);
+    }
+    times.sort_by(|a, b| a.total_cmp(b));
+    Ok(times[times.len() / 2])
+}
+
+struct Measurement {
+    train_ms: f64,
+    infer_ms: f64,
+}
+
+fn bench(path: Path, batch: usize, hidden: usize, seq: usize, runs: usize) -> Result<Measurement> {
+    let vm = VarMap::new();
+    let model = Model::new(path, hidden, &vm)?;
+    let mut sgd = SGD::new(vm.all_vars(), 0.01)?;
+    let x = Tensor::randn(0f32, 0.3, (batch, seq, FEATURES), &Device::Cpu)?;
+    let y = Tensor::from_vec(
+        (0..batch as u32)
+            .map(|i| i % CLASSES as u32)
+            .collect::<Vec<_>>(),
+        batch,
+        &Device::Cpu,
+    )?;
+    // Aim for about 0.3 s per run.
+    let t0 = Instant::now();
+    let l = loss::cross_entropy(&model.logits(&x, true)?, &y)?;
+    sgd.backward_step(&l)?;
+    let one = t0.elapsed().as_secs_f64();
+    let iters = ((0.3 / one) as usize).clamp(1, 50);
+    let train_ms = measure(runs, iters, || {
+        let l = loss::cross_entropy(&model.logits(&x, true)?, &y)?;
+        let _ = l.to_scalar::<f32>()?;
+        sgd.backward_step(&l)?;
+        Ok(())
+    })?;
+    let infer_ms = measure(runs, iters * 2, || {
+        let logits = model.logits(&x, false)?;
+        let _ = logits.i((0, 0))?.to_scalar::<f32>()?;
+        Ok(())
+    })?;
+    Ok(Measurement { train_ms, infer_ms })
+}
+
+/// Peak resident memory of this process, in MiB (Linux `VmHWM`).
+fn peak_rss_mib() -> Option<f64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kib: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib / 1024.0)
+}
+
+fn arg_runs(args: &[String]) -> Result<usize> {
+    match args.iter().position(|a| a == "--runs") {
+        Some(i) => Ok(args.get(i + 1).context("--runs needs a value")?.parse()?),
+        None => Ok(5),
+    }
+}
+
+fn main() -> Result<()> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let runs = arg_runs(&args)?;
+    match args.first().map(String::as_str) {
+        Some("compare") => {
+            let (batch, hidden, seq) = (100, 128, 28);
+            println!(
+                "MNIST shape: batch {batch}, {seq} steps × {FEATURES} features, hidden {hidden}; \
+                 median of {runs} runs; {} rayon threads",
+                rayon_threads()
+            );
+            for path in [Path::Fused, Path::Cell, Path::Reference, Path::CandleNn] {
+                let m = bench(path, batch, hidden, seq, runs)?;
+                println!(
+                    "{{\"path\":\"{}\",\"train_ms\":{:.3},\"train_samples_per_s\":{:.0},\"infer_ms\":{:.3},\"infer_samples_per_s\":{:.0}}}",
+                    path.name(),
+                    m.train_ms,
+                    batch as f64 * 1e3 / m.train_ms,
+                    m.infer_ms,
+                    batch as f64 * 1e3 / m.infer_ms
+                );
+            }
+        }
+        Some("one") => {
+            let get = |i: usize| -> Result<usize> {
+                Ok(args.get(i).context("lstm-bench one PATH B H T")?.parse()?)
+            };
+            let path = Path::parse(args.get(1).context("lstm-bench one PATH B H T")?)?;
+            let (batch, hidden, seq) = (get(2)?, get(3)?, get(4)?);
+            let m = bench(path, batch, hidden, seq, runs)?;
+            println!(
+                "{{\"path\":\"{}\",\"batch\":{batch},\"hidden\":{hidden},\"seq\":{seq},\"train_ms\":{:.3},\"train_samples_per_s\":{:.0},\"infer_ms\":{:.3},\"infer_samples_per_s\":{:.0},\"peak_rss_mib\":{:.1}}}",
+                path.name(),
+                m.train_ms,
+                batch as f64 * 1e3 / m.train_ms,
+                m.infer_ms,
+                batch as f64 * 1e3 / m.infer_ms,
+                peak_rss_mib().unwrap_or(f64::NAN)
+            );
+        }
+        _ => bail!("usage: lstm-bench compare [--runs N] | lstm-bench one PATH BATCH HIDDEN SEQ [--runs N]"),
+    }
+    Ok(())
+}
+
+fn rayon_threads() -> usize {
+    std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
+}
