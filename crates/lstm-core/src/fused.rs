@@ -100,7 +100,8 @@ thread_local! {
     static SCRATCH: std::cell::RefCell<Vec<Vec<f32>>> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
-/// A zeroed buffer of `len` floats, recycled when possible.
+/// A buffer of `len` floats, recycled when possible. Its contents are unspecified (stale
+/// values of an earlier call): callers write every element before reading it.
 fn take_buffer(len: usize) -> Vec<f32> {
     let recycled = SCRATCH.with(|pool| {
         let mut pool = pool.borrow_mut();
@@ -108,8 +109,11 @@ fn take_buffer(len: usize) -> Vec<f32> {
         pos.map(|p| pool.swap_remove(p))
     });
     let mut v = recycled.unwrap_or_default();
-    v.clear();
-    v.resize(len, 0.0);
+    if v.len() >= len {
+        v.truncate(len);
+    } else {
+        v.resize(len, 0.0);
+    }
     v
 }
 

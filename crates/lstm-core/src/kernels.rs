@@ -9,11 +9,19 @@ const LOG2E: f32 = std::f32::consts::LOG2_E;
 const LN2_HI: f32 = 0.693_359_4;
 const LN2_LO: f32 = -2.121_944_4e-4;
 
+/// `1.5 · 2²³`: adding it rounds an `f32` of magnitude below 2²² to an integer, which then
+/// sits in the low mantissa bits.
+const ROUND_MAGIC: f32 = 12_582_912.0;
+
 /// `e^x`, accurate to a few ulp, saturating outside `[-87.3, 88.3]`.
+///
+/// Branch-free and free of float-to-int conversions, so that loops over it vectorise.
 #[inline(always)]
 pub fn exp(x: f32) -> f32 {
     let x = x.clamp(-87.3, 88.3);
-    let n = (x * LOG2E + 0.5).floor();
+    // n = round(x / ln 2), and its bits, by the magic-number trick.
+    let t = x.mul_add(LOG2E, ROUND_MAGIC);
+    let n = t - ROUND_MAGIC;
     let r = x - n * LN2_HI - n * LN2_LO;
     let mut p = 1.987_569_2e-4_f32;
     p = p.mul_add(r, 1.398_2e-3);
@@ -22,7 +30,8 @@ pub fn exp(x: f32) -> f32 {
     p = p.mul_add(r, 1.666_666_5e-1);
     p = p.mul_add(r, 0.5);
     let poly = (p * r).mul_add(r, r) + 1.0;
-    let scale = f32::from_bits(((n as i32 + 127) as u32) << 23);
+    // 2^n: the low bits of t hold n (two's complement); add the exponent bias and shift.
+    let scale = f32::from_bits(t.to_bits().wrapping_add(127) << 23);
     poly * scale
 }
 
@@ -59,27 +68,38 @@ pub fn cell_forward_row(
     c_out: &mut [f32],
     tanh_c: &mut [f32],
 ) {
+    // Simple passes over one or two slices each, which LLVM vectorises reliably.
     let h = c_prev.len();
-    let (gi, rest) = gates[..4 * h].split_at_mut(h);
-    let (gf, rest) = rest.split_at_mut(h);
-    let (gg, go) = rest.split_at_mut(h);
-    let (h_out, c_out, tanh_c) = (&mut h_out[..h], &mut c_out[..h], &mut tanh_c[..h]);
-    for j in 0..h {
-        let i = sigmoid(gi[j]);
-        let f = sigmoid(gf[j]);
-        let g = tanh(gg[j]);
-        let o = sigmoid(go[j]);
-        // c' = f ⊙ c + i ⊙ g
-        let c = f * c_prev[j] + i * g;
-        // h' = o ⊙ tanh(c')
-        let tc = tanh(c);
-        h_out[j] = o * tc;
-        c_out[j] = c;
-        tanh_c[j] = tc;
-        gi[j] = i;
-        gf[j] = f;
-        gg[j] = g;
-        go[j] = o;
+    let (ifg, go) = gates[..4 * h].split_at_mut(3 * h);
+    let (if_, gg) = ifg.split_at_mut(2 * h);
+    // i = σ(a_i), f = σ(a_f), o = σ(a_o), g = tanh(a_g)
+    for v in if_.iter_mut() {
+        *v = sigmoid(*v);
+    }
+    for v in go.iter_mut() {
+        *v = sigmoid(*v);
+    }
+    for v in gg.iter_mut() {
+        *v = tanh(*v);
+    }
+    let (gi, gf) = if_.split_at(h);
+    // c' = f ⊙ c + i ⊙ g
+    for (((c, &f), &cp), (&i, &g)) in c_out[..h]
+        .iter_mut()
+        .zip(gf)
+        .zip(c_prev)
+        .zip(gi.iter().zip(gg.iter()))
+    {
+        *c = f.mul_add(cp, i * g);
+    }
+    // h' = o ⊙ tanh(c')
+    for ((tc, &c), (ho, &o)) in tanh_c[..h]
+        .iter_mut()
+        .zip(c_out[..h].iter())
+        .zip(h_out[..h].iter_mut().zip(go.iter()))
+    {
+        *tc = tanh(c);
+        *ho = o * *tc;
     }
 }
 
@@ -104,24 +124,28 @@ pub fn cell_backward_row(
     let (gi, rest) = gates[..4 * h].split_at_mut(h);
     let (gf, rest) = rest.split_at_mut(h);
     let (gg, go) = rest.split_at_mut(h);
-    let (dh_out, dh_next, dc_out) = (&dh_out[..h], &dh_next[..h], &dc_out[..h]);
-    let (tanh_c, dc_next) = (&tanh_c[..h], &mut dc_next[..h]);
+    let (dh_out, dh_next, dc_out, tanh_c) =
+        (&dh_out[..h], &dh_next[..h], &dc_out[..h], &tanh_c[..h]);
+    // dc = dc_out + dc_next + dh ⊙ o ⊙ (1 − tanh²(c'))   (through h' = o ⊙ tanh(c'))
+    // d a_o = dh ⊙ tanh(c') ⊙ o(1 − o)
+    let (dc_next, go) = (&mut dc_next[..h], &mut go[..h]);
     for j in 0..h {
-        let (i, f, g, o, tc) = (gi[j], gf[j], gg[j], go[j], tanh_c[j]);
         let dh = dh_out[j] + dh_next[j];
-        let d_o = dh * tc;
-        // Through h' = o ⊙ tanh(c'): dc' += dh ⊙ o ⊙ (1 - tanh²(c')).
-        let dc = dc_out[j] + dc_next[j] + dh * o * (1.0 - tc * tc);
-        // Through c' = f ⊙ c + i ⊙ g.
-        let d_i = dc * g;
-        let d_f = dc * c_prev[j];
-        let d_g = dc * i;
-        dc_next[j] = dc * f;
-        // Through the activations: σ' = σ(1-σ), tanh' = 1 - tanh².
-        gi[j] = d_i * i * (1.0 - i);
-        gf[j] = d_f * f * (1.0 - f);
-        gg[j] = d_g * (1.0 - g * g);
-        go[j] = d_o * o * (1.0 - o);
+        let (o, tc) = (go[j], tanh_c[j]);
+        dc_next[j] = dc_out[j] + dc_next[j] + dh * o * (1.0 - tc * tc);
+        go[j] = dh * tc * o * (1.0 - o);
+    }
+    // Through c' = f ⊙ c + i ⊙ g:  d a_i = dc ⊙ g ⊙ i(1 − i),  d a_g = dc ⊙ i ⊙ (1 − g²)
+    for ((i, g), &dc) in gi.iter_mut().zip(gg.iter_mut()).zip(dc_next.iter()) {
+        let (iv, gv) = (*i, *g);
+        *i = dc * gv * iv * (1.0 - iv);
+        *g = dc * iv * (1.0 - gv * gv);
+    }
+    // d a_f = dc ⊙ c ⊙ f(1 − f);  dc_prev = dc ⊙ f
+    for ((f, dc), &cp) in gf.iter_mut().zip(dc_next.iter_mut()).zip(&c_prev[..h]) {
+        let fv = *f;
+        *f = *dc * cp * fv * (1.0 - fv);
+        *dc *= fv;
     }
 }
 
