@@ -168,6 +168,7 @@ fn arg_runs(args: &[String]) -> Result<usize> {
 }
 
 fn main() -> Result<()> {
+    lstm_core::configure_cpu_threads();
     let args: Vec<String> = std::env::args().skip(1).collect();
     let runs = arg_runs(&args)?;
     match args.first().map(String::as_str) {

@@ -5,6 +5,7 @@ use lstm_core::{seeded_var_builder, Backbone, ClassifierConfig, SequenceClassifi
 use std::time::Instant;
 
 fn main() -> anyhow::Result<()> {
+    lstm_core::configure_cpu_threads();
     let backbone = if std::env::args().any(|a| a == "cell") {
         Backbone::Cell
     } else {

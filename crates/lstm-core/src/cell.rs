@@ -1,6 +1,6 @@
 //! The chapter's LSTM cell, written from scratch.
 
-use candle_core::{DType, Device, Module, Tensor};
+use candle_core::{DType, Device, IndexOp, Module, Tensor};
 use candle_nn::{Init, Linear, VarBuilder};
 
 use crate::error::{check_shape, LstmError, Result};
@@ -82,17 +82,69 @@ impl LstmCell {
         let _ = features;
         check_shape("LstmCell h", state.h.dims(), &[batch, self.hidden_size])?;
         check_shape("LstmCell c", state.c.dims(), &[batch, self.hidden_size])?;
+        if self.kernel == Kernel::Fused && fused::supports(x) {
+            return self.fused_step(x, state, &self.packed_weights()?);
+        }
         // gates = x2h(x) + h2h(h)
         let gates = (self.x2h.forward(x)? + self.h2h.forward(&state.h)?)?;
-        let h = self.hidden_size;
-        if self.kernel == Kernel::Fused && fused::supports(&gates) {
-            let hc = fused::lstm_cell_update(&gates, &state.c)?;
-            return Ok(LstmState {
-                h: hc.narrow(1, 0, h)?,
-                c: hc.narrow(1, h, h)?,
-            });
-        }
         reference_update(&gates, &state.c)
+    }
+
+    /// Runs the cell over a sequence `x (B, T, in)` from `state`, one step at a time as the
+    /// book's model does, and returns the final state.
+    ///
+    /// With the fused kernel the four parameters are packed once for the whole sequence
+    /// and each step is one fused op (both matmuls, the gates and the state update).
+    pub fn unroll(&self, x: &Tensor, state: LstmState) -> Result<LstmState> {
+        let (batch, steps, _) = x.dims3()?;
+        check_shape("LstmCell input", x.dims(), &[batch, steps, self.input_size])?;
+        check_shape("LstmCell h", state.h.dims(), &[batch, self.hidden_size])?;
+        check_shape("LstmCell c", state.c.dims(), &[batch, self.hidden_size])?;
+        let mut state = state;
+        if self.kernel == Kernel::Fused && fused::supports(x) {
+            let packed = self.packed_weights()?;
+            for t in 0..steps {
+                state = self.fused_step(&x.i((.., t, ..))?, &state, &packed)?;
+            }
+        } else {
+            for t in 0..steps {
+                state = self.step(&x.i((.., t, ..))?, &state)?;
+            }
+        }
+        Ok(state)
+    }
+
+    /// `[W_x2h | W_h2h | b_x2h | b_h2h]`, the layout of the fused kernel.
+    fn packed_weights(&self) -> Result<Tensor> {
+        let bias = |l: &Linear| {
+            l.bias()
+                .cloned()
+                .ok_or_else(|| LstmError::Config("LstmCell layers have biases".into()))
+        };
+        Ok(fused::pack_weights(
+            self.x2h.weight(),
+            self.h2h.weight(),
+            &bias(&self.x2h)?,
+            &bias(&self.h2h)?,
+        )?)
+    }
+
+    /// One step through the fused kernel: the sequence op over a single step.
+    fn fused_step(&self, x: &Tensor, state: &LstmState, packed: &Tensor) -> Result<LstmState> {
+        let h = self.hidden_size;
+        let hc = Tensor::cat(&[&state.h, &state.c], 1)?;
+        let out = fused::lstm_sequence(
+            &x.unsqueeze(1)?,
+            packed,
+            &hc,
+            false,
+            true,
+            fused::SequenceOutput::Final,
+        )?;
+        Ok(LstmState {
+            h: out.narrow(1, 0, h)?,
+            c: out.narrow(1, h, h)?,
+        })
     }
 }
 
@@ -153,42 +205,48 @@ mod tests {
     }
 
     #[test]
-    fn fused_and_reference_updates_agree_with_gradients() -> Result<()> {
+    fn fused_and_reference_steps_agree_with_gradients() -> Result<()> {
         let dev = Device::Cpu;
-        for (b, h) in [(1, 3), (4, 17), (9, 64)] {
-            let gates =
-                candle_core::Var::from_tensor(&Tensor::randn(0f32, 2.0, (b, 4 * h), &dev)?)?;
-            let c = candle_core::Var::from_tensor(&Tensor::randn(0f32, 1.0, (b, h), &dev)?)?;
+        for (b, i, h, t) in [(1, 2, 3, 1), (4, 5, 17, 3), (9, 28, 64, 4)] {
+            let (fused_cell, vm) = cell(i, h)?;
+            let reference = fused_cell.clone().with_kernel(Kernel::Reference);
+            let x = candle_core::Var::from_tensor(&Tensor::randn(0f32, 1.0, (b, t, i), &dev)?)?;
+            let h0 = candle_core::Var::from_tensor(&Tensor::randn(0f32, 0.5, (b, h), &dev)?)?;
+            let c0 = candle_core::Var::from_tensor(&Tensor::randn(0f32, 0.5, (b, h), &dev)?)?;
             let w = Tensor::randn(0f32, 1.0, (b, h), &dev)?;
-            let run = |fused_path: bool| -> Result<(Vec<f32>, Vec<f32>, Vec<f32>)> {
-                let s = if fused_path {
-                    let hc = fused::lstm_cell_update(gates.as_tensor(), c.as_tensor())?;
-                    LstmState {
-                        h: hc.narrow(1, 0, h)?,
-                        c: hc.narrow(1, h, h)?,
-                    }
+            let run = |m: &LstmCell, unrolled: bool| -> Result<(Tensor, Vec<Tensor>)> {
+                let start = LstmState {
+                    h: h0.as_tensor().clone(),
+                    c: c0.as_tensor().clone(),
+                };
+                let s = if unrolled {
+                    m.unroll(x.as_tensor(), start)?
                 } else {
-                    reference_update(gates.as_tensor(), c.as_tensor())?
+                    let mut s = start;
+                    for step in 0..t {
+                        s = m.step(&x.as_tensor().i((.., step, ..))?, &s)?;
+                    }
+                    s
                 };
                 let loss = ((s.h * &w)?.sum_all()? + (s.c.sqr()?.sum_all()? * 0.5)?)?;
                 let grads = loss.backward()?;
-                let flat = |t: &Tensor| t.flatten_all().and_then(|t| t.to_vec1::<f32>());
-                Ok((
-                    vec![loss.to_scalar::<f32>()?],
-                    flat(grads.get(gates.as_tensor()).expect("gates grad"))?,
-                    flat(grads.get(c.as_tensor()).expect("c grad"))?,
-                ))
+                let mut gs = Vec::new();
+                for var in vm.all_vars().iter().chain([&x, &h0, &c0]) {
+                    gs.push(grads.get(var.as_tensor()).expect("gradient").clone());
+                }
+                Ok((loss, gs))
             };
-            let (a, b_) = (run(true)?, run(false)?);
-            let max_diff = |x: &[f32], y: &[f32]| {
-                x.iter()
-                    .zip(y)
-                    .map(|(p, q)| (p - q).abs())
-                    .fold(0f32, f32::max)
-            };
-            assert!(max_diff(&a.0, &b_.0) < 1e-4, "loss");
-            assert!(max_diff(&a.1, &b_.1) < 1e-5, "d gates");
-            assert!(max_diff(&a.2, &b_.2) < 1e-5, "d c");
+            let (lr, gr) = run(&reference, false)?;
+            for (m, unrolled) in [(&fused_cell, true), (&fused_cell, false)] {
+                let (lf, gf) = run(m, unrolled)?;
+                let d = (&lf - &lr)?.abs()?.to_scalar::<f32>()?;
+                assert!(d < 1e-4, "loss differs by {d}");
+                assert_eq!(gf.len(), 7);
+                for (a, r) in gf.iter().zip(&gr) {
+                    let d = (a - r)?.abs()?.flatten_all()?.max(0)?.to_scalar::<f32>()?;
+                    assert!(d < 1e-5, "gradient {:?} differs by {d}", a.dims());
+                }
+            }
         }
         Ok(())
     }

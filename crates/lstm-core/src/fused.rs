@@ -1,6 +1,5 @@
 //! Fused CPU kernels for the LSTM, as candle custom ops with hand-written backward passes.
 //!
-//! Two ops live here:
 //! - [`lstm_sequence`]: a whole LSTM direction over a sequence. It computes the input
 //!   projection of all steps as one GEMM, then runs the recurrence: per step one GEMM
 //!   `h W_hhᵀ` accumulated in place and one pass of the gate kernel. The batch is split
@@ -8,16 +7,14 @@
 //!   thread, so the steps need no synchronisation. The backward pass is
 //!   back-propagation through time over saved gate activations, in the same blocks; the
 //!   weight gradients are then single large GEMMs over all steps.
-//! - [`lstm_cell_update`]: the gate non-linearities and the state update of one step, used
-//!   by the book's [`LstmCell`](crate::LstmCell).
 //!
-//! Both are registered with `apply_op*`, so candle's autograd flows through them.
+//! The book's [`LstmCell`](crate::LstmCell) runs each step as this op over one step.
+//! The op is registered with `apply_op3`, so candle's autograd flows through it.
 
 use std::sync::Mutex;
 
 use candle_core::{
-    backend::BackendStorage, CpuStorage, CustomOp2, CustomOp3, DType, Layout, Result, Shape,
-    Storage, Tensor,
+    backend::BackendStorage, CpuStorage, CustomOp3, DType, Layout, Result, Shape, Storage, Tensor,
 };
 use rayon::prelude::*;
 
@@ -668,98 +665,6 @@ pub fn lstm_sequence(
 /// Differentiable: gradients flow back to each part.
 pub fn pack_weights(w_ih: &Tensor, w_hh: &Tensor, b_ih: &Tensor, b_hh: &Tensor) -> Result<Tensor> {
     Tensor::cat(&[w_ih, w_hh, &b_ih.unsqueeze(1)?, &b_hh.unsqueeze(1)?], 1)
-}
-
-/// The element-wise part of one LSTM step: gates `(B, 4H)` and `c (B, H)` in,
-/// `[h' | c'] (B, 2H)` out.
-struct LstmCellUpdateOp;
-
-impl CustomOp2 for LstmCellUpdateOp {
-    fn name(&self) -> &'static str {
-        "lstm-cell-update"
-    }
-
-    fn cpu_fwd(
-        &self,
-        s1: &CpuStorage,
-        l1: &Layout,
-        s2: &CpuStorage,
-        l2: &Layout,
-    ) -> Result<(CpuStorage, Shape)> {
-        let (b, g4) = l1.shape().dims2()?;
-        let h = g4 / 4;
-        if g4 != 4 * h || l2.shape().dims2()? != (b, h) {
-            candle_core::bail!(
-                "lstm-cell-update: bad shapes gates {:?} c {:?}",
-                l1.shape(),
-                l2.shape()
-            );
-        }
-        let pre = contiguous_f32(s1, l1, "gates")?;
-        let c = contiguous_f32(s2, l2, "cell state")?;
-        let mut out = vec![0f32; b * 2 * h];
-        let mut acts = vec![0f32; 4 * h];
-        let mut tanh_c = vec![0f32; h];
-        for (bi, out_row) in out.chunks_exact_mut(2 * h).enumerate() {
-            let (h_out, c_out) = out_row.split_at_mut(h);
-            acts.copy_from_slice(&pre[bi * 4 * h..][..4 * h]);
-            cell_forward_row(&mut acts, &c[bi * h..][..h], h_out, c_out, &mut tanh_c);
-        }
-        Ok((CpuStorage::F32(out), Shape::from((b, 2 * h))))
-    }
-
-    fn bwd(
-        &self,
-        gates: &Tensor,
-        c: &Tensor,
-        _res: &Tensor,
-        grad_res: &Tensor,
-    ) -> Result<(Option<Tensor>, Option<Tensor>)> {
-        let (b, g4) = gates.dims2()?;
-        let h = g4 / 4;
-        let (gates, c, grad_res) = (gates.contiguous()?, c.contiguous()?, grad_res.contiguous()?);
-        let mut d_pre = vec![0f32; b * 4 * h];
-        let mut d_c = vec![0f32; b * h];
-        with_f32(&gates, "gates", |pre| {
-            with_f32(&c, "cell state", |c| {
-                with_f32(&grad_res, "output gradient", |g| {
-                    let mut tanh_c = vec![0f32; h];
-                    let (mut h_tmp, mut c_tmp) = (vec![0f32; h], vec![0f32; h]);
-                    let zeros = vec![0f32; h];
-                    d_pre.copy_from_slice(pre);
-                    for bi in 0..b {
-                        let c_row = &c[bi * h..][..h];
-                        let d_row = &mut d_pre[bi * 4 * h..][..4 * h];
-                        cell_forward_row(d_row, c_row, &mut h_tmp, &mut c_tmp, &mut tanh_c);
-                        let g_row = &g[bi * 2 * h..][..2 * h];
-                        cell_backward_row(
-                            &g_row[..h],
-                            &zeros,
-                            &g_row[h..],
-                            d_row,
-                            &tanh_c,
-                            c_row,
-                            &mut d_c[bi * h..][..h],
-                        );
-                    }
-                    Ok(())
-                })
-            })
-        })?;
-        let dev = gates.device();
-        Ok((
-            Some(Tensor::from_vec(d_pre, (b, 4 * h), dev)?),
-            Some(Tensor::from_vec(d_c, (b, h), dev)?),
-        ))
-    }
-}
-
-/// The fused LSTM state update of one step: `gates (B, 4H)` (pre-activations in the
-/// order i, f, g, o) and `c (B, H)` in, `[h' | c'] (B, 2H)` out. Differentiable.
-pub fn lstm_cell_update(gates: &Tensor, c: &Tensor) -> Result<Tensor> {
-    gates
-        .contiguous()?
-        .apply_op2(&c.contiguous()?, LstmCellUpdateOp)
 }
 
 /// Whether the fused kernels can run on tensors of this dtype and device.

@@ -123,11 +123,8 @@ impl SequenceClassifier {
         }
         let last = match &self.recurrent {
             Recurrent::Cell(cell) => {
-                let mut state = cell.zero_state(batch, x.dtype(), x.device())?;
-                for t in 0..steps {
-                    state = cell.step(&x.i((.., t, ..))?, &state)?;
-                }
-                state.h
+                let state = cell.zero_state(batch, x.dtype(), x.device())?;
+                cell.unroll(x, state)?.h
             }
             Recurrent::Layer(lstm) => {
                 // The book reads `out[:, -1, :]`; for one direction that is `h_n` of the
