@@ -34,12 +34,14 @@ pub mod init;
 pub mod kernels;
 pub mod lstm;
 pub mod model;
+pub mod threads;
 
 pub use cell::LstmCell;
 pub use error::{LstmError, Result};
 pub use init::{linear_torch, seeded_var_builder, SplitMix64};
 pub use lstm::{Lstm, LstmConfig};
 pub use model::{Backbone, ClassifierConfig, SequenceClassifier};
+pub use threads::configure_cpu_threads;
 
 use candle_core::Tensor;
 
