@@ -56,3 +56,14 @@ pub fn max_abs_diff(a: &Tensor, b: &Tensor) -> f32 {
         .and_then(|d| d.to_scalar::<f32>())
         .expect("difference")
 }
+
+/// The names of a fixture's module parameters (`weight_*`, `bias_*`), sorted.
+pub fn param_names(fx: &HashMap<String, Tensor>) -> Vec<String> {
+    let mut names: Vec<String> = fx
+        .keys()
+        .filter(|k| k.starts_with("weight_") || k.starts_with("bias_"))
+        .cloned()
+        .collect();
+    names.sort();
+    names
+}

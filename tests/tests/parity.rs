@@ -5,6 +5,7 @@
 
 use candle_core::{DType, Device, IndexOp, Tensor, Var};
 use candle_nn::VarBuilder;
+use lstm_core::{Gru, GruConfig, Rnn, RnnConfig};
 use lstm_core::{Kernel, Lstm, LstmCell, LstmConfig, LstmState};
 use lstm_tests::{get, load_fixture, max_abs_diff, varmap_from};
 
@@ -165,4 +166,97 @@ fn bidirectional_lstm_matches_torch_nn_lstm() {
     for kernel in [Kernel::Fused, Kernel::Reference] {
         check_lstm("lstm_bidir_2layer.safetensors", 2, true, kernel);
     }
+}
+
+/// The single-state models (GRU, RNN) of `torch.nn`, by fixture.
+#[derive(Clone, Copy, Debug)]
+enum SingleState {
+    Gru,
+    Rnn,
+}
+
+/// Checks a GRU or RNN fixture: forward to [`FORWARD_TOL`], the loss
+/// `Σ out ⊙ probe_out + Σ h_n ⊙ probe_h`, and the gradients of `x`, `h0` and every
+/// parameter to [`GRAD_TOL`]; prints the largest differences.
+fn check_single_state(file: &str, kind: SingleState, layers: usize, bidirectional: bool) {
+    let fx = load_fixture(file);
+    let param_names = lstm_tests::param_names(&fx);
+    let refs: Vec<&str> = param_names.iter().map(String::as_str).collect();
+    let varmap = varmap_from(&fx, &refs, |n| n.to_string());
+    let (_, _, input) = get(&fx, "x").dims3().expect("x dims");
+    let hidden = get(&fx, "h0").dim(2).expect("h0 dims");
+    let vb = VarBuilder::from_varmap(&varmap, DType::F32, &Device::Cpu);
+    let x = Var::from_tensor(get(&fx, "x")).expect("x");
+    let h0 = Var::from_tensor(get(&fx, "h0")).expect("h0");
+    let (out, h_n) = match kind {
+        SingleState::Gru => {
+            let cfg = GruConfig::new(input, hidden)
+                .with_layers(layers)
+                .with_bidirectional(bidirectional);
+            Gru::new(cfg, vb)
+                .expect("gru")
+                .forward(x.as_tensor(), Some(h0.as_tensor()), true)
+        }
+        SingleState::Rnn => {
+            let cfg = RnnConfig::new(input, hidden)
+                .with_layers(layers)
+                .with_bidirectional(bidirectional);
+            Rnn::new(cfg, vb)
+                .expect("rnn")
+                .forward(x.as_tensor(), Some(h0.as_tensor()), true)
+        }
+    }
+    .expect("forward");
+    assert_eq!(
+        varmap.all_vars().len(),
+        param_names.len(),
+        "every parameter used"
+    );
+    let tag = format!("{file} {kind:?}");
+    let mut max_forward = 0f32;
+    for (name, ours) in [("out", &out), ("h_n", &h_n)] {
+        let diff = max_abs_diff(ours, get(&fx, name));
+        assert!(diff <= FORWARD_TOL, "{tag}: {name} differs by {diff}");
+        max_forward = max_forward.max(diff);
+    }
+    let loss = ((&out * get(&fx, "probe_out")).unwrap().sum_all().unwrap()
+        + (&h_n * get(&fx, "probe_h")).unwrap().sum_all().unwrap())
+    .unwrap();
+    let loss_diff = max_abs_diff(&loss.reshape(1).unwrap(), get(&fx, "loss"));
+    assert!(loss_diff <= 1e-4, "{tag}: loss differs by {loss_diff}");
+    let grads = loss.backward().expect("backward");
+    let data = varmap.data().lock().unwrap();
+    let mut max_grad = 0f32;
+    let mut checked = 0;
+    for (name, t) in [("x", &x), ("h0", &h0)]
+        .into_iter()
+        .chain(param_names.iter().map(|n| (n.as_str(), &data[n])))
+    {
+        let g = grads
+            .get(t.as_tensor())
+            .unwrap_or_else(|| panic!("{tag}: no gradient for {name}"));
+        let diff = max_abs_diff(g, get(&fx, &format!("grad.{name}")));
+        assert!(diff <= GRAD_TOL, "{tag}: grad {name} differs by {diff}");
+        max_grad = max_grad.max(diff);
+        checked += 1;
+    }
+    assert_eq!(checked, 2 + 4 * layers * if bidirectional { 2 } else { 1 });
+    println!(
+        "{tag}: max |Δ| forward {max_forward:.2e}, loss {loss_diff:.2e}, gradients {max_grad:.2e}"
+    );
+}
+
+#[test]
+fn two_layer_gru_matches_torch_nn_gru() {
+    check_single_state("gru_2layer.safetensors", SingleState::Gru, 2, false);
+}
+
+#[test]
+fn bidirectional_gru_matches_torch_nn_gru() {
+    check_single_state("gru_bidir_2layer.safetensors", SingleState::Gru, 2, true);
+}
+
+#[test]
+fn two_layer_rnn_matches_torch_nn_rnn() {
+    check_single_state("rnn_2layer.safetensors", SingleState::Rnn, 2, false);
 }

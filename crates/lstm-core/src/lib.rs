@@ -8,6 +8,8 @@
 //!   loadable from a PyTorch `nn.LSTM` state dict.
 //! - [`SequenceClassifier`]: the chapter's MNIST model (an LSTM read row by row, then a
 //!   linear head).
+//! - [`SequenceRegressor`]: the chapter's stock-price model (LSTM, GRU or bidirectional
+//!   LSTM, final hidden state, then a two-layer head).
 //! - [`seeded_var_builder`]: reproducible initialisation.
 //!
 //! ```
@@ -30,17 +32,22 @@
 pub mod cell;
 pub mod error;
 pub mod fused;
+pub mod gru;
 pub mod init;
 pub mod kernels;
 pub mod lstm;
 pub mod model;
+mod recurrent;
+pub mod rnn;
 pub mod threads;
 
 pub use cell::LstmCell;
 pub use error::{LstmError, Result};
+pub use gru::{Gru, GruCell, GruConfig};
 pub use init::{linear_torch, seeded_var_builder, SplitMix64};
 pub use lstm::{Lstm, LstmConfig};
 pub use model::{Backbone, ClassifierConfig, SequenceClassifier};
+pub use rnn::{Rnn, RnnConfig};
 pub use threads::configure_cpu_threads;
 
 use candle_core::Tensor;

@@ -264,7 +264,7 @@ pub fn train_classifier(
     let mut metrics = String::from("iteration,train_loss,val_loss,val_accuracy\n");
     let bar = progress_bar(cfg.progress, total);
     let mut history = Vec::new();
-    let mut best: Option<(usize, f64, Vec<(String, Tensor)>)> = None;
+    let mut best: Option<(usize, f64, Snapshot)> = None;
     let started = Instant::now();
     let mut samples = 0usize;
     for iteration in 1..=total {
@@ -363,8 +363,11 @@ pub fn train_classifier(
     Ok((report, trained))
 }
 
+/// Every variable's value at one point of a run, by name.
+type Snapshot = Vec<(String, Tensor)>;
+
 /// A copy of every variable's current value.
-fn snapshot(varmap: &VarMap) -> Result<Vec<(String, Tensor)>> {
+fn snapshot(varmap: &VarMap) -> Result<Snapshot> {
     let data = varmap.data().lock().unwrap_or_else(|e| e.into_inner());
     data.iter()
         .map(|(name, var)| Ok((name.clone(), var.as_tensor().copy()?)))

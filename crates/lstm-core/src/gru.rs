@@ -1,0 +1,593 @@
+//! Gated recurrent units: one step ([`GruCell`]) and multi-layer, optionally bidirectional
+//! sequences ([`Gru`]), PyTorch-compatible.
+
+use candle_core::{DType, Device, IndexOp, Tensor, Var};
+use candle_nn::{Init, VarBuilder};
+
+use crate::error::{check_shape, LstmError, Result};
+use crate::lstm::DirectionWeights;
+use crate::recurrent;
+
+/// The GRU update from the input and hidden projections of one step.
+///
+/// `gi = W_i x + b_i` and `gh = W_h h + b_h` are `(B, 3H)`, gate blocks ordered r, z, n as
+/// PyTorch's; `h` is `(B, H)`. Returns `h'`:
+///
+/// ```text
+/// r  = σ(W_ir x + b_ir + W_hr h + b_hr)
+/// z  = σ(W_iz x + b_iz + W_hz h + b_hz)
+/// n  = tanh(W_in x + b_in + r ⊙ (W_hn h + b_hn))
+/// h' = (1 − z) ⊙ n + z ⊙ h
+/// ```
+pub(crate) fn gru_update(gi: &Tensor, gh: &Tensor, h: &Tensor) -> Result<Tensor> {
+    let hidden = h.dim(1)?;
+    let rz =
+        candle_nn::ops::sigmoid(&(gi.narrow(1, 0, 2 * hidden)? + gh.narrow(1, 0, 2 * hidden)?)?)?;
+    let r = rz.narrow(1, 0, hidden)?;
+    let z = rz.narrow(1, hidden, hidden)?;
+    let n =
+        (gi.narrow(1, 2 * hidden, hidden)? + (r * gh.narrow(1, 2 * hidden, hidden)?)?)?.tanh()?;
+    // (1 − z) ⊙ n + z ⊙ h, rearranged as n + z ⊙ (h − n) (one operation fewer).
+    Ok((&n + (z * (h - &n)?)?)?)
+}
+
+/// One direction of one GRU layer over a whole sequence (see [`recurrent::Direction`]).
+///
+/// The input projection `W_i x + b_i` of every step is one matmul up front; `b_hh` stays
+/// out of it, as the n gate needs `r ⊙ (W_hn h + b_hn)`.
+fn gru_direction(
+    w: &DirectionWeights,
+    x: &Tensor,
+    h0: &Tensor,
+    reverse: bool,
+    taps: Option<&[Var]>,
+) -> Result<Vec<Tensor>> {
+    let t = x.dim(1)?;
+    let xp = w.input_projection(x, false)?;
+    let w_hh_t = w.w_hh.t()?;
+    let mut h = h0.clone();
+    let mut states = vec![None; t];
+    for step in 0..t {
+        let ti = if reverse { t - 1 - step } else { step };
+        let gh = h.matmul(&w_hh_t)?.broadcast_add(&w.b_hh)?;
+        h = gru_update(&xp.i((.., ti, ..))?, &gh, &h)?;
+        if let Some(taps) = taps {
+            h = (h + taps[ti].as_tensor())?;
+        }
+        states[ti] = Some(h.clone());
+    }
+    Ok(states.into_iter().flatten().collect())
+}
+
+/// One GRU cell, as PyTorch's `nn.GRUCell`.
+///
+/// Parameters are `weight_ih (3H, in)`, `weight_hh (3H, H)`, `bias_ih (3H)`, `bias_hh (3H)`,
+/// gate blocks ordered r, z, n, every one initialised uniform in ±1/√H; a PyTorch
+/// `GRUCell` state dict loads through a [`VarBuilder`] unchanged. The update:
+///
+/// ```text
+/// r  = σ(W_ir x + b_ir + W_hr h + b_hr)
+/// z  = σ(W_iz x + b_iz + W_hz h + b_hz)
+/// n  = tanh(W_in x + b_in + r ⊙ (W_hn h + b_hn))
+/// h' = (1 − z) ⊙ n + z ⊙ h
+/// ```
+#[derive(Clone, Debug)]
+pub struct GruCell {
+    weight_ih: Tensor,
+    weight_hh: Tensor,
+    bias_ih: Tensor,
+    bias_hh: Tensor,
+    input_size: usize,
+    hidden_size: usize,
+}
+
+impl GruCell {
+    /// A cell for inputs of `input_size` features and a state of `hidden_size`.
+    pub fn new(input_size: usize, hidden_size: usize, vb: VarBuilder) -> Result<Self> {
+        if input_size == 0 || hidden_size == 0 {
+            return Err(LstmError::Config(format!(
+                "GruCell needs input and hidden sizes above 0, got {input_size} and {hidden_size}"
+            )));
+        }
+        let k = 1.0 / (hidden_size as f64).sqrt();
+        let init = Init::Uniform { lo: -k, up: k };
+        let rows = 3 * hidden_size;
+        Ok(Self {
+            weight_ih: vb.get_with_hints((rows, input_size), "weight_ih", init)?,
+            weight_hh: vb.get_with_hints((rows, hidden_size), "weight_hh", init)?,
+            bias_ih: vb.get_with_hints(rows, "bias_ih", init)?,
+            bias_hh: vb.get_with_hints(rows, "bias_hh", init)?,
+            input_size,
+            hidden_size,
+        })
+    }
+
+    /// The hidden size `H`.
+    pub fn hidden_size(&self) -> usize {
+        self.hidden_size
+    }
+
+    /// A zero state `(batch, H)`.
+    pub fn zero_state(&self, batch: usize, dtype: DType, device: &Device) -> Result<Tensor> {
+        Ok(Tensor::zeros((batch, self.hidden_size), dtype, device)?)
+    }
+
+    /// One step: `x (B, in)` and `h (B, H)` give the next `h (B, H)`.
+    ///
+    /// Works for any batch size, 1 included.
+    pub fn step(&self, x: &Tensor, h: &Tensor) -> Result<Tensor> {
+        let (batch, _) = x.dims2()?;
+        check_shape("GruCell input", x.dims(), &[batch, self.input_size])?;
+        check_shape("GruCell h", h.dims(), &[batch, self.hidden_size])?;
+        let gi = x
+            .matmul(&self.weight_ih.t()?)?
+            .broadcast_add(&self.bias_ih)?;
+        let gh = h
+            .matmul(&self.weight_hh.t()?)?
+            .broadcast_add(&self.bias_hh)?;
+        gru_update(&gi, &gh, h)
+    }
+}
+
+/// The shape of a [`Gru`].
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct GruConfig {
+    /// Features per input step.
+    pub input_size: usize,
+    /// Size `H` of the hidden state.
+    pub hidden_size: usize,
+    /// Stacked layers; layer `k > 0` reads the outputs of layer `k - 1`.
+    pub num_layers: usize,
+    /// Dropout on the outputs of every layer but the last, in training only.
+    pub dropout: f32,
+    /// Run a second direction from the last step to the first (`_reverse` parameters).
+    pub bidirectional: bool,
+}
+
+impl GruConfig {
+    /// One unidirectional layer without dropout.
+    pub fn new(input_size: usize, hidden_size: usize) -> Self {
+        Self {
+            input_size,
+            hidden_size,
+            num_layers: 1,
+            dropout: 0.0,
+            bidirectional: false,
+        }
+    }
+
+    /// Sets the number of stacked layers.
+    pub fn with_layers(mut self, num_layers: usize) -> Self {
+        self.num_layers = num_layers;
+        self
+    }
+
+    /// Sets the dropout between layers.
+    pub fn with_dropout(mut self, dropout: f32) -> Self {
+        self.dropout = dropout;
+        self
+    }
+
+    /// Makes the layers bidirectional.
+    pub fn with_bidirectional(mut self, bidirectional: bool) -> Self {
+        self.bidirectional = bidirectional;
+        self
+    }
+
+    /// Number of directions `D` (1 or 2).
+    pub fn directions(&self) -> usize {
+        if self.bidirectional {
+            2
+        } else {
+            1
+        }
+    }
+
+    /// Checks that every size is usable.
+    pub fn validate(&self) -> Result<()> {
+        recurrent::validate(
+            "Gru",
+            self.input_size,
+            self.hidden_size,
+            self.num_layers,
+            self.dropout,
+        )
+    }
+}
+
+/// A multi-layer GRU over `(batch, seq, features)` input, as PyTorch's
+/// `nn.GRU(batch_first=True)`.
+///
+/// Parameters are named and shaped as PyTorch's: `weight_ih_l{k}` `(3H, in)`,
+/// `weight_hh_l{k}` `(3H, H)`, `bias_ih_l{k}`, `bias_hh_l{k}` `(3H)`, plus the same with
+/// `_reverse` for the backward direction, so a PyTorch `state_dict` loads through a
+/// [`VarBuilder`] unchanged. Gates are ordered r, z, n; the update is [`GruCell`]'s.
+///
+/// The recurrence runs step by step with candle ops, on any device.
+#[derive(Clone, Debug)]
+pub struct Gru {
+    config: GruConfig,
+    /// `layers[k][d]`: layer `k`, direction `d`.
+    layers: Vec<Vec<DirectionWeights>>,
+}
+
+impl Gru {
+    /// Builds the layers, reading or creating their parameters through `vb`.
+    pub fn new(config: GruConfig, vb: VarBuilder) -> Result<Self> {
+        config.validate()?;
+        let layers = recurrent::load_layers(
+            &vb,
+            config.input_size,
+            config.hidden_size,
+            config.num_layers,
+            config.bidirectional,
+            3,
+        )?;
+        Ok(Self { config, layers })
+    }
+
+    /// The configuration this model was built with.
+    pub fn config(&self) -> &GruConfig {
+        &self.config
+    }
+
+    /// Checks `x` and `h0`; returns the initial state `(layers·D, B, H)`.
+    fn initial_state(&self, x: &Tensor, h0: Option<&Tensor>) -> Result<Tensor> {
+        let cfg = &self.config;
+        let (b, _) = recurrent::check_input("Gru input", x, cfg.input_size)?;
+        let shape = [cfg.num_layers * cfg.directions(), b, cfg.hidden_size];
+        recurrent::initial_state("Gru h0", h0, shape, x)
+    }
+
+    /// Runs the model.
+    ///
+    /// - `x`: `(B, T, input_size)`;
+    /// - `h0`: optional initial state `(layers·D, B, H)`; zeros when `None`;
+    /// - `train`: applies dropout between layers.
+    ///
+    /// Returns the last layer's outputs `(B, T, D·H)` and the final state `h_n`,
+    /// `(layers·D, B, H)`, as PyTorch's `(output, h_n)`.
+    pub fn forward(
+        &self,
+        x: &Tensor,
+        h0: Option<&Tensor>,
+        train: bool,
+    ) -> Result<(Tensor, Tensor)> {
+        let h0 = self.initial_state(x, h0)?;
+        recurrent::run_stacked(
+            &self.layers,
+            x,
+            &h0,
+            self.config.dropout,
+            train,
+            gru_direction,
+        )
+    }
+
+    /// The hidden state of every step of the last layer, in time order, each `(B, H)`: for
+    /// gradient-flow analysis (how `∂L/∂h_t` shrinks or grows with the distance to the loss).
+    ///
+    /// Arguments as [`Gru::forward`] in inference (no dropout); the model must be
+    /// unidirectional. Each `h_t` is the tensor the recurrence continues from, not a copy.
+    /// candle keeps gradients of variables only, so to read `∂L/∂h_t` use
+    /// [`Gru::forward_steps_with_taps`].
+    pub fn forward_steps(&self, x: &Tensor, h0: Option<&Tensor>) -> Result<Vec<Tensor>> {
+        let h0 = self.initial_state(x, h0)?;
+        recurrent::last_layer_steps("Gru", &self.layers, x, &h0, gru_direction, None)
+    }
+
+    /// As [`Gru::forward_steps`], plus one zero variable `(B, H)` per step ("tap") added
+    /// to the last layer's state: after `loss.backward()`, the gradient of `taps[t]` is the
+    /// full `∂L/∂h_t`, through every later step included. The values are unchanged.
+    pub fn forward_steps_with_taps(
+        &self,
+        x: &Tensor,
+        h0: Option<&Tensor>,
+    ) -> Result<(Vec<Tensor>, Vec<Var>)> {
+        let h0 = self.initial_state(x, h0)?;
+        let taps = recurrent::zero_taps(x, h0.dim(1)?, self.config.hidden_size)?;
+        let steps =
+            recurrent::last_layer_steps("Gru", &self.layers, x, &h0, gru_direction, Some(&taps))?;
+        Ok((steps, taps))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::init::seeded_var_builder;
+    use candle_nn::VarMap;
+
+    fn max_diff(a: &Tensor, b: &Tensor) -> f32 {
+        assert_eq!(a.dims(), b.dims());
+        (a - b)
+            .and_then(|d| d.abs())
+            .and_then(|d| d.flatten_all())
+            .and_then(|d| d.max(0))
+            .and_then(|d| d.to_scalar::<f32>())
+            .expect("diff")
+    }
+
+    fn gru(cfg: GruConfig, seed: u64) -> Result<(Gru, VarMap)> {
+        let vm = VarMap::new();
+        let vb = seeded_var_builder(&vm, seed, DType::F32, &Device::Cpu);
+        Ok((Gru::new(cfg, vb)?, vm))
+    }
+
+    /// A cell holding the weights `{name}_l{layer}{suffix}` of `vm`.
+    fn cell_from(
+        vm: &VarMap,
+        layer: usize,
+        suffix: &str,
+        input: usize,
+        hidden: usize,
+    ) -> Result<GruCell> {
+        let cell_vm = VarMap::new();
+        {
+            let src = vm.data().lock().unwrap();
+            let mut dst = cell_vm.data().lock().unwrap();
+            for name in ["weight_ih", "weight_hh", "bias_ih", "bias_hh"] {
+                let var = &src[&format!("{name}_l{layer}{suffix}")];
+                dst.insert(name.to_string(), var.clone());
+            }
+        }
+        let vb = VarBuilder::from_varmap(&cell_vm, DType::F32, &Device::Cpu);
+        GruCell::new(input, hidden, vb)
+    }
+
+    #[test]
+    fn parameter_names_follow_pytorch() -> Result<()> {
+        let cfg = GruConfig::new(3, 5).with_layers(2).with_bidirectional(true);
+        let (_, vm) = gru(cfg, 0)?;
+        let data = vm.data().lock().unwrap();
+        assert_eq!(data.len(), 16);
+        for suffix in ["", "_reverse"] {
+            let shape = |n: &str| data[&format!("{n}{suffix}")].dims().to_vec();
+            assert_eq!(shape("weight_ih_l0"), [15, 3]);
+            assert_eq!(shape("weight_hh_l0"), [15, 5]);
+            assert_eq!(shape("bias_ih_l0"), [15]);
+            assert_eq!(shape("bias_hh_l0"), [15]);
+            assert_eq!(shape("weight_ih_l1"), [15, 10]);
+            assert_eq!(shape("weight_hh_l1"), [15, 5]);
+            assert_eq!(shape("bias_ih_l1"), [15]);
+            assert_eq!(shape("bias_hh_l1"), [15]);
+        }
+        let bound = 1.0 / 5f32.sqrt();
+        for var in data.values() {
+            let v = var.as_tensor().abs()?.max_all()?.to_scalar::<f32>()?;
+            assert!(v <= bound, "max |w| = {v}");
+        }
+        Ok(())
+    }
+
+    #[test]
+    fn cell_parameters_are_named_and_shaped_as_torch_gru_cell() -> Result<()> {
+        let vm = VarMap::new();
+        let vb = seeded_var_builder(&vm, 1, DType::F32, &Device::Cpu);
+        let _ = GruCell::new(7, 4, vb)?;
+        let data = vm.data().lock().unwrap();
+        let mut names: Vec<_> = data.keys().cloned().collect();
+        names.sort();
+        assert_eq!(names, ["bias_hh", "bias_ih", "weight_hh", "weight_ih"]);
+        assert_eq!(data["weight_ih"].dims(), &[12, 7]);
+        assert_eq!(data["weight_hh"].dims(), &[12, 4]);
+        assert_eq!(data["bias_ih"].dims(), &[12]);
+        assert_eq!(data["bias_hh"].dims(), &[12]);
+        for var in data.values() {
+            let v = var.as_tensor().abs()?.max_all()?.to_scalar::<f32>()?;
+            assert!(v <= 0.5 && v > 0.3, "max |w| = {v}");
+        }
+        Ok(())
+    }
+
+    #[test]
+    fn bad_config_and_bad_shapes_are_errors() -> Result<()> {
+        let dev = Device::Cpu;
+        let vm = VarMap::new();
+        let vb = seeded_var_builder(&vm, 0, DType::F32, &dev);
+        for cfg in [
+            GruConfig::new(0, 4),
+            GruConfig::new(3, 0),
+            GruConfig::new(3, 4).with_layers(0),
+            GruConfig::new(3, 4).with_dropout(1.0),
+            GruConfig::new(3, 4).with_dropout(-0.1),
+        ] {
+            assert!(
+                matches!(Gru::new(cfg, vb.clone()), Err(LstmError::Config(_))),
+                "{cfg:?}"
+            );
+        }
+        assert!(matches!(
+            GruCell::new(3, 0, vb.pp("cell0")),
+            Err(LstmError::Config(_))
+        ));
+        let model = Gru::new(GruConfig::new(3, 4).with_layers(2), vb.pp("gru"))?;
+        let x = Tensor::zeros((2, 5, 4), DType::F32, &dev)?;
+        assert!(matches!(
+            model.forward(&x, None, false),
+            Err(LstmError::Shape { .. })
+        ));
+        let x = Tensor::zeros((2, 0, 3), DType::F32, &dev)?;
+        assert!(matches!(
+            model.forward(&x, None, false),
+            Err(LstmError::Config(_))
+        ));
+        let x = Tensor::zeros((2, 5, 3), DType::F32, &dev)?;
+        for bad in [(1, 2, 4), (2, 3, 4), (2, 2, 5)] {
+            let h0 = Tensor::zeros(bad, DType::F32, &dev)?;
+            assert!(matches!(
+                model.forward(&x, Some(&h0), false),
+                Err(LstmError::Shape { .. })
+            ));
+            assert!(matches!(
+                model.forward_steps(&x, Some(&h0)),
+                Err(LstmError::Shape { .. })
+            ));
+        }
+        let cell = GruCell::new(3, 4, vb.pp("cell"))?;
+        let h = cell.zero_state(2, DType::F32, &dev)?;
+        let bad_x = Tensor::zeros((2, 4), DType::F32, &dev)?;
+        assert!(matches!(
+            cell.step(&bad_x, &h),
+            Err(LstmError::Shape { .. })
+        ));
+        let good_x = Tensor::zeros((2, 3), DType::F32, &dev)?;
+        let bad_h = Tensor::zeros((3, 4), DType::F32, &dev)?;
+        assert!(matches!(
+            cell.step(&good_x, &bad_h),
+            Err(LstmError::Shape { .. })
+        ));
+        let bidir = Gru::new(GruConfig::new(3, 4).with_bidirectional(true), vb.pp("bi"))?;
+        assert!(matches!(
+            bidir.forward_steps(&x, None),
+            Err(LstmError::Config(_))
+        ));
+        Ok(())
+    }
+
+    #[test]
+    fn batch_of_one_works() -> Result<()> {
+        let dev = Device::Cpu;
+        let cfg = GruConfig::new(5, 7).with_layers(2).with_bidirectional(true);
+        let (model, vm) = gru(cfg, 3)?;
+        let x = Tensor::randn(0f32, 1.0, (1, 4, 5), &dev)?;
+        let (out, h_n) = model.forward(&x, None, false)?;
+        assert_eq!(out.dims(), &[1, 4, 14]);
+        assert_eq!(h_n.dims(), &[4, 1, 7]);
+        let cell = cell_from(&vm, 0, "", 5, 7)?;
+        let h = cell.step(&x.i((.., 0, ..))?, &cell.zero_state(1, DType::F32, &dev)?)?;
+        assert_eq!(h.dims(), &[1, 7]);
+        Ok(())
+    }
+
+    /// A `GruCell` holding a layer's weights, unrolled by hand, gives that layer's states:
+    /// the whole output of a one-layer model (both directions), and `h_n` of layer 0 of a
+    /// two-layer one.
+    #[test]
+    fn cell_with_layer_weights_matches_the_sequence_model() -> Result<()> {
+        let dev = Device::Cpu;
+        let (b, t, i, h) = (3, 6, 4, 5);
+        let x = Tensor::randn(0f32, 1.0, (b, t, i), &dev)?;
+        let h0 = Tensor::randn(0f32, 0.5, (4, b, h), &dev)?;
+
+        let unroll = |cell: &GruCell, h_init: Tensor, reverse: bool| -> Result<Vec<Tensor>> {
+            let mut hs = vec![None; t];
+            let mut state = h_init;
+            for step in 0..t {
+                let ti = if reverse { t - 1 - step } else { step };
+                state = cell.step(&x.i((.., ti, ..))?, &state)?;
+                hs[ti] = Some(state.clone());
+            }
+            Ok(hs.into_iter().flatten().collect())
+        };
+
+        let cfg = GruConfig::new(i, h).with_bidirectional(true);
+        let (model, vm) = gru(cfg, 9)?;
+        let h0_1 = h0.narrow(0, 0, 2)?;
+        let (out, h_n) = model.forward(&x, Some(&h0_1), false)?;
+        for (d, suffix) in ["", "_reverse"].iter().enumerate() {
+            let cell = cell_from(&vm, 0, suffix, i, h)?;
+            let hs = unroll(&cell, h0_1.i(d)?, d == 1)?;
+            let expected = Tensor::stack(&hs, 1)?;
+            assert!(
+                max_diff(&out.narrow(2, d * h, h)?, &expected) < 1e-6,
+                "{suffix}"
+            );
+            let last = if d == 1 { 0 } else { t - 1 };
+            assert!(max_diff(&h_n.i(d)?, &hs[last]) < 1e-6);
+        }
+
+        let (model, vm) = gru(GruConfig::new(i, h).with_layers(2), 4)?;
+        let h0_2 = h0.narrow(0, 2, 2)?;
+        let (_, h_n) = model.forward(&x, Some(&h0_2), false)?;
+        let cell = cell_from(&vm, 0, "", i, h)?;
+        let hs = unroll(&cell, h0_2.i(0)?, false)?;
+        assert!(max_diff(&h_n.i(0)?, &hs[t - 1]) < 1e-6);
+        Ok(())
+    }
+
+    #[test]
+    fn dropout_only_in_training() -> Result<()> {
+        let dev = Device::Cpu;
+        let x = Tensor::randn(0f32, 1.0, (4, 5, 3), &dev)?;
+        let (plain, _) = gru(GruConfig::new(3, 8).with_layers(2), 2)?;
+        let (dropped, _) = gru(GruConfig::new(3, 8).with_layers(2).with_dropout(0.5), 2)?;
+        let (a, ha) = plain.forward(&x, None, false)?;
+        let (b, hb) = dropped.forward(&x, None, false)?;
+        assert_eq!(max_diff(&a, &b), 0.0);
+        assert_eq!(max_diff(&ha, &hb), 0.0);
+        let (c, _) = dropped.forward(&x, None, true)?;
+        assert!(max_diff(&a, &c) > 1e-3);
+        let (d, _) = plain.forward(&x, None, true)?;
+        assert_eq!(max_diff(&a, &d), 0.0);
+        Ok(())
+    }
+
+    /// `forward_steps` are the output's steps; the taps' gradients are `∂L/∂h_t`, checked
+    /// against one GRU step: `h_{t+1}` depends on `h_t` only through that step, so the
+    /// gradient of `h_t` is the vector-Jacobian product of the step with the gradient of
+    /// `h_{t+1}`, plus the loss's direct term.
+    #[test]
+    fn forward_steps_and_taps_give_per_step_gradients() -> Result<()> {
+        let dev = Device::Cpu;
+        let (b, t, i, h) = (2, 5, 3, 4);
+        let (model, vm) = gru(GruConfig::new(i, h).with_layers(2), 6)?;
+        let x = Tensor::randn(0f32, 1.0, (b, t, i), &dev)?;
+        let h0 = Tensor::randn(0f32, 0.5, (2, b, h), &dev)?;
+        let (out, _) = model.forward(&x, Some(&h0), false)?;
+        let steps = model.forward_steps(&x, Some(&h0))?;
+        assert_eq!(steps.len(), t);
+        assert!(max_diff(&Tensor::stack(&steps, 1)?, &out) < 1e-6);
+
+        let probe = Tensor::randn(0f32, 1.0, (b, t, h), &dev)?;
+        let (tapped, taps) = model.forward_steps_with_taps(&x, Some(&h0))?;
+        assert!(max_diff(&Tensor::stack(&tapped, 1)?, &out) < 1e-6);
+        let loss = (Tensor::stack(&tapped, 1)? * &probe)?.sum_all()?;
+        let grads = loss.backward()?;
+        assert!(
+            grads.get(&tapped[0]).is_none(),
+            "candle drops non-variable gradients"
+        );
+        let g: Vec<Tensor> = taps
+            .iter()
+            .map(|v| grads.get(v.as_tensor()).expect("tap gradient").clone())
+            .collect();
+        assert!(max_diff(&g[t - 1], &probe.i((.., t - 1, ..))?) < 1e-6);
+
+        // Layer 0's outputs, by a cell; then layer 1 as a cell, step by step.
+        let cell0 = cell_from(&vm, 0, "", i, h)?;
+        let mut state = h0.i(0)?;
+        let mut layer0 = Vec::new();
+        for step in 0..t {
+            state = cell0.step(&x.i((.., step, ..))?, &state)?;
+            layer0.push(state.clone());
+        }
+        let cell = cell_from(&vm, 1, "", h, h)?;
+        for step in 0..t - 1 {
+            let h_t = Var::from_tensor(&tapped[step].detach())?;
+            let next = cell.step(&layer0[step + 1], h_t.as_tensor())?;
+            let vjp = (next * &g[step + 1])?.sum_all()?.backward()?;
+            let expected = (vjp.get(h_t.as_tensor()).expect("vjp") + probe.i((.., step, ..))?)?;
+            assert!(max_diff(&g[step], &expected) < 1e-5, "step {step}");
+        }
+        Ok(())
+    }
+
+    #[test]
+    fn every_parameter_gets_a_gradient() -> Result<()> {
+        let dev = Device::Cpu;
+        let cfg = GruConfig::new(3, 4).with_layers(2).with_bidirectional(true);
+        let (model, vm) = gru(cfg, 8)?;
+        let x = Var::from_tensor(&Tensor::randn(0f32, 1.0, (2, 3, 3), &dev)?)?;
+        let h0 = Var::from_tensor(&Tensor::randn(0f32, 0.5, (4, 2, 4), &dev)?)?;
+        let (out, h_n) = model.forward(x.as_tensor(), Some(h0.as_tensor()), true)?;
+        let loss = (out.sqr()?.sum_all()? + h_n.sum_all()?)?;
+        let grads = loss.backward()?;
+        for var in vm.all_vars().iter().chain([&x, &h0]) {
+            let g = grads.get(var.as_tensor()).expect("gradient");
+            assert_eq!(g.dims(), var.dims());
+            assert!(g.abs()?.sum_all()?.to_scalar::<f32>()? > 0.0);
+        }
+        Ok(())
+    }
+}

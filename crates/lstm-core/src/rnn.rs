@@ -1,0 +1,431 @@
+//! The plain (Elman) recurrent network with a tanh nonlinearity, PyTorch-compatible.
+
+use candle_core::{IndexOp, Tensor, Var};
+use candle_nn::VarBuilder;
+
+use crate::error::Result;
+use crate::lstm::DirectionWeights;
+use crate::recurrent;
+
+/// One direction of one RNN layer over a whole sequence (see [`recurrent::Direction`]).
+///
+/// `W_ih x + b_ih + b_hh` of every step is one matmul up front, both biases folded in.
+fn rnn_direction(
+    w: &DirectionWeights,
+    x: &Tensor,
+    h0: &Tensor,
+    reverse: bool,
+    taps: Option<&[Var]>,
+) -> Result<Vec<Tensor>> {
+    let t = x.dim(1)?;
+    let xp = w.input_projection(x, true)?;
+    let w_hh_t = w.w_hh.t()?;
+    let mut h = h0.clone();
+    let mut states = vec![None; t];
+    for step in 0..t {
+        let ti = if reverse { t - 1 - step } else { step };
+        // h' = tanh(W_ih x + b_ih + W_hh h + b_hh)
+        h = (xp.i((.., ti, ..))? + h.matmul(&w_hh_t)?)?.tanh()?;
+        if let Some(taps) = taps {
+            h = (h + taps[ti].as_tensor())?;
+        }
+        states[ti] = Some(h.clone());
+    }
+    Ok(states.into_iter().flatten().collect())
+}
+
+/// The shape of an [`Rnn`].
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct RnnConfig {
+    /// Features per input step.
+    pub input_size: usize,
+    /// Size `H` of the hidden state.
+    pub hidden_size: usize,
+    /// Stacked layers; layer `k > 0` reads the outputs of layer `k - 1`.
+    pub num_layers: usize,
+    /// Dropout on the outputs of every layer but the last, in training only.
+    pub dropout: f32,
+    /// Run a second direction from the last step to the first (`_reverse` parameters).
+    pub bidirectional: bool,
+}
+
+impl RnnConfig {
+    /// One unidirectional layer without dropout.
+    pub fn new(input_size: usize, hidden_size: usize) -> Self {
+        Self {
+            input_size,
+            hidden_size,
+            num_layers: 1,
+            dropout: 0.0,
+            bidirectional: false,
+        }
+    }
+
+    /// Sets the number of stacked layers.
+    pub fn with_layers(mut self, num_layers: usize) -> Self {
+        self.num_layers = num_layers;
+        self
+    }
+
+    /// Sets the dropout between layers.
+    pub fn with_dropout(mut self, dropout: f32) -> Self {
+        self.dropout = dropout;
+        self
+    }
+
+    /// Makes the layers bidirectional.
+    pub fn with_bidirectional(mut self, bidirectional: bool) -> Self {
+        self.bidirectional = bidirectional;
+        self
+    }
+
+    /// Number of directions `D` (1 or 2).
+    pub fn directions(&self) -> usize {
+        if self.bidirectional {
+            2
+        } else {
+            1
+        }
+    }
+
+    /// Checks that every size is usable.
+    pub fn validate(&self) -> Result<()> {
+        recurrent::validate(
+            "Rnn",
+            self.input_size,
+            self.hidden_size,
+            self.num_layers,
+            self.dropout,
+        )
+    }
+}
+
+/// A multi-layer tanh RNN over `(batch, seq, features)` input, as PyTorch's
+/// `nn.RNN(batch_first=True)` (`nonlinearity="tanh"`):
+///
+/// ```text
+/// h' = tanh(W_ih x + b_ih + W_hh h + b_hh)
+/// ```
+///
+/// Parameters are named and shaped as PyTorch's: `weight_ih_l{k}` `(H, in)`,
+/// `weight_hh_l{k}` `(H, H)`, `bias_ih_l{k}`, `bias_hh_l{k}` `(H)`, plus the same with
+/// `_reverse` for the backward direction, each initialised uniform in ±1/√H.
+///
+/// The recurrence runs step by step with candle ops, on any device.
+#[derive(Clone, Debug)]
+pub struct Rnn {
+    config: RnnConfig,
+    /// `layers[k][d]`: layer `k`, direction `d`.
+    layers: Vec<Vec<DirectionWeights>>,
+}
+
+impl Rnn {
+    /// Builds the layers, reading or creating their parameters through `vb`.
+    pub fn new(config: RnnConfig, vb: VarBuilder) -> Result<Self> {
+        config.validate()?;
+        let layers = recurrent::load_layers(
+            &vb,
+            config.input_size,
+            config.hidden_size,
+            config.num_layers,
+            config.bidirectional,
+            1,
+        )?;
+        Ok(Self { config, layers })
+    }
+
+    /// The configuration this model was built with.
+    pub fn config(&self) -> &RnnConfig {
+        &self.config
+    }
+
+    /// Checks `x` and `h0`; returns the initial state `(layers·D, B, H)`.
+    fn initial_state(&self, x: &Tensor, h0: Option<&Tensor>) -> Result<Tensor> {
+        let cfg = &self.config;
+        let (b, _) = recurrent::check_input("Rnn input", x, cfg.input_size)?;
+        let shape = [cfg.num_layers * cfg.directions(), b, cfg.hidden_size];
+        recurrent::initial_state("Rnn h0", h0, shape, x)
+    }
+
+    /// Runs the model.
+    ///
+    /// - `x`: `(B, T, input_size)`;
+    /// - `h0`: optional initial state `(layers·D, B, H)`; zeros when `None`;
+    /// - `train`: applies dropout between layers.
+    ///
+    /// Returns the last layer's outputs `(B, T, D·H)` and the final state `h_n`,
+    /// `(layers·D, B, H)`, as PyTorch's `(output, h_n)`.
+    pub fn forward(
+        &self,
+        x: &Tensor,
+        h0: Option<&Tensor>,
+        train: bool,
+    ) -> Result<(Tensor, Tensor)> {
+        let h0 = self.initial_state(x, h0)?;
+        recurrent::run_stacked(
+            &self.layers,
+            x,
+            &h0,
+            self.config.dropout,
+            train,
+            rnn_direction,
+        )
+    }
+
+    /// The hidden state of every step of the last layer, in time order, each `(B, H)`: for
+    /// gradient-flow analysis (how `∂L/∂h_t` vanishes with the distance to the loss).
+    ///
+    /// Arguments as [`Rnn::forward`] in inference (no dropout); the model must be
+    /// unidirectional. Each `h_t` is the tensor the recurrence continues from, not a copy.
+    /// candle keeps gradients of variables only, so to read `∂L/∂h_t` use
+    /// [`Rnn::forward_steps_with_taps`].
+    pub fn forward_steps(&self, x: &Tensor, h0: Option<&Tensor>) -> Result<Vec<Tensor>> {
+        let h0 = self.initial_state(x, h0)?;
+        recurrent::last_layer_steps("Rnn", &self.layers, x, &h0, rnn_direction, None)
+    }
+
+    /// As [`Rnn::forward_steps`], plus one zero variable `(B, H)` per step ("tap") added
+    /// to the last layer's state: after `loss.backward()`, the gradient of `taps[t]` is the
+    /// full `∂L/∂h_t`, through every later step included. The values are unchanged.
+    ///
+    /// ```
+    /// use candle_core::{DType, Device, Tensor};
+    /// use candle_nn::VarMap;
+    /// use lstm_core::{seeded_var_builder, Rnn, RnnConfig};
+    ///
+    /// let varmap = VarMap::new();
+    /// let vb = seeded_var_builder(&varmap, 0, DType::F32, &Device::Cpu);
+    /// let rnn = Rnn::new(RnnConfig::new(3, 8), vb)?;
+    /// let x = Tensor::randn(0f32, 1.0, (2, 20, 3), &Device::Cpu)?;
+    /// let (steps, taps) = rnn.forward_steps_with_taps(&x, None)?;
+    /// let loss = steps[19].sum_all()?; // the loss reads the last step only
+    /// let grads = loss.backward()?;
+    /// let norm = |t: usize| -> candle_core::Result<f32> {
+    ///     grads.get(taps[t].as_tensor()).unwrap().sqr()?.sum_all()?.sqrt()?.to_scalar::<f32>()
+    /// };
+    /// assert!(norm(0)? < norm(19)?); // ‖∂L/∂h_t‖ decays going back in time
+    /// # Ok::<(), lstm_core::LstmError>(())
+    /// ```
+    pub fn forward_steps_with_taps(
+        &self,
+        x: &Tensor,
+        h0: Option<&Tensor>,
+    ) -> Result<(Vec<Tensor>, Vec<Var>)> {
+        let h0 = self.initial_state(x, h0)?;
+        let taps = recurrent::zero_taps(x, h0.dim(1)?, self.config.hidden_size)?;
+        let steps =
+            recurrent::last_layer_steps("Rnn", &self.layers, x, &h0, rnn_direction, Some(&taps))?;
+        Ok((steps, taps))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::error::LstmError;
+    use crate::init::seeded_var_builder;
+    use candle_core::{DType, Device};
+    use candle_nn::VarMap;
+
+    fn max_diff(a: &Tensor, b: &Tensor) -> f32 {
+        assert_eq!(a.dims(), b.dims());
+        (a - b)
+            .and_then(|d| d.abs())
+            .and_then(|d| d.flatten_all())
+            .and_then(|d| d.max(0))
+            .and_then(|d| d.to_scalar::<f32>())
+            .expect("diff")
+    }
+
+    fn rnn(cfg: RnnConfig, seed: u64) -> Result<(Rnn, VarMap)> {
+        let vm = VarMap::new();
+        let vb = seeded_var_builder(&vm, seed, DType::F32, &Device::Cpu);
+        Ok((Rnn::new(cfg, vb)?, vm))
+    }
+
+    fn param(vm: &VarMap, name: &str) -> Tensor {
+        vm.data().lock().unwrap()[name].as_tensor().clone()
+    }
+
+    /// One step with plain tensors: `tanh(x W_ihᵀ + b_ih + h W_hhᵀ + b_hh)`.
+    fn step(vm: &VarMap, layer: usize, suffix: &str, x: &Tensor, h: &Tensor) -> Result<Tensor> {
+        let p = |n: &str| param(vm, &format!("{n}_l{layer}{suffix}"));
+        let pre = (x
+            .matmul(&p("weight_ih").t()?)?
+            .broadcast_add(&p("bias_ih"))?
+            + h.matmul(&p("weight_hh").t()?)?
+                .broadcast_add(&p("bias_hh"))?)?;
+        Ok(pre.tanh()?)
+    }
+
+    #[test]
+    fn parameter_names_follow_pytorch() -> Result<()> {
+        let cfg = RnnConfig::new(3, 5).with_layers(2).with_bidirectional(true);
+        let (_, vm) = rnn(cfg, 0)?;
+        let data = vm.data().lock().unwrap();
+        assert_eq!(data.len(), 16);
+        for suffix in ["", "_reverse"] {
+            let shape = |n: &str| data[&format!("{n}{suffix}")].dims().to_vec();
+            assert_eq!(shape("weight_ih_l0"), [5, 3]);
+            assert_eq!(shape("weight_hh_l0"), [5, 5]);
+            assert_eq!(shape("bias_ih_l0"), [5]);
+            assert_eq!(shape("bias_hh_l0"), [5]);
+            assert_eq!(shape("weight_ih_l1"), [5, 10]);
+            assert_eq!(shape("weight_hh_l1"), [5, 5]);
+            assert_eq!(shape("bias_ih_l1"), [5]);
+            assert_eq!(shape("bias_hh_l1"), [5]);
+        }
+        let bound = 1.0 / 5f32.sqrt();
+        for var in data.values() {
+            let v = var.as_tensor().abs()?.max_all()?.to_scalar::<f32>()?;
+            assert!(v <= bound, "max |w| = {v}");
+        }
+        Ok(())
+    }
+
+    #[test]
+    fn bad_config_and_bad_shapes_are_errors() -> Result<()> {
+        let dev = Device::Cpu;
+        let vm = VarMap::new();
+        let vb = seeded_var_builder(&vm, 0, DType::F32, &dev);
+        for cfg in [
+            RnnConfig::new(0, 4),
+            RnnConfig::new(3, 0),
+            RnnConfig::new(3, 4).with_layers(0),
+            RnnConfig::new(3, 4).with_dropout(1.0),
+            RnnConfig::new(3, 4).with_dropout(f32::NAN),
+        ] {
+            assert!(
+                matches!(Rnn::new(cfg, vb.clone()), Err(LstmError::Config(_))),
+                "{cfg:?}"
+            );
+        }
+        let model = Rnn::new(RnnConfig::new(3, 4).with_layers(2), vb.pp("rnn"))?;
+        let x = Tensor::zeros((2, 5, 4), DType::F32, &dev)?;
+        assert!(matches!(
+            model.forward(&x, None, false),
+            Err(LstmError::Shape { .. })
+        ));
+        assert!(matches!(
+            model.forward_steps(&x, None),
+            Err(LstmError::Shape { .. })
+        ));
+        let x = Tensor::zeros((2, 0, 3), DType::F32, &dev)?;
+        assert!(matches!(
+            model.forward(&x, None, false),
+            Err(LstmError::Config(_))
+        ));
+        let x = Tensor::zeros((2, 5, 3), DType::F32, &dev)?;
+        for bad in [(1, 2, 4), (2, 3, 4), (2, 2, 5)] {
+            let h0 = Tensor::zeros(bad, DType::F32, &dev)?;
+            assert!(matches!(
+                model.forward(&x, Some(&h0), false),
+                Err(LstmError::Shape { .. })
+            ));
+        }
+        let bidir = Rnn::new(RnnConfig::new(3, 4).with_bidirectional(true), vb.pp("bi"))?;
+        assert!(matches!(
+            bidir.forward_steps(&x, None),
+            Err(LstmError::Config(_))
+        ));
+        Ok(())
+    }
+
+    /// The model against the equation unrolled by hand, both directions and two layers,
+    /// with a batch of one.
+    #[test]
+    fn matches_the_equation_with_a_batch_of_one() -> Result<()> {
+        let dev = Device::Cpu;
+        let (t, i, h) = (4, 3, 5);
+        let cfg = RnnConfig::new(i, h).with_layers(2).with_bidirectional(true);
+        let (model, vm) = rnn(cfg, 7)?;
+        let x = Tensor::randn(0f32, 1.0, (1, t, i), &dev)?;
+        let h0 = Tensor::randn(0f32, 0.5, (4, 1, h), &dev)?;
+        let (out, h_n) = model.forward(&x, Some(&h0), false)?;
+        assert_eq!(out.dims(), &[1, t, 2 * h]);
+        assert_eq!(h_n.dims(), &[4, 1, h]);
+        let mut input = x.clone();
+        for layer in 0..2 {
+            let mut outs = Vec::new();
+            for (d, suffix) in ["", "_reverse"].iter().enumerate() {
+                let mut hs = vec![None; t];
+                let mut state = h0.i(2 * layer + d)?;
+                for s in 0..t {
+                    let ti = if d == 1 { t - 1 - s } else { s };
+                    state = step(&vm, layer, suffix, &input.i((.., ti, ..))?, &state)?;
+                    hs[ti] = Some(state.clone());
+                }
+                assert!(max_diff(&h_n.i(2 * layer + d)?, &state) < 1e-6);
+                let hs: Vec<Tensor> = hs.into_iter().flatten().collect();
+                outs.push(Tensor::stack(&hs, 1)?);
+            }
+            input = Tensor::cat(&outs, 2)?;
+        }
+        assert!(max_diff(&out, &input) < 1e-6);
+        Ok(())
+    }
+
+    #[test]
+    fn dropout_only_in_training() -> Result<()> {
+        let dev = Device::Cpu;
+        let x = Tensor::randn(0f32, 1.0, (4, 5, 3), &dev)?;
+        let (plain, _) = rnn(RnnConfig::new(3, 8).with_layers(2), 2)?;
+        let (dropped, _) = rnn(RnnConfig::new(3, 8).with_layers(2).with_dropout(0.5), 2)?;
+        let (a, _) = plain.forward(&x, None, false)?;
+        let (b, _) = dropped.forward(&x, None, false)?;
+        assert_eq!(max_diff(&a, &b), 0.0);
+        let (c, _) = dropped.forward(&x, None, true)?;
+        assert!(max_diff(&a, &c) > 1e-3);
+        Ok(())
+    }
+
+    /// The taps' gradients are `∂L/∂h_t`: for `L = Σ probe_t ⊙ h_t` they satisfy the
+    /// backward recurrence `g_t = probe_t + ((1 − h_{t+1}²) ⊙ g_{t+1}) W_hh`.
+    #[test]
+    fn taps_give_per_step_gradients() -> Result<()> {
+        let dev = Device::Cpu;
+        let (b, t, i, h) = (3, 6, 2, 4);
+        let (model, vm) = rnn(RnnConfig::new(i, h).with_layers(2), 5)?;
+        let x = Tensor::randn(0f32, 1.0, (b, t, i), &dev)?;
+        let (out, _) = model.forward(&x, None, false)?;
+        let plain = model.forward_steps(&x, None)?;
+        assert!(max_diff(&Tensor::stack(&plain, 1)?, &out) < 1e-6);
+        let (steps, taps) = model.forward_steps_with_taps(&x, None)?;
+        let stacked = Tensor::stack(&steps, 1)?;
+        assert!(max_diff(&stacked, &out) < 1e-6);
+        let probe = Tensor::randn(0f32, 1.0, (b, t, h), &dev)?;
+        let grads = (stacked * &probe)?.sum_all()?.backward()?;
+        let g = |s: usize| {
+            grads
+                .get(taps[s].as_tensor())
+                .expect("tap gradient")
+                .clone()
+        };
+        let w_hh = param(&vm, "weight_hh_l1");
+        assert!(max_diff(&g(t - 1), &probe.i((.., t - 1, ..))?) < 1e-6);
+        for s in 0..t - 1 {
+            let dtanh = steps[s + 1].sqr()?.affine(-1.0, 1.0)?;
+            let expected = (probe.i((.., s, ..))? + (dtanh * g(s + 1))?.matmul(&w_hh)?)?;
+            assert!(max_diff(&g(s), &expected) < 1e-5, "step {s}");
+        }
+        Ok(())
+    }
+
+    #[test]
+    fn every_parameter_gets_a_gradient() -> Result<()> {
+        let dev = Device::Cpu;
+        let cfg = RnnConfig::new(3, 4).with_layers(2).with_bidirectional(true);
+        let (model, vm) = rnn(cfg, 8)?;
+        let x = Var::from_tensor(&Tensor::randn(0f32, 1.0, (2, 3, 3), &dev)?)?;
+        let h0 = Var::from_tensor(&Tensor::randn(0f32, 0.5, (4, 2, 4), &dev)?)?;
+        let (out, h_n) = model.forward(x.as_tensor(), Some(h0.as_tensor()), true)?;
+        let loss = (out.sqr()?.sum_all()? + h_n.sum_all()?)?;
+        let grads = loss.backward()?;
+        for var in vm.all_vars().iter().chain([&x, &h0]) {
+            let g = grads.get(var.as_tensor()).expect("gradient");
+            assert_eq!(g.dims(), var.dims());
+            assert!(g.abs()?.sum_all()?.to_scalar::<f32>()? > 0.0);
+        }
+        Ok(())
+    }
+}
