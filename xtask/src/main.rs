@@ -2,6 +2,9 @@
 //!
 //! - `cargo xtask mnist [ARGS]`: build the `lstm` binary in release and train the book's
 //!   MNIST model on `data/mnist` (extra arguments go to `lstm mnist`).
+//! - `cargo xtask stock [ARGS]`: build the `lstm` binary in release and train the book's
+//!   stock-price model on `data/SBUX.csv` (extra arguments go to `lstm stock`, e.g.
+//!   `--compare` for the LSTM, GRU and bidirectional LSTM side by side).
 //! - `cargo xtask bench [--quick]`: training and inference throughput of our paths, of
 //!   candle-nn's LSTM and (when `python3` can import torch) of PyTorch, plus a scaling
 //!   table with peak memory; writes `target/bench/report.md`.
@@ -16,6 +19,8 @@ const USAGE: &str = "usage: cargo xtask <task> [args]
 
 tasks:
   mnist [ARGS]   train the book's MNIST LSTM (release build; ARGS go to `lstm mnist`)
+  stock [ARGS]   train the book's stock-price model on data/SBUX.csv (release build;
+                 ARGS go to `lstm stock`, e.g. --compare, --model gru, --epochs 500)
   bench [--quick] throughput tables (release build); PyTorch too when python3 has torch
                  (set LSTM_BENCH_PYTHON to choose the interpreter)
   ci             cargo fmt --check, clippy -D warnings, and the test suite";
@@ -45,6 +50,18 @@ fn run() -> Result<()> {
                 .any(|a| a == "--data" || a.starts_with("--data="))
             {
                 cmd.arg("--data").arg(root.join("data/mnist"));
+            }
+            run_cmd(cmd.args(&rest))
+        }
+        Some("stock") => {
+            let lstm = build_cli(&root)?;
+            let mut cmd = Command::new(lstm);
+            cmd.current_dir(&root).arg("stock");
+            if !rest
+                .iter()
+                .any(|a| a == "--data" || a.starts_with("--data="))
+            {
+                cmd.arg("--data").arg(root.join("data/SBUX.csv"));
             }
             run_cmd(cmd.args(&rest))
         }

@@ -4,9 +4,14 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
-use lstm_core::{Backbone, Kernel};
-use lstm_datasets::{load_mnist, MnistOptions, ValidationSource};
-use lstm_train::{train_classifier, ClassifierTrainConfig, LrSchedule, RunDir, Selection};
+use lstm_core::{Backbone, Kernel, RecurrentKind};
+use lstm_datasets::{
+    load_mnist, prepare_stock, FitOn, MnistOptions, StockFrame, StockOptions, ValidationSource,
+};
+use lstm_train::{
+    plot_predictions_multi, train_classifier, train_regressor, ClassifierTrainConfig, LrSchedule,
+    RegressionReport, RegressorTrainConfig, RunDir, Selection,
+};
 
 /// Train and evaluate the LSTM chapter's models.
 #[derive(Parser, Debug)]
@@ -20,6 +25,9 @@ struct Cli {
 enum Command {
     /// Train the row-by-row LSTM classifier on MNIST and evaluate it on the test set.
     Mnist(MnistArgs),
+    /// Train the book's stock-price model (Volume from the day's prices) and plot its
+    /// predictions.
+    Stock(StockArgs),
 }
 
 #[derive(ValueEnum, Clone, Copy, Debug)]
@@ -123,6 +131,90 @@ struct MnistArgs {
     quiet: bool,
 }
 
+#[derive(ValueEnum, Clone, Copy, Debug)]
+enum RegressorArg {
+    /// nn.LSTM (the book's model).
+    Lstm,
+    /// nn.GRU.
+    Gru,
+    /// Bidirectional nn.LSTM.
+    Bilstm,
+}
+
+impl RegressorArg {
+    fn kind(self) -> RecurrentKind {
+        match self {
+            RegressorArg::Lstm => RecurrentKind::Lstm,
+            RegressorArg::Gru => RecurrentKind::Gru,
+            RegressorArg::Bilstm => RecurrentKind::BiLstm,
+        }
+    }
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug)]
+enum FitOnArg {
+    /// Only the training rows (no look-ahead into the test period).
+    Train,
+    /// Every row, as the book does (the test period leaks into the scaling).
+    All,
+}
+
+#[derive(clap::Args, Debug)]
+struct StockArgs {
+    /// Daily price CSV (Date,Open,High,Low,Close,Adj Close,Volume).
+    #[arg(long, default_value = "data/SBUX.csv")]
+    data: PathBuf,
+    /// Recurrent layer of the model.
+    #[arg(long, value_enum, default_value_t = RegressorArg::Lstm, conflicts_with = "compare")]
+    model: RegressorArg,
+    /// Hidden size of the recurrent layer.
+    #[arg(long, default_value_t = 2)]
+    hidden: usize,
+    /// Stacked recurrent layers.
+    #[arg(long, default_value_t = 1)]
+    layers: usize,
+    /// Full-batch training epochs.
+    #[arg(long, default_value_t = 1000)]
+    epochs: usize,
+    /// Adam learning rate.
+    #[arg(long, default_value_t = 1e-4, allow_negative_numbers = true)]
+    lr: f64,
+    /// Seed of the weights.
+    #[arg(long, default_value_t = 42)]
+    seed: u64,
+    /// Feature columns, comma-separated.
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "Open,High,Low,Close,Adj Close"
+    )]
+    features: Vec<String>,
+    /// Target column.
+    #[arg(long, default_value = "Volume")]
+    target: String,
+    /// Rows of the training period (the rest is the test period).
+    #[arg(long, default_value_t = 200)]
+    train_rows: usize,
+    /// Rows of features per sample (1: each day's prices predict that day's volume).
+    #[arg(long, default_value_t = 1)]
+    window: usize,
+    /// Rows the scalers are fitted on.
+    #[arg(long, value_enum, default_value_t = FitOnArg::Train)]
+    fit_scalers_on: FitOnArg,
+    /// Print the loss every N epochs.
+    #[arg(long, default_value_t = 100)]
+    log_every: usize,
+    /// Run directory (default: runs/stock-<timestamp>).
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// No progress bar.
+    #[arg(long, short)]
+    quiet: bool,
+    /// Train lstm, gru and bilstm with the same seed and compare them.
+    #[arg(long)]
+    compare: bool,
+}
+
 /// A failure, and whether it happened before training started (exit code 2) or during it.
 struct Failure {
     message: String,
@@ -211,6 +303,185 @@ fn run_mnist(args: MnistArgs) -> Result<(), Failure> {
     Ok(())
 }
 
+fn during<E: std::fmt::Display>(e: E) -> Failure {
+    Failure {
+        message: e.to_string(),
+        before_training: false,
+    }
+}
+
+fn run_stock(args: StockArgs) -> Result<(), Failure> {
+    let kinds: Vec<RecurrentKind> = if args.compare {
+        RecurrentKind::ALL.to_vec()
+    } else {
+        vec![args.model.kind()]
+    };
+    let configs: Vec<RegressorTrainConfig> = kinds
+        .iter()
+        .map(|&kind| RegressorTrainConfig {
+            kind,
+            hidden: args.hidden,
+            layers: args.layers,
+            lr: args.lr,
+            epochs: args.epochs,
+            log_every: args.log_every,
+            seed: args.seed,
+            target: args.target.clone(),
+            progress: !args.quiet,
+        })
+        .collect();
+    for cfg in &configs {
+        cfg.validate().map_err(setup)?;
+    }
+    let features: Vec<String> = args.features.iter().map(|f| f.trim().to_string()).collect();
+    if features.iter().any(String::is_empty) {
+        return Err(setup(format!(
+            "--features {:?}: empty column name (give comma-separated column names)",
+            args.features.join(",")
+        )));
+    }
+    let options = StockOptions {
+        features,
+        target: args.target.clone(),
+        train_rows: args.train_rows,
+        window: args.window,
+        fit_scalers_on: match args.fit_scalers_on {
+            FitOnArg::Train => FitOn::TrainOnly,
+            FitOnArg::All => FitOn::All,
+        },
+    };
+    let frame = StockFrame::read_csv(&args.data).map_err(setup)?;
+    let data = prepare_stock(&frame, &options).map_err(setup)?;
+    let run_dir = match &args.out {
+        Some(path) => RunDir::create(path),
+        None => RunDir::timestamped(std::path::Path::new("runs"), "stock"),
+    }
+    .map_err(setup)?;
+    let model_dirs: Vec<RunDir> = if args.compare {
+        kinds
+            .iter()
+            .map(|k| RunDir::create(run_dir.path().join(k.name())))
+            .collect::<Result<_, _>>()
+            .map_err(setup)?
+    } else {
+        vec![run_dir.clone()]
+    };
+    let data_json = DataJson {
+        path: args.data.display().to_string(),
+        rows: frame.len(),
+        features: &options.features,
+        target: &options.target,
+        train_rows: options.train_rows,
+        window: options.window,
+        fit_scalers_on: match options.fit_scalers_on {
+            FitOn::TrainOnly => "train",
+            FitOn::All => "all",
+        },
+        train_samples: data.train_len(),
+        test_samples: data.test_len(),
+    };
+    run_dir.write_json("data.json", &data_json).map_err(setup)?;
+    tracing::info!(
+        rows = frame.len(),
+        train = data.train_len(),
+        test = data.test_len(),
+        dir = %run_dir.path().display(),
+        "starting stock training"
+    );
+
+    let mut stdout = std::io::stdout();
+    let mut reports: Vec<RegressionReport> = Vec::new();
+    for (cfg, dir) in configs.iter().zip(&model_dirs) {
+        if args.compare {
+            println!("\n## {}\n", cfg.kind);
+        }
+        let report = train_regressor(&data, cfg, Some(dir), &mut stdout).map_err(during)?;
+        println!(
+            "Trained {} epochs in {:.1} s; outputs in {}",
+            report.epochs,
+            report.train_seconds,
+            dir.path().display()
+        );
+        reports.push(report);
+    }
+    if args.compare {
+        let table = comparison_table(&reports);
+        println!("\n{table}");
+        run_dir
+            .write_atomic("comparison.md", table.as_bytes())
+            .map_err(during)?;
+        let first = &reports[0];
+        let predicted: Vec<(String, Vec<f64>)> = reports
+            .iter()
+            .map(|r| (format!("{} predicted", label(&r.model)), r.predicted()))
+            .collect();
+        let series: Vec<(&str, &[f64])> = predicted
+            .iter()
+            .map(|(l, v)| (l.as_str(), v.as_slice()))
+            .collect();
+        let path = run_dir.file("comparison.svg");
+        plot_predictions_multi(
+            &path,
+            &first.dates(),
+            &first.actual(),
+            &series,
+            first.boundary(),
+            &format!("{} ({})", args.target, first.unit),
+        )
+        .map_err(during)?;
+        println!(
+            "Wrote {} and {}",
+            path.display(),
+            run_dir.file("comparison.md").display()
+        );
+    }
+    Ok(())
+}
+
+/// What `data.json` holds: where the data came from and how it was prepared.
+#[derive(serde::Serialize)]
+struct DataJson<'a> {
+    path: String,
+    rows: usize,
+    features: &'a [String],
+    target: &'a str,
+    train_rows: usize,
+    window: usize,
+    fit_scalers_on: &'static str,
+    train_samples: usize,
+    test_samples: usize,
+}
+
+fn label(model: &str) -> &str {
+    match model {
+        "lstm" => "LSTM",
+        "gru" => "GRU",
+        "bilstm" => "BiLSTM",
+        other => other,
+    }
+}
+
+/// The markdown table of `--compare`.
+fn comparison_table(reports: &[RegressionReport]) -> String {
+    let epoch = reports.first().map_or(0, |r| r.last_logged_epoch);
+    let unit = reports.first().map_or("shares", |r| r.unit.as_str());
+    let mut table = format!(
+        "| model | loss at epoch {epoch} | test MSE (scaled) | test MAE ({unit}) | test RMSE ({unit}) |\n\
+         |---|---:|---:|---:|---:|\n"
+    );
+    for r in reports {
+        table.push_str(&format!(
+            "| {} | {:.5} | {:.5} | {} | {} |\n",
+            r.model,
+            r.loss_at_900,
+            r.test_mse,
+            lstm_train::regress::thousands(r.test_mae),
+            lstm_train::regress::thousands(r.test_rmse),
+        ));
+    }
+    table
+}
+
 impl ModelArg {
     fn is_cell(self) -> bool {
         matches!(self, ModelArg::Cell)
@@ -218,6 +489,7 @@ impl ModelArg {
 }
 
 fn main() -> ExitCode {
+    lstm_core::configure_cpu_threads();
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
@@ -228,6 +500,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Mnist(args) => run_mnist(args),
+        Command::Stock(args) => run_stock(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -166,3 +166,209 @@ fn a_short_run_prints_book_lines_and_writes_its_run_directory() {
     assert_eq!(weights["lstm.weight_hh_l0"].dims(), &[512, 128]);
     assert_eq!(weights["fc.weight"].dims(), &[10, 128]);
 }
+
+fn sbux() -> String {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../../data/SBUX.csv")
+        .display()
+        .to_string()
+}
+
+#[test]
+fn stock_help_lists_the_flags() {
+    let o = lstm(&["stock", "--help"]);
+    assert!(o.status.success());
+    let text = String::from_utf8_lossy(&o.stdout);
+    for flag in [
+        "--data",
+        "--model",
+        "--hidden",
+        "--layers",
+        "--epochs",
+        "--lr",
+        "--seed",
+        "--features",
+        "--target",
+        "--train-rows",
+        "--window",
+        "--fit-scalers-on",
+        "--out",
+        "--quiet",
+        "--compare",
+    ] {
+        assert!(text.contains(flag), "help lacks {flag}:\n{text}");
+    }
+}
+
+#[test]
+fn stock_bad_inputs_exit_2_naming_the_file() {
+    let dir = tmp("stock-bad");
+    std::fs::create_dir_all(&dir).unwrap();
+    let good = sbux();
+    let text = std::fs::read_to_string(&good).unwrap();
+    let header_only = dir.join("header-only.csv");
+    std::fs::write(&header_only, format!("{}\n", text.lines().next().unwrap())).unwrap();
+    // Data row 5 (line 6): Open is not a number.
+    let bad_cell = dir.join("bad-cell.csv");
+    let lines: Vec<String> = text
+        .lines()
+        .enumerate()
+        .map(|(i, line)| {
+            if i == 5 {
+                let mut cells: Vec<&str> = line.split(',').collect();
+                cells[1] = "abc";
+                cells.join(",")
+            } else {
+                line.to_string()
+            }
+        })
+        .collect();
+    std::fs::write(&bad_cell, lines.join("\n")).unwrap();
+    let (header_s, bad_s) = (
+        header_only.display().to_string(),
+        bad_cell.display().to_string(),
+    );
+    let out = dir.join("out");
+    let out_s = out.display().to_string();
+    let cases: &[(&[&str], &[&str])] = &[
+        (
+            &["--data", "/nonexistent/prices.csv"],
+            &["/nonexistent/prices.csv"],
+        ),
+        (&["--target", "Nope"], &[&good, "\"Nope\"", "Volume"]),
+        (&["--features", "Open,Nope"], &[&good, "\"Nope\""]),
+        (
+            &["--data", &bad_s],
+            &[&bad_s, "data row 5", "\"Open\"", "\"abc\""],
+        ),
+        (&["--data", &header_s], &[&header_s, "no data rows"]),
+        (&["--window", "201"], &[&good, "window = 201"]),
+        (&["--train-rows", "253"], &[&good, "train_rows = 253"]),
+        (&["--lr", "-1"], &["learning rate", "-1"]),
+        (&["--lr", "0"], &["learning rate"]),
+        (&["--epochs", "0"], &["epochs"]),
+        (&["--hidden", "0"], &["hidden"]),
+        (&["--features", "Open,,Close"], &["empty column name"]),
+        (&["--out", "/proc/forbidden/run"], &["/proc/forbidden/run"]),
+        (&["--model", "transformer"], &["invalid value"]),
+        (&["--compare", "--model", "gru"], &["cannot be used with"]),
+    ];
+    for (args, needles) in cases {
+        let mut full = vec!["stock", "--quiet"];
+        full.extend_from_slice(args);
+        if !full.contains(&"--data") {
+            full.extend(["--data", &good]);
+        }
+        if !full.contains(&"--out") {
+            full.extend(["--out", &out_s]);
+        }
+        let o = lstm(&full);
+        let err = stderr(&o);
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {err}");
+        for needle in *needles {
+            assert!(err.contains(needle), "{args:?}: no {needle:?} in {err}");
+        }
+        assert!(!err.contains("panicked"), "{args:?} panicked");
+        assert!(o.stdout.is_empty(), "{args:?} printed before failing");
+        assert!(!out.join("predictions.csv").exists(), "{args:?} trained");
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn a_short_stock_run_prints_book_lines_and_writes_plots() {
+    let out = tmp("stock-run");
+    let o = lstm(&[
+        "stock",
+        "--data",
+        &sbux(),
+        "--epochs",
+        "200",
+        "--lr",
+        "1e-2",
+        "--quiet",
+        "--out",
+        &out.display().to_string(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert!(text.contains("Epoch: 0, loss: "), "{text}");
+    assert!(text.contains("Epoch: 100, loss: "), "{text}");
+    assert!(!text.contains("Epoch: 200"), "{text}");
+    assert!(text.contains("Test MSE (scaled): "), "{text}");
+    assert!(
+        text.contains("Test MAE: ") && text.contains(" shares"),
+        "{text}"
+    );
+    for f in [
+        "config.json",
+        "data.json",
+        "losses.csv",
+        "predictions.csv",
+        "model.safetensors",
+        "summary.json",
+        "prediction.svg",
+        "loss.svg",
+    ] {
+        assert!(out.join(f).is_file(), "missing {f}");
+    }
+    let csv = std::fs::read_to_string(out.join("predictions.csv")).unwrap();
+    assert_eq!(csv.lines().count(), 254);
+    assert_eq!(csv.lines().filter(|l| l.ends_with(",test")).count(), 53);
+    let svg = std::fs::read_to_string(out.join("prediction.svg")).unwrap();
+    assert!(svg.contains("Time-Series Prediction") && svg.contains("stroke-dasharray"));
+    let weights =
+        candle_core::safetensors::load(out.join("model.safetensors"), &candle_core::Device::Cpu)
+            .unwrap();
+    assert_eq!(weights["lstm.weight_hh_l0"].dims(), &[8, 2]);
+    assert_eq!(weights["fc_1.weight"].dims(), &[128, 2]);
+    std::fs::remove_dir_all(&out).unwrap();
+}
+
+#[test]
+fn stock_compare_trains_the_three_models_and_tabulates_them() {
+    let out = tmp("stock-compare");
+    let o = lstm(&[
+        "stock",
+        "--data",
+        &sbux(),
+        "--compare",
+        "--epochs",
+        "60",
+        "--lr",
+        "1e-2",
+        "--log-every",
+        "20",
+        "--quiet",
+        "--out",
+        &out.display().to_string(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        text.contains("| model | loss at epoch 40 | test MSE (scaled) | test MAE (shares) | test RMSE (shares) |"),
+        "{text}"
+    );
+    for model in ["lstm", "gru", "bilstm"] {
+        assert!(text.contains(&format!("\n| {model} | 0.")), "{text}");
+        assert!(out.join(model).join("predictions.csv").is_file(), "{model}");
+        assert!(out.join(model).join("prediction.svg").is_file(), "{model}");
+    }
+    let weights = candle_core::safetensors::load(
+        out.join("gru").join("model.safetensors"),
+        &candle_core::Device::Cpu,
+    )
+    .unwrap();
+    assert_eq!(weights["gru.weight_ih_l0"].dims(), &[6, 5]);
+    let svg = std::fs::read_to_string(out.join("comparison.svg")).unwrap();
+    for label in [
+        "LSTM predicted",
+        "GRU predicted",
+        "BiLSTM predicted",
+        "Actual Data",
+    ] {
+        assert!(svg.contains(label), "comparison.svg lacks {label}");
+    }
+    assert!(out.join("comparison.md").is_file());
+    std::fs::remove_dir_all(&out).unwrap();
+}

@@ -38,6 +38,7 @@ pub mod kernels;
 pub mod lstm;
 pub mod model;
 mod recurrent;
+pub mod regressor;
 pub mod rnn;
 pub mod threads;
 
@@ -47,6 +48,7 @@ pub use gru::{Gru, GruCell, GruConfig};
 pub use init::{linear_torch, seeded_var_builder, SplitMix64};
 pub use lstm::{Lstm, LstmConfig};
 pub use model::{Backbone, ClassifierConfig, SequenceClassifier};
+pub use regressor::{RecurrentKind, RegressorConfig, SequenceRegressor};
 pub use rnn::{Rnn, RnnConfig};
 pub use threads::configure_cpu_threads;
 

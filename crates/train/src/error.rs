@@ -46,6 +46,14 @@ pub enum TrainError {
         /// The parse or write error.
         source: serde_json::Error,
     },
+    /// A plot could not be drawn or its data is unusable.
+    #[error("cannot draw the {what}: {message}")]
+    Plot {
+        /// Which plot.
+        what: String,
+        /// What went wrong.
+        message: String,
+    },
 }
 
 /// `Result` with [`TrainError`].

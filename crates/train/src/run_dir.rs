@@ -114,7 +114,7 @@ mod tests {
     #[test]
     fn timestamps_are_civil_dates() {
         assert_eq!(format_timestamp(0), "19700101-000000");
-        assert_eq!(format_timestamp(1_795_000_000), "20261117-085320");
+        assert_eq!(format_timestamp(1_795_000_000), "20261118-110640");
         assert_eq!(format_timestamp(951_782_400), "20000229-000000");
     }
 
