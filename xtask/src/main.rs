@@ -133,15 +133,13 @@ fn bench(root: &Path, quick: bool) -> Result<()> {
     let exe = target_dir(root).join("release").join("lstm-bench");
     let runs = if quick { "3" } else { "5" };
     let mut report = String::new();
-    let machine = capture(Command::new("sh").args([
-        "-c",
-        "grep -m1 'model name' /proc/cpuinfo | cut -d: -f2; nproc",
-    ]))
-    .unwrap_or_default()
-    .split_whitespace()
-    .collect::<Vec<_>>()
-    .join(" ");
-    report.push_str(&format!("Machine: {machine} (logical CPUs last)\n\n"));
+    let model = capture(
+        Command::new("sh").args(["-c", "grep -m1 'model name' /proc/cpuinfo | cut -d: -f2"]),
+    )
+    .unwrap_or_default();
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let machine = format!("{}, {cpus} logical CPUs", model.trim());
+    report.push_str(&format!("Machine: {machine}\n\n"));
     println!("{}", report.trim_end());
 
     // 1. The MNIST shape, every path, plus PyTorch when available.
