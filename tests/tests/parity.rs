@@ -65,6 +65,7 @@ fn check_cell(file: &str, kernel: Kernel) {
         + (&state.c * get(&fx, "probe_c")).unwrap().sum_all().unwrap())
     .unwrap();
     let grads = loss.backward().expect("backward");
+    let mut worst_grad = 0f32;
     let mut checks: Vec<(String, &Tensor)> = vec![
         ("x".into(), x.as_tensor()),
         ("h0".into(), h0.as_tensor()),
@@ -83,7 +84,12 @@ fn check_cell(file: &str, kernel: Kernel) {
             diff <= GRAD_TOL,
             "{file} {kernel:?}: grad {name} differs by {diff}"
         );
+        worst_grad = worst_grad.max(diff);
     }
+    eprintln!(
+        "{file} {kernel:?}: forward max |diff| {:.2e}, gradient max |diff| {worst_grad:.2e}",
+        out_diff.max(c_diff)
+    );
 }
 
 #[test]
@@ -126,9 +132,11 @@ fn check_lstm(file: &str, layers: usize, bidirectional: bool, kernel: Kernel) {
         .forward(x.as_tensor(), Some(&state), true)
         .expect("forward");
     let tag = format!("{file} {kernel:?}");
+    let mut worst_fwd = 0f32;
     for (name, ours) in [("out", &out), ("h_n", &s.h), ("c_n", &s.c)] {
         let diff = max_abs_diff(ours, get(&fx, name));
         assert!(diff <= FORWARD_TOL, "{tag}: {name} differs by {diff}");
+        worst_fwd = worst_fwd.max(diff);
     }
     let loss = ((&out * get(&fx, "probe_out")).unwrap().sum_all().unwrap()
         + (&s.h * get(&fx, "probe_h")).unwrap().sum_all().unwrap()
@@ -139,6 +147,7 @@ fn check_lstm(file: &str, layers: usize, bidirectional: bool, kernel: Kernel) {
     let grads = loss.backward().expect("backward");
     let data = varmap.data().lock().unwrap();
     let mut checked = 0;
+    let mut worst_grad = 0f32;
     for (name, t) in [("x", &x), ("h0", &h0), ("c0", &c0)]
         .into_iter()
         .chain(param_names.iter().map(|n| (n.as_str(), &data[n])))
@@ -148,9 +157,11 @@ fn check_lstm(file: &str, layers: usize, bidirectional: bool, kernel: Kernel) {
             .unwrap_or_else(|| panic!("{tag}: no gradient for {name}"));
         let diff = max_abs_diff(g, get(&fx, &format!("grad.{name}")));
         assert!(diff <= GRAD_TOL, "{tag}: grad {name} differs by {diff}");
+        worst_grad = worst_grad.max(diff);
         checked += 1;
     }
     assert_eq!(checked, 3 + param_names.len());
+    eprintln!("{tag}: forward max |diff| {worst_fwd:.2e}, gradient max |diff| {worst_grad:.2e}");
 }
 
 #[test]

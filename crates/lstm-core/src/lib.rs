@@ -46,7 +46,7 @@ pub use cell::LstmCell;
 pub use error::{LstmError, Result};
 pub use gru::{Gru, GruCell, GruConfig};
 pub use init::{linear_torch, seeded_var_builder, SplitMix64};
-pub use lstm::{Lstm, LstmConfig};
+pub use lstm::{Lstm, LstmConfig, RecurrentConfig};
 pub use model::{Backbone, ClassifierConfig, SequenceClassifier};
 pub use regressor::{RecurrentKind, RegressorConfig, SequenceRegressor};
 pub use rnn::{Rnn, RnnConfig};

@@ -7,12 +7,13 @@ use crate::error::{check_shape, LstmError, Result};
 use crate::fused::{self, SequenceOutput};
 use crate::{Kernel, LstmState};
 
-/// The shape of an [`Lstm`].
+/// The shape of a stack of recurrent layers: [`Lstm`], [`Gru`](crate::Gru) or
+/// [`Rnn`](crate::Rnn) (as `LstmConfig`, `GruConfig`, `RnnConfig`).
 #[derive(Clone, Copy, Debug, PartialEq)]
-pub struct LstmConfig {
+pub struct RecurrentConfig {
     /// Features per input step.
     pub input_size: usize,
-    /// Size `H` of the hidden and cell states.
+    /// Size `H` of the hidden (and, for an LSTM, cell) state.
     pub hidden_size: usize,
     /// Stacked layers; layer `k > 0` reads the outputs of layer `k - 1`.
     pub num_layers: usize,
@@ -22,7 +23,10 @@ pub struct LstmConfig {
     pub bidirectional: bool,
 }
 
-impl LstmConfig {
+/// The shape of an [`Lstm`].
+pub type LstmConfig = RecurrentConfig;
+
+impl RecurrentConfig {
     /// One unidirectional layer without dropout.
     pub fn new(input_size: usize, hidden_size: usize) -> Self {
         Self {

@@ -1,5 +1,5 @@
 //! Plumbing shared by the stacked single-state models, [`crate::Gru`] and [`crate::Rnn`]:
-//! config checks, parameter loading, the initial state, and the loop over layers and
+//! parameter loading, the initial state, and the loop over layers and
 //! directions. Only the recurrence of one direction differs between them.
 
 use candle_core::{IndexOp, Tensor, Var, D};
@@ -7,28 +7,6 @@ use candle_nn::VarBuilder;
 
 use crate::error::{check_shape, LstmError, Result};
 use crate::lstm::{direction_suffixes, DirectionWeights};
-
-/// Checks the sizes and dropout of a `kind` model (`"Gru"`, `"Rnn"`).
-pub(crate) fn validate(
-    kind: &str,
-    input_size: usize,
-    hidden_size: usize,
-    num_layers: usize,
-    dropout: f32,
-) -> Result<()> {
-    if input_size == 0 || hidden_size == 0 || num_layers == 0 {
-        return Err(LstmError::Config(format!(
-            "{kind}: input size, hidden size and layers must all be above 0, \
-             got {input_size}, {hidden_size} and {num_layers}"
-        )));
-    }
-    if !(0.0..1.0).contains(&dropout) {
-        return Err(LstmError::Config(format!(
-            "{kind}: dropout must be in [0, 1), got {dropout}"
-        )));
-    }
-    Ok(())
-}
 
 /// Loads `layers[k][d]` (layer `k`, direction `d`) with `gates` gate blocks each, under
 /// PyTorch's names (`weight_ih_l{k}`, …, `_reverse` for the backward direction).

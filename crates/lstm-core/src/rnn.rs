@@ -34,71 +34,8 @@ fn rnn_direction(
     Ok(states.into_iter().flatten().collect())
 }
 
-/// The shape of an [`Rnn`].
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub struct RnnConfig {
-    /// Features per input step.
-    pub input_size: usize,
-    /// Size `H` of the hidden state.
-    pub hidden_size: usize,
-    /// Stacked layers; layer `k > 0` reads the outputs of layer `k - 1`.
-    pub num_layers: usize,
-    /// Dropout on the outputs of every layer but the last, in training only.
-    pub dropout: f32,
-    /// Run a second direction from the last step to the first (`_reverse` parameters).
-    pub bidirectional: bool,
-}
-
-impl RnnConfig {
-    /// One unidirectional layer without dropout.
-    pub fn new(input_size: usize, hidden_size: usize) -> Self {
-        Self {
-            input_size,
-            hidden_size,
-            num_layers: 1,
-            dropout: 0.0,
-            bidirectional: false,
-        }
-    }
-
-    /// Sets the number of stacked layers.
-    pub fn with_layers(mut self, num_layers: usize) -> Self {
-        self.num_layers = num_layers;
-        self
-    }
-
-    /// Sets the dropout between layers.
-    pub fn with_dropout(mut self, dropout: f32) -> Self {
-        self.dropout = dropout;
-        self
-    }
-
-    /// Makes the layers bidirectional.
-    pub fn with_bidirectional(mut self, bidirectional: bool) -> Self {
-        self.bidirectional = bidirectional;
-        self
-    }
-
-    /// Number of directions `D` (1 or 2).
-    pub fn directions(&self) -> usize {
-        if self.bidirectional {
-            2
-        } else {
-            1
-        }
-    }
-
-    /// Checks that every size is usable.
-    pub fn validate(&self) -> Result<()> {
-        recurrent::validate(
-            "Rnn",
-            self.input_size,
-            self.hidden_size,
-            self.num_layers,
-            self.dropout,
-        )
-    }
-}
+/// The shape of a [`Rnn`]: the same fields and builder as [`LstmConfig`](crate::LstmConfig).
+pub type RnnConfig = crate::lstm::RecurrentConfig;
 
 /// A multi-layer tanh RNN over `(batch, seq, features)` input, as PyTorch's
 /// `nn.RNN(batch_first=True)` (`nonlinearity="tanh"`):

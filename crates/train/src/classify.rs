@@ -6,13 +6,13 @@ use std::time::Instant;
 
 use candle_core::{DType, Device, Tensor, D};
 use candle_nn::{loss, Optimizer, VarMap, SGD};
-use indicatif::{ProgressBar, ProgressStyle};
 use lstm_core::{seeded_var_builder, Backbone, ClassifierConfig, Kernel, SequenceClassifier};
 use lstm_datasets::{EpochSampler, Mnist, MnistSplit, ValidationSource};
 use serde::Serialize;
 
 use crate::error::{IoContext, Result, TrainError};
 use crate::run_dir::RunDir;
+use crate::snapshot::{progress_bar, restore, snapshot, Snapshot};
 
 /// Everything that defines an MNIST training run.
 #[derive(Clone, Debug, Serialize)]
@@ -262,7 +262,7 @@ pub fn train_classifier(
         dir.write_json("config.json", cfg)?;
     }
     let mut metrics = String::from("iteration,train_loss,val_loss,val_accuracy\n");
-    let bar = progress_bar(cfg.progress, total);
+    let bar = progress_bar(cfg.progress, total, "iterations");
     let mut history = Vec::new();
     let mut best: Option<(usize, f64, Snapshot)> = None;
     let started = Instant::now();
@@ -361,41 +361,6 @@ pub fn train_classifier(
         dir.write_json("summary.json", &report)?;
     }
     Ok((report, trained))
-}
-
-/// Every variable's value at one point of a run, by name.
-type Snapshot = Vec<(String, Tensor)>;
-
-/// A copy of every variable's current value.
-fn snapshot(varmap: &VarMap) -> Result<Snapshot> {
-    let data = varmap.data().lock().unwrap_or_else(|e| e.into_inner());
-    data.iter()
-        .map(|(name, var)| Ok((name.clone(), var.as_tensor().copy()?)))
-        .collect()
-}
-
-/// Sets every variable back to a snapshot.
-fn restore(varmap: &VarMap, weights: &[(String, Tensor)]) -> Result<()> {
-    let data = varmap.data().lock().unwrap_or_else(|e| e.into_inner());
-    for (name, value) in weights {
-        if let Some(var) = data.get(name) {
-            var.set(value)?;
-        }
-    }
-    Ok(())
-}
-
-fn progress_bar(show: bool, total: usize) -> ProgressBar {
-    if !show {
-        return ProgressBar::hidden();
-    }
-    let bar = ProgressBar::new(total as u64);
-    let style = ProgressStyle::with_template(
-        "{bar:30} {pos}/{len} iterations · {msg} · {elapsed_precise} elapsed, {eta} left",
-    )
-    .unwrap_or_else(|_| ProgressStyle::default_bar());
-    bar.set_style(style);
-    bar
 }
 
 #[cfg(test)]

@@ -14,6 +14,7 @@ pub mod error;
 pub mod plot;
 pub mod regress;
 pub mod run_dir;
+mod snapshot;
 
 pub use classify::{
     build_classifier, evaluate, train_classifier, ClassifierTrainConfig, EvalPoint, Evaluation,

@@ -15,7 +15,6 @@ use std::time::Instant;
 
 use candle_core::{DType, Device, Tensor};
 use candle_nn::{loss, AdamW, Optimizer, ParamsAdamW, VarMap};
-use indicatif::{ProgressBar, ProgressStyle};
 use lstm_core::{seeded_var_builder, RecurrentKind, RegressorConfig, SequenceRegressor};
 use lstm_datasets::StockDataset;
 use serde::Serialize;
@@ -23,6 +22,7 @@ use serde::Serialize;
 use crate::error::{IoContext, Result, TrainError};
 use crate::plot;
 use crate::run_dir::RunDir;
+use crate::snapshot::{progress_bar, restore, snapshot};
 
 /// Everything that defines a stock-price training run.
 #[derive(Clone, Debug, Serialize)]
@@ -325,7 +325,7 @@ pub fn train_regressor(
             weight_decay: 0.0,
         },
     )?;
-    let bar = progress_bar(cfg.progress, cfg.epochs);
+    let bar = progress_bar(cfg.progress, cfg.epochs, "epochs");
     let mut all_losses = Vec::with_capacity(cfg.epochs);
     let mut logged = Vec::new();
     let mut last_good: Option<Vec<(String, Tensor)>> = None;
@@ -504,38 +504,6 @@ fn write_outputs(
     )?;
     plot::plot_losses(&dir.file("loss.svg"), &report.all_losses)?;
     Ok(())
-}
-
-/// A copy of every variable's current value.
-fn snapshot(varmap: &VarMap) -> Result<Vec<(String, Tensor)>> {
-    let data = varmap.data().lock().unwrap_or_else(|e| e.into_inner());
-    data.iter()
-        .map(|(name, var)| Ok((name.clone(), var.as_tensor().copy()?)))
-        .collect()
-}
-
-/// Sets every variable back to a snapshot.
-fn restore(varmap: &VarMap, weights: &[(String, Tensor)]) -> Result<()> {
-    let data = varmap.data().lock().unwrap_or_else(|e| e.into_inner());
-    for (name, value) in weights {
-        if let Some(var) = data.get(name) {
-            var.set(value)?;
-        }
-    }
-    Ok(())
-}
-
-fn progress_bar(show: bool, total: usize) -> ProgressBar {
-    if !show {
-        return ProgressBar::hidden();
-    }
-    let bar = ProgressBar::new(total as u64);
-    let style = ProgressStyle::with_template(
-        "{bar:30} {pos}/{len} epochs · {msg} · {elapsed_precise} elapsed, {eta} left",
-    )
-    .unwrap_or_else(|_| ProgressStyle::default_bar());
-    bar.set_style(style);
-    bar
 }
 
 #[cfg(test)]
