@@ -155,9 +155,16 @@ fn a_short_run_prints_book_lines_and_writes_its_run_directory() {
         "metrics.csv",
         "model.safetensors",
         "summary.json",
+        "loss.svg",
+        "accuracy.svg",
     ] {
         assert!(out.join(f).is_file(), "missing {f}");
     }
+    let accuracy = std::fs::read_to_string(out.join("accuracy.svg")).unwrap();
+    assert!(
+        accuracy.contains("Validation accuracy"),
+        "accuracy.svg has no title"
+    );
     let metrics = std::fs::read_to_string(out.join("metrics.csv")).unwrap();
     assert_eq!(metrics.lines().count(), 3, "{metrics}");
     let weights =

@@ -85,6 +85,33 @@ pub enum Selection {
     Last,
 }
 
+/// `loss.svg` (validation loss, log scale) and `accuracy.svg` (validation accuracy, %)
+/// over the iterations of a run.
+fn write_curves(dir: &RunDir, history: &[EvalPoint]) -> Result<()> {
+    if history.is_empty() {
+        return Ok(());
+    }
+    let at = |f: &dyn Fn(&EvalPoint) -> f64| -> Vec<(f64, f64)> {
+        history.iter().map(|p| (p.iteration as f64, f(p))).collect()
+    };
+    crate::plot::plot_curve(
+        &dir.file("loss.svg"),
+        "Validation loss (cross-entropy)",
+        "Iteration",
+        "Loss",
+        &at(&|p| p.validation.loss),
+        true,
+    )?;
+    crate::plot::plot_curve(
+        &dir.file("accuracy.svg"),
+        "Validation accuracy",
+        "Iteration",
+        "Accuracy (%)",
+        &at(&|p| 100.0 * p.validation.accuracy),
+        false,
+    )
+}
+
 fn ser_debug<T: std::fmt::Debug, S: serde::Serializer>(
     v: &T,
     s: S,
@@ -359,6 +386,7 @@ pub fn train_classifier(
         dir.write_atomic("metrics.csv", metrics.as_bytes())?;
         dir.save_weights("model.safetensors", &trained.varmap)?;
         dir.write_json("summary.json", &report)?;
+        write_curves(dir, &report.history)?;
     }
     Ok((report, trained))
 }

@@ -229,25 +229,51 @@ pub fn prediction_svg(
 ///
 /// Errors ([`TrainError::Plot`]): no losses, or one that is not finite.
 pub fn loss_svg(losses: &[f64]) -> Result<String> {
-    let what = "loss plot";
-    if losses.is_empty() {
-        return Err(plot_error(what, "no losses to plot"));
+    let points: Vec<(f64, f64)> = losses
+        .iter()
+        .enumerate()
+        .map(|(i, &v)| (i as f64, v))
+        .collect();
+    curve_svg(
+        "Training loss (MSE, scaled target)",
+        "Epoch",
+        "Loss",
+        &points,
+        true,
+    )
+}
+
+/// One curve `(x, y)` as SVG: the x axis from the first to the last x, the y axis on a
+/// log scale when `log_y` is asked for and every y is positive (" (log scale)" is then
+/// added to `y_desc`).
+///
+/// Errors ([`TrainError::Plot`]): no points, or a value that is not finite.
+pub fn curve_svg(
+    title: &str,
+    x_desc: &str,
+    y_desc: &str,
+    points: &[(f64, f64)],
+    log_y: bool,
+) -> Result<String> {
+    let what = "curve plot";
+    if points.is_empty() {
+        return Err(plot_error(what, "no values to plot"));
     }
-    if let Some(i) = losses.iter().position(|v| !v.is_finite()) {
-        return Err(plot_error(
-            what,
-            format!("the loss of epoch {i} is {}", losses[i]),
-        ));
+    if let Some((x, y)) = points
+        .iter()
+        .find(|(x, y)| !x.is_finite() || !y.is_finite())
+    {
+        return Err(plot_error(what, format!("the value at {x} is {y}")));
     }
-    let x_hi = (losses.len().max(2) - 1) as f64;
-    let points = || losses.iter().enumerate().map(|(i, &v)| (i as f64, v));
-    let epoch_fmt = |x: &f64| format!("{x:.0}");
+    let x_lo = points[0].0;
+    let x_hi = points[points.len() - 1].0.max(x_lo + 1.0);
+    let ys: Vec<f64> = points.iter().map(|p| p.1).collect();
+    let x_fmt = |x: &f64| format!("{x:.0}");
     let y_fmt = |y: &f64| short_number(*y);
-    let title = "Training loss (MSE, scaled target)";
     render(what, |root| {
         let e = |e: DrawingAreaErrorKind<std::io::Error>| e.to_string();
-        let lo = losses.iter().copied().fold(f64::INFINITY, f64::min);
-        let hi = losses.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+        let lo = ys.iter().copied().fold(f64::INFINITY, f64::min);
+        let hi = ys.iter().copied().fold(f64::NEG_INFINITY, f64::max);
         let mut builder = ChartBuilder::on(root);
         builder
             .caption(title, ("sans-serif", 24))
@@ -256,7 +282,7 @@ pub fn loss_svg(losses: &[f64]) -> Result<String> {
             .x_label_area_size(48)
             .y_label_area_size(72);
         let style = PALETTE[0].stroke_width(2);
-        if lo > 0.0 {
+        if log_y && lo > 0.0 {
             let (lo, hi) = if hi > lo {
                 (lo, hi)
             } else {
@@ -264,39 +290,51 @@ pub fn loss_svg(losses: &[f64]) -> Result<String> {
             };
             let (lo, hi) = (lo / 1.15, hi * 1.15);
             let y = (lo..hi).log_scale().with_key_points(log_ticks(lo, hi));
-            let mut chart = builder.build_cartesian_2d(0f64..x_hi, y).map_err(e)?;
+            let mut chart = builder.build_cartesian_2d(x_lo..x_hi, y).map_err(e)?;
             chart
                 .configure_mesh()
-                .x_label_formatter(&epoch_fmt)
+                .x_label_formatter(&x_fmt)
                 .y_label_formatter(&y_fmt)
-                .x_desc("Epoch")
-                .y_desc("Loss (log scale)")
+                .x_desc(x_desc)
+                .y_desc(format!("{y_desc} (log scale)"))
                 .light_line_style(WHITE.mix(0.0))
                 .bold_line_style(BLACK.mix(0.12))
                 .draw()
                 .map_err(e)?;
             chart
-                .draw_series(LineSeries::new(points(), style))
+                .draw_series(LineSeries::new(points.iter().copied(), style))
                 .map_err(e)?;
         } else {
-            let (lo, hi) = padded_range(losses.iter());
-            let mut chart = builder.build_cartesian_2d(0f64..x_hi, lo..hi).map_err(e)?;
+            let (lo, hi) = padded_range(ys.iter());
+            let mut chart = builder.build_cartesian_2d(x_lo..x_hi, lo..hi).map_err(e)?;
             chart
                 .configure_mesh()
-                .x_label_formatter(&epoch_fmt)
+                .x_label_formatter(&x_fmt)
                 .y_label_formatter(&y_fmt)
-                .x_desc("Epoch")
-                .y_desc("Loss")
+                .x_desc(x_desc)
+                .y_desc(y_desc)
                 .light_line_style(WHITE.mix(0.0))
                 .bold_line_style(BLACK.mix(0.12))
                 .draw()
                 .map_err(e)?;
             chart
-                .draw_series(LineSeries::new(points(), style))
+                .draw_series(LineSeries::new(points.iter().copied(), style))
                 .map_err(e)?;
         }
         Ok(())
     })
+}
+
+/// A curve ([`curve_svg`]) written to `path`.
+pub fn plot_curve(
+    path: &Path,
+    title: &str,
+    x_desc: &str,
+    y_desc: &str,
+    points: &[(f64, f64)],
+    log_y: bool,
+) -> Result<()> {
+    write_file(path, &curve_svg(title, x_desc, y_desc, points, log_y)?)
 }
 
 /// Writes `text` to `path` atomically (a temporary file beside it, then a rename).
