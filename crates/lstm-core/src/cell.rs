@@ -77,9 +77,8 @@ impl LstmCell {
     ///
     /// Works for any batch size, 1 included.
     pub fn step(&self, x: &Tensor, state: &LstmState) -> Result<LstmState> {
-        let (batch, features) = x.dims2()?;
+        let (batch, _) = x.dims2()?;
         check_shape("LstmCell input", x.dims(), &[batch, self.input_size])?;
-        let _ = features;
         check_shape("LstmCell h", state.h.dims(), &[batch, self.hidden_size])?;
         check_shape("LstmCell c", state.c.dims(), &[batch, self.hidden_size])?;
         if self.kernel == Kernel::Fused && fused::supports(x) {
