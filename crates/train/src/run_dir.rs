@@ -87,20 +87,11 @@ pub fn utc_timestamp() -> String {
 
 /// Formats seconds since the Unix epoch as `YYYYMMDD-HHMMSS` (UTC).
 pub fn format_timestamp(secs: u64) -> String {
-    let days = (secs / 86_400) as i64;
+    let days = i32::try_from(secs / 86_400).unwrap_or(i32::MAX);
     let rem = secs % 86_400;
-    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
+    let date = lstm_datasets::stock::format_date(days).replace('-', "");
     format!(
-        "{year:04}{month:02}{day:02}-{:02}{:02}{:02}",
+        "{date}-{:02}{:02}{:02}",
         rem / 3600,
         rem / 60 % 60,
         rem % 60
