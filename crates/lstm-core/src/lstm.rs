@@ -295,6 +295,25 @@ impl Lstm {
         Ok(((!final_only).then_some(input), state))
     }
 
+    /// One direction through the fused kernel, or `None` when it does not apply (another
+    /// kernel chosen, or a tensor that is not f32 on the CPU).
+    fn fused(
+        &self,
+        w: &DirectionWeights,
+        x: &Tensor,
+        (h0, c0, reverse, train): (&Tensor, &Tensor, bool, bool),
+        output: SequenceOutput,
+    ) -> Result<Option<Tensor>> {
+        if self.kernel != Kernel::Fused || !fused::supports(x) {
+            return Ok(None);
+        }
+        let hc0 = Tensor::cat(&[h0, c0], 1)?;
+        let packed = fused::pack_weights(&w.w_ih, &w.w_hh, &w.b_ih, &w.b_hh)?;
+        Ok(Some(fused::lstm_sequence(
+            x, &packed, &hc0, reverse, train, output,
+        )?))
+    }
+
     /// The final `h`, `c` of one direction of one layer.
     fn final_state(
         &self,
@@ -306,10 +325,8 @@ impl Lstm {
         train: bool,
     ) -> Result<(Tensor, Tensor)> {
         let h = self.config.hidden_size;
-        if self.kernel == Kernel::Fused && fused::supports(x) {
-            let hc0 = Tensor::cat(&[h0, c0], 1)?;
-            let packed = fused::pack_weights(&w.w_ih, &w.w_hh, &w.b_ih, &w.b_hh)?;
-            let hc = fused::lstm_sequence(x, &packed, &hc0, reverse, train, SequenceOutput::Final)?;
+        let args = (h0, c0, reverse, train);
+        if let Some(hc) = self.fused(w, x, args, SequenceOutput::Final)? {
             return Ok((hc.narrow(1, 0, h)?, hc.narrow(1, h, h)?));
         }
         let (_, hl, cl) = self.run_direction(w, x, h0, c0, reverse, train)?;
@@ -329,10 +346,7 @@ impl Lstm {
         let h = self.config.hidden_size;
         let t = x.dim(1)?;
         let last = if reverse { 0 } else { t - 1 };
-        if self.kernel == Kernel::Fused && fused::supports(x) {
-            let hc0 = Tensor::cat(&[h0, c0], 1)?;
-            let packed = fused::pack_weights(&w.w_ih, &w.w_hh, &w.b_ih, &w.b_hh)?;
-            let out = fused::lstm_sequence(x, &packed, &hc0, reverse, train, SequenceOutput::All)?;
+        if let Some(out) = self.fused(w, x, (h0, c0, reverse, train), SequenceOutput::All)? {
             return Ok((
                 out.narrow(2, 0, h)?,
                 out.i((.., last, ..h))?,
