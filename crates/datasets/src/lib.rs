@@ -21,8 +21,8 @@ pub mod stock;
 pub use batch::{EpochSampler, SamplerState};
 pub use error::DatasetError;
 pub use mnist::{
-    load_mnist, normalize_pixels, read_idx_images, read_idx_labels, IdxImages, Mnist, MnistOptions,
-    MnistSplit, ValidationSource,
+    load_mnist, normalize_pixels, parse_idx_images, parse_idx_labels, read_idx_images,
+    read_idx_labels, IdxImages, Mnist, MnistOptions, MnistSplit, ValidationSource,
 };
 pub use scaler::{MinMaxScaler, StandardScaler};
 pub use stock::{prepare_stock, FitOn, StockDataset, StockFrame, StockOptions};

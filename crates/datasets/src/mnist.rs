@@ -56,12 +56,16 @@ pub struct IdxImages {
     pub pixels: Vec<u8>,
 }
 
-/// Reads a file, gunzipping it when it starts with the gzip magic bytes.
-fn read_maybe_gz(path: &Path) -> Result<Vec<u8>, DatasetError> {
-    let raw = fs::read(path).map_err(|source| DatasetError::Io {
+/// Reads a file's raw bytes, naming it in the error.
+fn read_file(path: &Path) -> Result<Vec<u8>, DatasetError> {
+    fs::read(path).map_err(|source| DatasetError::Io {
         path: path.to_path_buf(),
         source,
-    })?;
+    })
+}
+
+/// Gunzips `raw` when it starts with the gzip magic bytes; `path` names it in errors.
+fn decompress_maybe_gz(path: &Path, raw: Vec<u8>) -> Result<Vec<u8>, DatasetError> {
     if raw.is_empty() {
         return Err(DatasetError::Empty {
             path: path.to_path_buf(),
@@ -149,9 +153,18 @@ fn check_length(path: &Path, data: &[u8], header: usize, payload: u64) -> Result
 
 /// Reads an idx image file (raw or gzip), requiring 28x28 images.
 ///
-/// A count of zero is accepted; zero or non-28 dimensions are not.
+/// A count of zero is accepted; zero or non-28 dimensions are not. The bytes
+/// are checked by [`parse_idx_images`].
 pub fn read_idx_images(path: &Path) -> Result<IdxImages, DatasetError> {
-    let mut data = read_maybe_gz(path)?;
+    parse_idx_images(path, read_file(path)?)
+}
+
+/// Parses the bytes of an idx image file (raw, or gzip when they start with
+/// the gzip magic), requiring 28x28 images, exactly as [`read_idx_images`] does.
+///
+/// `path` only names the source in error messages; nothing is read from it.
+pub fn parse_idx_images(path: &Path, bytes: Vec<u8>) -> Result<IdxImages, DatasetError> {
+    let mut data = decompress_maybe_gz(path, bytes)?;
     let [count, rows, cols] = parse_header::<3>(path, &data, IMAGE_MAGIC)?;
     if rows != IMAGE_SIDE || cols != IMAGE_SIDE {
         return Err(DatasetError::BadDimensions {
@@ -172,8 +185,19 @@ pub fn read_idx_images(path: &Path) -> Result<IdxImages, DatasetError> {
 }
 
 /// Reads an idx label file (raw or gzip), requiring every label to be `0..=9`.
+///
+/// The bytes are checked by [`parse_idx_labels`].
 pub fn read_idx_labels(path: &Path) -> Result<Vec<u8>, DatasetError> {
-    let mut data = read_maybe_gz(path)?;
+    parse_idx_labels(path, read_file(path)?)
+}
+
+/// Parses the bytes of an idx label file (raw, or gzip when they start with
+/// the gzip magic), requiring every label to be `0..=9`, exactly as
+/// [`read_idx_labels`] does.
+///
+/// `path` only names the source in error messages; nothing is read from it.
+pub fn parse_idx_labels(path: &Path, bytes: Vec<u8>) -> Result<Vec<u8>, DatasetError> {
+    let mut data = decompress_maybe_gz(path, bytes)?;
     let [count] = parse_header::<1>(path, &data, LABEL_MAGIC)?;
     check_length(path, &data, LABEL_HEADER, count as u64)?;
     data.drain(..LABEL_HEADER);

@@ -127,6 +127,16 @@ impl StockFrame {
             path: path.to_path_buf(),
             source,
         })?;
+        Self::from_csv_bytes(path, bytes)
+    }
+
+    /// Parses and validates the bytes of a stock CSV with a header line,
+    /// exactly as [`StockFrame::read_csv`] does, with the same errors except
+    /// [`DatasetError::Io`].
+    ///
+    /// `path` only names the source in error messages (and is what
+    /// [`StockFrame::path`] returns); nothing is read from it.
+    pub fn from_csv_bytes(path: &Path, bytes: Vec<u8>) -> Result<Self, DatasetError> {
         let bytes = match bytes.strip_prefix(UTF8_BOM) {
             Some(rest) => rest.to_vec(),
             None => bytes,
