@@ -1,17 +1,23 @@
 //! `lstm`: train and evaluate the LSTM chapter's models from the command line.
 
-use std::path::PathBuf;
+mod inspect;
+
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
 use lstm_core::{Backbone, Kernel, RecurrentKind};
 use lstm_datasets::{
-    load_mnist, prepare_stock, FitOn, MnistOptions, StockFrame, StockOptions, ValidationSource,
+    load_mnist, prepare_stock, FitOn, Mnist, MnistOptions, StockFrame, StockOptions,
+    ValidationSource,
 };
 use lstm_train::{
-    plot_predictions_multi, train_classifier, train_regressor, ClassifierTrainConfig, LrSchedule,
-    RegressionReport, RegressorTrainConfig, RunDir, Selection,
+    plot_predictions_multi, read_classifier_checkpoint, read_regressor_checkpoint,
+    resume_classifier, resume_regressor, train_classifier_with_context,
+    train_regressor_with_context, ClassifierTrainConfig, LrSchedule, RegressionReport,
+    RegressorTrainConfig, RunDir, Selection,
 };
+use serde::{Deserialize, Serialize};
 
 /// Train and evaluate the LSTM chapter's models.
 #[derive(Parser, Debug)]
@@ -28,6 +34,10 @@ enum Command {
     /// Train the book's stock-price model (Volume from the day's prices) and plot its
     /// predictions.
     Stock(StockArgs),
+    /// Evaluate a trained MNIST model (a run directory) on the test set.
+    Evaluate(inspect::EvaluateArgs),
+    /// Classify one handwritten digit image (PNG) with a trained MNIST model.
+    Predict(inspect::PredictArgs),
 }
 
 #[derive(ValueEnum, Clone, Copy, Debug)]
@@ -63,6 +73,15 @@ enum ScheduleArg {
 }
 
 #[derive(ValueEnum, Clone, Copy, Debug)]
+pub(crate) enum SourceArg {
+    /// The four idx files in --data.
+    Files,
+    /// The Hugging Face Hub's ylecun/mnist through candle-datasets, cached in
+    /// ~/.cache/huggingface (needs a binary built with the `hub` feature).
+    Hub,
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug)]
 enum SelectArg {
     /// Keep the weights with the best validation accuracy.
     Best,
@@ -72,7 +91,10 @@ enum SelectArg {
 
 #[derive(clap::Args, Debug)]
 struct MnistArgs {
-    /// Directory with the four MNIST idx files (raw or .gz).
+    /// Where MNIST comes from.
+    #[arg(long, value_enum, default_value_t = SourceArg::Files)]
+    source: SourceArg,
+    /// Directory with the four MNIST idx files (raw or .gz), for --source files.
     #[arg(long, default_value = "data/mnist")]
     data: PathBuf,
     /// Total training iterations (default: --epochs passes over the training split).
@@ -123,6 +145,19 @@ struct MnistArgs {
     /// Use only the first N test images.
     #[arg(long)]
     test_limit: Option<usize>,
+    /// SGD momentum (0: the book's plain SGD).
+    #[arg(long, default_value_t = 0.0, allow_negative_numbers = true)]
+    momentum: f64,
+    /// Write a checkpoint every N iterations (and at the end; 0: only at the end).
+    #[arg(long, default_value_t = 500)]
+    checkpoint_every: usize,
+    /// Stop after N iterations in all, with a checkpoint, to continue later with --resume.
+    #[arg(long, value_name = "N")]
+    stop_after: Option<usize>,
+    /// Continue the run in DIR from its checkpoint, with the settings and data it was
+    /// started with (other training flags are ignored).
+    #[arg(long, value_name = "DIR", conflicts_with = "out")]
+    resume: Option<PathBuf>,
     /// Run directory (default: runs/mnist-<timestamp>).
     #[arg(long)]
     out: Option<PathBuf>,
@@ -204,6 +239,16 @@ struct StockArgs {
     /// Print the loss every N epochs.
     #[arg(long, default_value_t = 100)]
     log_every: usize,
+    /// Write a checkpoint every N epochs (and at the end; 0: only at the end).
+    #[arg(long, default_value_t = 100)]
+    checkpoint_every: usize,
+    /// Stop after N epochs in all, with a checkpoint, to continue later with --resume.
+    #[arg(long, value_name = "N")]
+    stop_after: Option<usize>,
+    /// Continue the run in DIR from its checkpoint, with the settings and data it was
+    /// started with (other training flags are ignored).
+    #[arg(long, value_name = "DIR", conflicts_with_all = ["out", "compare"])]
+    resume: Option<PathBuf>,
     /// Run directory (default: runs/stock-<timestamp>).
     #[arg(long)]
     out: Option<PathBuf>,
@@ -216,19 +261,54 @@ struct StockArgs {
 }
 
 /// A failure, and whether it happened before training started (exit code 2) or during it.
-struct Failure {
+pub(crate) struct Failure {
     message: String,
     before_training: bool,
 }
 
-fn setup<E: std::fmt::Display>(e: E) -> Failure {
+pub(crate) fn setup<E: std::fmt::Display>(e: E) -> Failure {
     Failure {
         message: e.to_string(),
         before_training: true,
     }
 }
 
+/// How `lstm mnist` loaded its data, stored in the checkpoints so that `--resume` loads
+/// the same images.
+#[derive(Serialize, Deserialize, Debug)]
+struct MnistDataJson {
+    /// `files` or `hub`.
+    source: String,
+    /// The idx directory (for `files`).
+    data: PathBuf,
+    validation_size: usize,
+    train_limit: Option<usize>,
+    test_limit: Option<usize>,
+}
+
+impl MnistDataJson {
+    fn options(&self) -> MnistOptions {
+        MnistOptions {
+            validation_size: self.validation_size,
+            train_limit: self.train_limit,
+            test_limit: self.test_limit,
+        }
+    }
+
+    fn source(&self) -> Result<SourceArg, Failure> {
+        SourceArg::from_str(&self.source, true).map_err(|_| {
+            setup(format!(
+                "unknown data source {:?} in the checkpoint",
+                self.source
+            ))
+        })
+    }
+}
+
 fn run_mnist(args: MnistArgs) -> Result<(), Failure> {
+    if let Some(dir) = &args.resume {
+        return resume_mnist(dir, args.stop_after, !args.quiet);
+    }
     let cfg = ClassifierTrainConfig {
         hidden: args.hidden,
         layers: args.layers,
@@ -241,6 +321,7 @@ fn run_mnist(args: MnistArgs) -> Result<(), Failure> {
             KernelArg::Reference => Kernel::Reference,
         },
         lr: args.lr,
+        momentum: args.momentum,
         lr_schedule: match args.lr_schedule {
             ScheduleArg::Constant => LrSchedule::Constant,
             ScheduleArg::StepDown => LrSchedule::StepDown,
@@ -258,6 +339,8 @@ fn run_mnist(args: MnistArgs) -> Result<(), Failure> {
             SelectArg::Best => Selection::Best,
             SelectArg::Last => Selection::Last,
         },
+        checkpoint_every: args.checkpoint_every,
+        stop_after: args.stop_after,
         progress: !args.quiet,
     };
     cfg.validate().map_err(setup)?;
@@ -270,15 +353,20 @@ fn run_mnist(args: MnistArgs) -> Result<(), Failure> {
         ValidationSource::HeldOut => args.validation_size,
         ValidationSource::Test => 0,
     };
-    let options = MnistOptions {
+    let data_json = MnistDataJson {
+        source: args
+            .source
+            .to_possible_value()
+            .map_or_else(|| "files".into(), |v| v.get_name().to_string()),
+        data: args.data.clone(),
         validation_size,
         train_limit: args.train_limit,
         test_limit: args.test_limit,
     };
-    let data = load_mnist(&args.data, &options).map_err(setup)?;
+    let data = load_mnist_from(args.source, &args.data, &data_json.options())?;
     let run_dir = match &args.out {
         Some(path) => RunDir::create(path),
-        None => RunDir::timestamped(std::path::Path::new("runs"), "mnist"),
+        None => RunDir::timestamped(Path::new("runs"), "mnist"),
     }
     .map_err(setup)?;
     tracing::info!(
@@ -287,23 +375,79 @@ fn run_mnist(args: MnistArgs) -> Result<(), Failure> {
         dir = %run_dir.path().display(),
         "starting MNIST training"
     );
+    let context = serde_json::to_value(&data_json).map_err(setup)?;
     let mut stdout = std::io::stdout();
     let (report, _) =
-        train_classifier(&data, &cfg, Some(&run_dir), &mut stdout).map_err(|e| Failure {
-            message: e.to_string(),
-            before_training: false,
+        train_classifier_with_context(&data, &cfg, context, Some(&run_dir), &mut stdout)
+            .map_err(during)?;
+    print_mnist_done(&report, &run_dir);
+    Ok(())
+}
+
+/// `lstm mnist --resume DIR`.
+fn resume_mnist(dir: &Path, stop_after: Option<usize>, progress: bool) -> Result<(), Failure> {
+    let checkpoint = read_classifier_checkpoint(dir).map_err(setup)?;
+    let data_json: MnistDataJson = serde_json::from_value(checkpoint.progress.context.clone())
+        .map_err(|e| {
+            setup(format!(
+                "{}: the checkpoint does not say which data it was trained on: {e}",
+                checkpoint.path.display()
+            ))
         })?;
+    let data = load_mnist_from(data_json.source()?, &data_json.data, &data_json.options())?;
+    let run_dir = RunDir::create(dir).map_err(setup)?;
+    let mut stdout = std::io::stdout();
+    let (report, _) = resume_classifier(
+        &data,
+        &checkpoint,
+        stop_after,
+        progress,
+        Some(&run_dir),
+        &mut stdout,
+    )
+    .map_err(during)?;
+    print_mnist_done(&report, &run_dir);
+    Ok(())
+}
+
+fn print_mnist_done(report: &lstm_train::TrainReport, run_dir: &RunDir) {
     println!(
-        "Trained {} iterations in {:.1} s ({:.0} samples/s); outputs in {}",
+        "Trained {} of {} iterations in {:.1} s ({:.0} samples/s); outputs in {}",
         report.iterations,
+        report.total_iterations,
         report.train_seconds,
         report.samples_per_second,
         run_dir.path().display()
     );
-    Ok(())
 }
 
-fn during<E: std::fmt::Display>(e: E) -> Failure {
+/// Loads MNIST from where `--source` says (`dir` is for `--source files`).
+pub(crate) fn load_mnist_from(
+    source: SourceArg,
+    dir: &std::path::Path,
+    options: &MnistOptions,
+) -> Result<Mnist, Failure> {
+    match source {
+        SourceArg::Files => load_mnist(dir, options).map_err(setup),
+        SourceArg::Hub => load_mnist_hub(options),
+    }
+}
+
+#[cfg(feature = "hub")]
+fn load_mnist_hub(options: &MnistOptions) -> Result<Mnist, Failure> {
+    lstm_datasets::load_mnist_from_hub(options).map_err(setup)
+}
+
+#[cfg(not(feature = "hub"))]
+fn load_mnist_hub(_options: &MnistOptions) -> Result<Mnist, Failure> {
+    Err(setup(
+        "--source hub: this lstm binary was built without the `hub` feature; \
+         rebuild it with `cargo build --release --features hub -p lstm-cli` \
+         (or use --source files with --data)",
+    ))
+}
+
+pub(crate) fn during<E: std::fmt::Display>(e: E) -> Failure {
     Failure {
         message: e.to_string(),
         before_training: false,
@@ -311,6 +455,9 @@ fn during<E: std::fmt::Display>(e: E) -> Failure {
 }
 
 fn run_stock(args: StockArgs) -> Result<(), Failure> {
+    if let Some(dir) = &args.resume {
+        return resume_stock(dir, args.stop_after, !args.quiet);
+    }
     let kinds: Vec<RecurrentKind> = if args.compare {
         RecurrentKind::ALL.to_vec()
     } else {
@@ -327,6 +474,8 @@ fn run_stock(args: StockArgs) -> Result<(), Failure> {
             log_every: args.log_every,
             seed: args.seed,
             target: args.target.clone(),
+            checkpoint_every: args.checkpoint_every,
+            stop_after: args.stop_after,
             progress: !args.quiet,
         })
         .collect();
@@ -367,16 +516,17 @@ fn run_stock(args: StockArgs) -> Result<(), Failure> {
         vec![run_dir.clone()]
     };
     let data_json = DataJson {
-        path: args.data.display().to_string(),
+        path: args.data.clone(),
         rows: frame.len(),
-        features: &options.features,
-        target: &options.target,
+        features: options.features.clone(),
+        target: options.target.clone(),
         train_rows: options.train_rows,
         window: options.window,
         fit_scalers_on: match options.fit_scalers_on {
             FitOn::TrainOnly => "train",
             FitOn::All => "all",
-        },
+        }
+        .into(),
         train_samples: data.train_len(),
         test_samples: data.test_len(),
     };
@@ -395,7 +545,9 @@ fn run_stock(args: StockArgs) -> Result<(), Failure> {
         if args.compare {
             println!("\n## {}\n", cfg.kind);
         }
-        let report = train_regressor(&data, cfg, Some(dir), &mut stdout).map_err(during)?;
+        let context = serde_json::to_value(&data_json).map_err(setup)?;
+        let report = train_regressor_with_context(&data, cfg, context, Some(dir), &mut stdout)
+            .map_err(during)?;
         println!(
             "Trained {} epochs in {:.1} s; outputs in {}",
             report.epochs,
@@ -438,18 +590,62 @@ fn run_stock(args: StockArgs) -> Result<(), Failure> {
     Ok(())
 }
 
-/// What `data.json` holds: where the data came from and how it was prepared.
-#[derive(serde::Serialize)]
-struct DataJson<'a> {
-    path: String,
+/// What `data.json` holds: where the data came from and how it was prepared (also kept
+/// in the checkpoints, so that `--resume` prepares the same data).
+#[derive(Serialize, Deserialize)]
+struct DataJson {
+    path: PathBuf,
     rows: usize,
-    features: &'a [String],
-    target: &'a str,
+    features: Vec<String>,
+    target: String,
     train_rows: usize,
     window: usize,
-    fit_scalers_on: &'static str,
+    fit_scalers_on: String,
     train_samples: usize,
     test_samples: usize,
+}
+
+/// `lstm stock --resume DIR`.
+fn resume_stock(dir: &Path, stop_after: Option<usize>, progress: bool) -> Result<(), Failure> {
+    let checkpoint = read_regressor_checkpoint(dir).map_err(setup)?;
+    let saved: DataJson =
+        serde_json::from_value(checkpoint.progress.context.clone()).map_err(|e| {
+            setup(format!(
+                "{}: the checkpoint does not say which data it was trained on: {e}",
+                checkpoint.path.display()
+            ))
+        })?;
+    let options = StockOptions {
+        features: saved.features.clone(),
+        target: saved.target.clone(),
+        train_rows: saved.train_rows,
+        window: saved.window,
+        fit_scalers_on: if saved.fit_scalers_on == "all" {
+            FitOn::All
+        } else {
+            FitOn::TrainOnly
+        },
+    };
+    let frame = StockFrame::read_csv(&saved.path).map_err(setup)?;
+    let data = prepare_stock(&frame, &options).map_err(setup)?;
+    let run_dir = RunDir::create(dir).map_err(setup)?;
+    let mut stdout = std::io::stdout();
+    let report = resume_regressor(
+        &data,
+        &checkpoint,
+        stop_after,
+        progress,
+        Some(&run_dir),
+        &mut stdout,
+    )
+    .map_err(during)?;
+    println!(
+        "Trained {} epochs in {:.1} s; outputs in {}",
+        report.epochs,
+        report.train_seconds,
+        run_dir.path().display()
+    );
+    Ok(())
 }
 
 fn label(model: &str) -> &str {
@@ -501,6 +697,8 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Mnist(args) => run_mnist(args),
         Command::Stock(args) => run_stock(args),
+        Command::Evaluate(args) => inspect::evaluate(args),
+        Command::Predict(args) => inspect::predict(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -123,6 +123,46 @@ fn corrupt_data_is_a_clear_error() {
 }
 
 #[test]
+fn source_hub_exits_2_without_the_feature_or_without_network() {
+    // Built without `hub`: the message says how to rebuild. Built with it (CI tests with
+    // --all-features): an empty Hugging Face cache and a closed endpoint give the loader's
+    // error naming the cache, with no network touched.
+    let home = tmp("hf-home");
+    std::fs::create_dir_all(&home).unwrap();
+    let out = tmp("hub-out");
+    let o = Command::new(env!("CARGO_BIN_EXE_lstm"))
+        .args([
+            "mnist", "--source", "hub", "--iters", "1", "--quiet", "--out",
+        ])
+        .arg(&out)
+        .env("RUST_LOG", "warn")
+        .env("HF_HOME", &home)
+        .env_remove("HF_HUB_CACHE")
+        .env_remove("HUGGINGFACE_HUB_CACHE")
+        .env("HF_ENDPOINT", "http://127.0.0.1:1")
+        .output()
+        .expect("run lstm");
+    let err = stderr(&o);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    if cfg!(feature = "hub") {
+        assert!(err.contains("ylecun/mnist"), "{err}");
+        assert!(
+            err.contains(&home.join("hub").display().to_string()),
+            "{err}"
+        );
+    } else {
+        assert!(err.contains("built without the `hub` feature"), "{err}");
+        assert!(
+            err.contains("cargo build --release --features hub -p lstm-cli"),
+            "{err}"
+        );
+    }
+    assert!(!err.contains("panicked"), "{err}");
+    assert!(!out.exists(), "no run directory before the data loads");
+    let _ = std::fs::remove_dir_all(&home);
+}
+
+#[test]
 fn a_short_run_prints_book_lines_and_writes_its_run_directory() {
     let out = tmp("run");
     let o = lstm(&[

@@ -40,6 +40,15 @@ pub enum DatasetError {
         path: PathBuf,
     },
 
+    /// An image file (a digit for `lstm predict`) cannot be used.
+    #[error("{}: {message}", path.display())]
+    Image {
+        /// The image file.
+        path: PathBuf,
+        /// What is wrong with it.
+        message: String,
+    },
+
     /// The file starts with the gzip magic but its stream is corrupt or truncated.
     #[error("{}: corrupt or truncated gzip stream: {source}", path.display())]
     Gzip {
@@ -260,6 +269,24 @@ pub enum DatasetError {
     Scaler {
         /// What is wrong.
         message: String,
+    },
+
+    /// A data set could not be loaded from the Hugging Face Hub (the `hub` feature):
+    /// its files are neither in the local cache nor downloadable (no network), a cached
+    /// file is corrupt, or the content is not what the loader expects.
+    #[error(
+        "{}: cannot load Hugging Face dataset {repo} (from this cache, or the Hub when \
+         files are missing): {cause}",
+        cache_dir.display()
+    )]
+    Hub {
+        /// The Hub repository, e.g. `ylecun/mnist`.
+        repo: String,
+        /// The local Hugging Face Hub cache that was searched (`HF_HUB_CACHE`,
+        /// else `$HF_HOME/hub`, else `~/.cache/huggingface/hub`).
+        cache_dir: PathBuf,
+        /// What went wrong, as the loader reported it.
+        cause: String,
     },
 }
 

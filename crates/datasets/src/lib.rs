@@ -8,18 +8,28 @@
 //!   [`StockDataset`] for sequence regression.
 //! - [`scaler`] holds scikit-learn-compatible [`StandardScaler`] and
 //!   [`MinMaxScaler`].
+//! - [`digit`] turns a PNG of one handwritten digit into MNIST-style pixels.
 //! - [`batch`] shuffles example indices into mini-batches, reproducibly
 //!   (per-epoch permutations depend only on seed and epoch) and resumably.
 //! - [`error`] holds [`DatasetError`], whose messages name the offending file.
+//! - `hub` (feature `hub`, off by default: it pulls hf-hub, parquet and image)
+//!   loads MNIST from the Hugging Face Hub cache through candle-datasets into the
+//!   same [`Mnist`] as [`load_mnist`].
 
 pub mod batch;
+pub mod digit;
 pub mod error;
+#[cfg(feature = "hub")]
+pub mod hub;
 pub mod mnist;
 pub mod scaler;
 pub mod stock;
 
 pub use batch::{EpochSampler, SamplerState};
+pub use digit::{digit_from_image_bytes, read_digit_image};
 pub use error::DatasetError;
+#[cfg(feature = "hub")]
+pub use hub::load_mnist_from_hub;
 pub use mnist::{
     load_mnist, normalize_pixels, parse_idx_images, parse_idx_labels, read_idx_images,
     read_idx_labels, IdxImages, Mnist, MnistOptions, MnistSplit, ValidationSource,

@@ -394,45 +394,81 @@ pub fn load_mnist(dir: &Path, opts: &MnistOptions) -> Result<Mnist, DatasetError
     let test_labels_path = find_file(dir, TEST_LABELS)?;
 
     let (train_images, train_labels) = read_pair(&train_images_path, &train_labels_path)?;
-    let total = train_labels.len();
-    if opts.validation_size > 0 && opts.validation_size >= total {
-        return Err(DatasetError::InvalidSplit {
-            message: format!(
-                "validation size {} must be smaller than the {total} training examples in {}",
-                opts.validation_size,
-                train_images_path.display()
-            ),
-        });
-    }
     let (test_images, test_labels) = read_pair(&test_images_path, &test_labels_path)?;
+    Mnist::from_raw(
+        (&train_images.pixels, &train_labels),
+        (&test_images.pixels, &test_labels),
+        opts,
+        &train_images_path.display().to_string(),
+    )
+}
 
-    let pixels_per_image = IMAGE_SIDE * IMAGE_SIDE;
-    let split_at = total - opts.validation_size;
-    let train_n = opts.train_limit.map_or(split_at, |l| l.min(split_at));
-    let train = MnistSplit::from_raw(
-        &train_images.pixels[..train_n * pixels_per_image],
-        &train_labels[..train_n],
-    )?;
-    let validation = if opts.validation_size == 0 {
-        None
-    } else {
-        Some(MnistSplit::from_raw(
-            &train_images.pixels[split_at * pixels_per_image..],
-            &train_labels[split_at..],
-        )?)
-    };
-    let test_n = opts
-        .test_limit
-        .map_or(test_labels.len(), |l| l.min(test_labels.len()));
-    let test = MnistSplit::from_raw(
-        &test_images.pixels[..test_n * pixels_per_image],
-        &test_labels[..test_n],
-    )?;
-    Ok(Mnist {
-        train,
-        validation,
-        test,
-    })
+impl Mnist {
+    /// Splits and trims raw MNIST, `(pixels, labels)` per file: `N * 784` pixel bytes
+    /// (row-major 28x28 images, `0..=255`) and `N` labels (`0..=9`, checked by the caller).
+    ///
+    /// Validation is the last `validation_size` training images and train is the rest;
+    /// `train_limit` and `test_limit` then keep the first N examples of train and test.
+    /// `origin` names the training data in error messages. Every loader ends here, so
+    /// they all split the same way.
+    pub(crate) fn from_raw(
+        (train_pixels, train_labels): (&[u8], &[u8]),
+        (test_pixels, test_labels): (&[u8], &[u8]),
+        opts: &MnistOptions,
+        origin: &str,
+    ) -> Result<Self, DatasetError> {
+        let pixels_per_image = IMAGE_SIDE * IMAGE_SIDE;
+        for (name, pixels, labels) in [
+            ("training", train_pixels, train_labels),
+            ("test", test_pixels, test_labels),
+        ] {
+            if pixels.len() != labels.len() * pixels_per_image {
+                return Err(DatasetError::InvalidSplit {
+                    message: format!(
+                        "{origin}: {} {name} pixel bytes for {} labels (expected {} per image)",
+                        pixels.len(),
+                        labels.len(),
+                        pixels_per_image
+                    ),
+                });
+            }
+        }
+        let total = train_labels.len();
+        if opts.validation_size > 0 && opts.validation_size >= total {
+            return Err(DatasetError::InvalidSplit {
+                message: format!(
+                    "validation size {} must be smaller than the {total} training examples in {origin}",
+                    opts.validation_size,
+                ),
+            });
+        }
+        let split_at = total - opts.validation_size;
+        let train_n = opts.train_limit.map_or(split_at, |l| l.min(split_at));
+        let train = MnistSplit::from_raw(
+            &train_pixels[..train_n * pixels_per_image],
+            &train_labels[..train_n],
+        )?;
+        let validation = if opts.validation_size == 0 {
+            None
+        } else {
+            Some(MnistSplit::from_raw(
+                &train_pixels[split_at * pixels_per_image..],
+                &train_labels[split_at..],
+            )?)
+        };
+        let test_n = opts
+            .test_limit
+            .map_or(test_labels.len(), |l| l.min(test_labels.len()));
+        let test = MnistSplit::from_raw(
+            &test_pixels[..test_n * pixels_per_image],
+            &test_labels[..test_n],
+        )?;
+        Ok(Self {
+            train,
+            validation,
+            test,
+        })
+    }
 }
 
 #[cfg(test)]

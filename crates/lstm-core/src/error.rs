@@ -16,6 +16,23 @@ pub enum LstmError {
         /// The shape it was given.
         got: Vec<usize>,
     },
+    /// A weights file cannot be read, is not a complete safetensors file, or holds
+    /// NaN or infinite values.
+    #[error("{}: {message}", path.display())]
+    WeightsFile {
+        /// The file.
+        path: std::path::PathBuf,
+        /// What is wrong with it.
+        message: String,
+    },
+    /// A state dict's tensor names or shapes differ from the model's parameters.
+    #[error("{}: the weights do not match the model:{mismatch}", path.display())]
+    StateDict {
+        /// The file the state dict came from.
+        path: std::path::PathBuf,
+        /// Every missing, unexpected and wrongly shaped tensor.
+        mismatch: Box<crate::state_dict::StateDictMismatch>,
+    },
     /// An error from candle itself.
     #[error(transparent)]
     Candle(#[from] candle_core::Error),

@@ -11,6 +11,8 @@
 //! - [`SequenceRegressor`]: the chapter's stock-price model (LSTM, GRU or bidirectional
 //!   LSTM, final hidden state, then a two-layer head).
 //! - [`seeded_var_builder`]: reproducible initialisation.
+//! - [`load_state_dict`] / [`save_state_dict`]: PyTorch state dicts as safetensors,
+//!   loaded strictly with a listing of every name or shape that differs.
 //!
 //! ```
 //! use candle_core::{DType, Device, Tensor};
@@ -40,6 +42,7 @@ pub mod model;
 mod recurrent;
 pub mod regressor;
 pub mod rnn;
+pub mod state_dict;
 pub mod threads;
 
 pub use cell::LstmCell;
@@ -50,6 +53,9 @@ pub use lstm::{Lstm, LstmConfig, RecurrentConfig};
 pub use model::{Backbone, ClassifierConfig, SequenceClassifier};
 pub use regressor::{RecurrentKind, RegressorConfig, SequenceRegressor};
 pub use rnn::{Rnn, RnnConfig};
+pub use state_dict::{
+    assign_state_dict, load_state_dict, read_safetensors, save_state_dict, StateDictMismatch,
+};
 pub use threads::configure_cpu_threads;
 
 use candle_core::Tensor;

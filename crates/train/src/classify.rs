@@ -5,32 +5,39 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use candle_core::{DType, Device, Tensor, D};
-use candle_nn::{loss, Optimizer, VarMap, SGD};
+use candle_nn::{loss, VarMap};
 use lstm_core::{seeded_var_builder, Backbone, ClassifierConfig, Kernel, SequenceClassifier};
-use lstm_datasets::{EpochSampler, Mnist, MnistSplit, ValidationSource};
-use serde::Serialize;
+use lstm_datasets::{EpochSampler, Mnist, MnistSplit, SamplerState, ValidationSource};
+use serde::{Deserialize, Serialize};
 
+use crate::checkpoint::{read_checkpoint, save_checkpoint, Checkpoint, CHECKPOINT_FILE};
+use crate::choice::{de_choice, ser_choice};
 use crate::error::{IoContext, Result, TrainError};
+use crate::optim::{Optimizer, OptimizerKind};
 use crate::run_dir::RunDir;
-use crate::snapshot::{progress_bar, restore, snapshot, Snapshot};
+use crate::snapshot::{all_finite, progress_bar, restore, snapshot, Snapshot};
 
-/// Everything that defines an MNIST training run.
-#[derive(Clone, Debug, Serialize)]
+/// Everything that defines an MNIST training run (saved as the run's `config.json` and
+/// inside its checkpoint).
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct ClassifierTrainConfig {
     /// Hidden size of the LSTM.
     pub hidden: usize,
     /// Stacked LSTM layers (1 for the cell backbone).
     pub layers: usize,
     /// The book's cell loop or the fused layer.
-    #[serde(serialize_with = "ser_debug")]
+    #[serde(serialize_with = "ser_choice", deserialize_with = "de_choice")]
     pub backbone: Backbone,
     /// Fused or reference kernels.
-    #[serde(serialize_with = "ser_debug")]
+    #[serde(serialize_with = "ser_choice", deserialize_with = "de_choice")]
     pub kernel: Kernel,
     /// SGD learning rate.
     pub lr: f64,
+    /// SGD momentum (0, the book's plain SGD, by default).
+    #[serde(default)]
+    pub momentum: f64,
     /// How the learning rate changes over the run.
-    #[serde(serialize_with = "ser_debug")]
+    #[serde(serialize_with = "ser_choice", deserialize_with = "de_choice")]
     pub lr_schedule: LrSchedule,
     /// Images per batch.
     pub batch_size: usize,
@@ -43,12 +50,20 @@ pub struct ClassifierTrainConfig {
     /// Validate (and print the book's line) every this many iterations.
     pub eval_every: usize,
     /// Held-out images or the test set (the book's choice, which leaks).
-    #[serde(serialize_with = "ser_debug")]
+    #[serde(serialize_with = "ser_choice", deserialize_with = "de_choice")]
     pub validate_on: ValidationSource,
     /// Which weights to keep and test: the best on validation, or the last.
-    #[serde(serialize_with = "ser_debug")]
+    #[serde(serialize_with = "ser_choice", deserialize_with = "de_choice")]
     pub select: Selection,
+    /// Write a checkpoint every this many iterations (and at the end); 0 = only at the
+    /// end. Needs a run directory.
+    #[serde(default)]
+    pub checkpoint_every: usize,
+    /// Stop (with a checkpoint) once this many iterations are done, to resume later.
+    #[serde(default, skip_serializing)]
+    pub stop_after: Option<usize>,
     /// Show a progress bar.
+    #[serde(default, skip_serializing)]
     pub progress: bool,
 }
 
@@ -112,13 +127,6 @@ fn write_curves(dir: &RunDir, history: &[EvalPoint]) -> Result<()> {
     )
 }
 
-fn ser_debug<T: std::fmt::Debug, S: serde::Serializer>(
-    v: &T,
-    s: S,
-) -> std::result::Result<S::Ok, S::Error> {
-    s.serialize_str(&format!("{v:?}").to_lowercase())
-}
-
 impl Default for ClassifierTrainConfig {
     /// The book's run: hidden 128, one layer, SGD lr 0.1, batch 64, 10 epochs.
     fn default() -> Self {
@@ -128,6 +136,7 @@ impl Default for ClassifierTrainConfig {
             backbone: Backbone::Layer,
             kernel: Kernel::Fused,
             lr: 0.1,
+            momentum: 0.0,
             lr_schedule: LrSchedule::StepDown,
             batch_size: 64,
             epochs: 10,
@@ -136,6 +145,8 @@ impl Default for ClassifierTrainConfig {
             eval_every: 500,
             validate_on: ValidationSource::HeldOut,
             select: Selection::Best,
+            checkpoint_every: 500,
+            stop_after: None,
             progress: true,
         }
     }
@@ -163,6 +174,12 @@ impl ClassifierTrainConfig {
         if self.iters == Some(0) || (self.iters.is_none() && self.epochs == 0) {
             return bad("nothing to train: iterations or epochs must be at least 1".into());
         }
+        if !(self.momentum.is_finite() && (0.0..1.0).contains(&self.momentum)) {
+            return bad(format!("momentum must be in [0, 1), got {}", self.momentum));
+        }
+        if self.stop_after == Some(0) {
+            return bad("--stop-after must be at least 1".into());
+        }
         if self.eval_every == 0 {
             return bad("evaluation interval must be at least 1".into());
         }
@@ -171,9 +188,11 @@ impl ClassifierTrainConfig {
 }
 
 /// Loss and accuracy of a model on a split.
-#[derive(Clone, Copy, Debug, Serialize, PartialEq)]
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq)]
 pub struct Evaluation {
-    /// Summed cross-entropy over the split divided by its size (the book's `evaluate`).
+    /// Summed cross-entropy over the split divided by its size (the book's `evaluate`);
+    /// infinite for a model that diverged.
+    #[serde(with = "crate::choice::lenient_f64")]
     pub loss: f64,
     /// Fraction of images classified correctly.
     pub accuracy: f64,
@@ -182,7 +201,7 @@ pub struct Evaluation {
 }
 
 /// One validation point of a run.
-#[derive(Clone, Copy, Debug, Serialize)]
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq)]
 pub struct EvalPoint {
     /// Iterations done.
     pub iteration: usize,
@@ -195,15 +214,17 @@ pub struct EvalPoint {
 /// What a finished run reports.
 #[derive(Clone, Debug, Serialize)]
 pub struct TrainReport {
-    /// Iterations done.
+    /// Iterations done (fewer than `total_iterations` when stopped by `stop_after`).
     pub iterations: usize,
+    /// Iterations the run is configured for.
+    pub total_iterations: usize,
     /// Validation points, every `eval_every` iterations.
     pub history: Vec<EvalPoint>,
     /// The iteration whose weights were kept (see [`Selection`]).
     pub selected_iteration: usize,
-    /// The kept model on the test set.
-    pub test: Evaluation,
-    /// Wall time of the training loop, in seconds.
+    /// The kept model on the test set (`None` when the run stopped early to resume later).
+    pub test: Option<Evaluation>,
+    /// Wall time of the training loop, in seconds (summed over resumed sessions).
     pub train_seconds: f64,
     /// Training throughput.
     pub samples_per_second: f64,
@@ -269,126 +290,485 @@ pub fn evaluate(
     })
 }
 
+/// Loads a trained classifier from a run directory of `lstm mnist`: the architecture from
+/// its `config.json`, the parameters from its `model.safetensors`.
+///
+/// `path` may also be a file inside a run directory: a weights file (for example a
+/// PyTorch `state_dict` saved with safetensors, under the same names) or the run's
+/// `checkpoint.safetensors`; `weights` overrides the weights file. Errors name the file:
+/// a missing or unreadable `config.json` (or one of a stock run), and weights whose
+/// names or shapes differ from the model (listing every difference).
+pub fn load_classifier(
+    path: &std::path::Path,
+    weights: Option<&std::path::Path>,
+) -> Result<(ClassifierTrainConfig, TrainedClassifier)> {
+    let (dir, default_weights) = if path.is_dir() {
+        (path.to_path_buf(), path.join("model.safetensors"))
+    } else {
+        let dir = path
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(std::path::Path::new("."));
+        (dir.to_path_buf(), path.to_path_buf())
+    };
+    if !path.exists() {
+        return Err(TrainError::Checkpoint {
+            path: path.to_path_buf(),
+            message: "no such run directory or weights file".into(),
+        });
+    }
+    let weights = weights.map_or(default_weights, std::path::Path::to_path_buf);
+    let config_path = dir.join("config.json");
+    let bad = |message: String| TrainError::Checkpoint {
+        path: config_path.clone(),
+        message,
+    };
+    let text = std::fs::read_to_string(&config_path).map_err(|e| {
+        bad(format!(
+            "cannot read the run's settings: {e} (an `lstm mnist` run directory holds \
+             config.json beside model.safetensors)"
+        ))
+    })?;
+    let value: serde_json::Value =
+        serde_json::from_str(&text).map_err(|e| bad(format!("not valid JSON: {e}")))?;
+    if value.get("train").is_some() {
+        return Err(bad(
+            "this is the config of a stock run; only MNIST runs can be evaluated here".into(),
+        ));
+    }
+    let cfg: ClassifierTrainConfig = serde_json::from_value(value)
+        .map_err(|e| bad(format!("not an MNIST run's settings: {e}")))?;
+    let trained = build_classifier(&cfg)?;
+    if weights.file_name() == Some(std::ffi::OsStr::new(CHECKPOINT_FILE)) {
+        read_classifier_checkpoint(&weights)?.restore_weights(&trained.varmap)?;
+    } else {
+        lstm_core::load_state_dict(&trained.varmap, &weights)?;
+    }
+    Ok((cfg, trained))
+}
+
+/// Class probabilities of one image `(28, 28)` (already normalised), most likely first:
+/// `(digit, probability)`.
+pub fn predict_digit(model: &SequenceClassifier, image: &Tensor) -> Result<Vec<(usize, f32)>> {
+    let logits = model.logits(&image.unsqueeze(0)?, false)?;
+    let probs = candle_nn::ops::softmax(&logits, D::Minus1)?
+        .squeeze(0)?
+        .to_vec1::<f32>()?;
+    let mut ranked: Vec<(usize, f32)> = probs.into_iter().enumerate().collect();
+    ranked.sort_by(|a, b| b.1.total_cmp(&a.1));
+    Ok(ranked)
+}
+
+/// The progress of an MNIST run, as saved in its checkpoint.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct ClassifierProgress {
+    /// The run's settings.
+    pub config: ClassifierTrainConfig,
+    /// What the caller stored about the data (e.g. the command line's data options), so
+    /// a resume can load the same data.
+    pub context: serde_json::Value,
+    /// Iterations done.
+    pub iteration: usize,
+    /// Iterations the run is configured for.
+    pub total: usize,
+    /// Where the batch order stands.
+    pub sampler: SamplerSnapshot,
+    /// Optimizer and its hyper-parameters.
+    pub optimizer: OptimizerKind,
+    /// Optimizer steps taken.
+    pub optimizer_steps: u64,
+    /// Validation points so far.
+    pub history: Vec<EvalPoint>,
+    /// `(iteration, accuracy)` of the best validation point so far.
+    pub best: Option<(usize, f64)>,
+    /// Training images seen.
+    pub samples: usize,
+    /// Seconds spent training so far.
+    pub seconds: f64,
+}
+
+/// [`SamplerState`] in a checkpoint.
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct SamplerSnapshot {
+    /// Seed of the per-epoch permutations.
+    pub seed: u64,
+    /// Current epoch.
+    pub epoch: u64,
+    /// Indices of the current epoch already used.
+    pub position: u64,
+}
+
+impl From<SamplerState> for SamplerSnapshot {
+    fn from(s: SamplerState) -> Self {
+        Self {
+            seed: s.seed,
+            epoch: s.epoch,
+            position: s.position,
+        }
+    }
+}
+
+impl From<SamplerSnapshot> for SamplerState {
+    fn from(s: SamplerSnapshot) -> Self {
+        Self {
+            seed: s.seed,
+            epoch: s.epoch,
+            position: s.position,
+        }
+    }
+}
+
+/// An MNIST checkpoint read back from disk.
+pub type ClassifierCheckpoint = Checkpoint<ClassifierProgress>;
+
+/// Task name stored in MNIST checkpoints.
+pub const MNIST_TASK: &str = "mnist";
+
+/// Reads the checkpoint of an MNIST run (`path` is the run directory or the file).
+pub fn read_classifier_checkpoint(path: &std::path::Path) -> Result<ClassifierCheckpoint> {
+    read_checkpoint(path, MNIST_TASK)
+}
+
 /// Trains the classifier on `data`, printing the book's lines to `out`, and writes the
-/// config, the metrics and the weights into `run_dir` when one is given.
+/// config, the metrics, checkpoints and the weights into `run_dir` when one is given.
+///
+/// `context` is stored in the checkpoints for [`resume_classifier`]'s caller (e.g. how
+/// the data was loaded). Errors: [`TrainError::Config`] for bad settings,
+/// [`TrainError::Diverged`] when the loss becomes NaN or infinite (the last checkpoint,
+/// written before that iteration, stays on disk).
 pub fn train_classifier(
     data: &Mnist,
     cfg: &ClassifierTrainConfig,
     run_dir: Option<&RunDir>,
     out: &mut dyn Write,
 ) -> Result<(TrainReport, TrainedClassifier)> {
+    train_classifier_with_context(data, cfg, serde_json::Value::Null, run_dir, out)
+}
+
+/// [`train_classifier`] storing `context` in the checkpoints.
+pub fn train_classifier_with_context(
+    data: &Mnist,
+    cfg: &ClassifierTrainConfig,
+    context: serde_json::Value,
+    run_dir: Option<&RunDir>,
+    out: &mut dyn Write,
+) -> Result<(TrainReport, TrainedClassifier)> {
     cfg.validate()?;
-    let validation = data.validation_split(cfg.validate_on)?;
     let trained = build_classifier(cfg)?;
-    let mut sgd = SGD::new(trained.varmap.all_vars(), cfg.lr)?;
-    let mut sampler = EpochSampler::new(data.train.len(), cfg.batch_size, cfg.seed)?;
+    let sampler = EpochSampler::new(data.train.len(), cfg.batch_size, cfg.seed)?;
     let total = cfg
         .iters
         .unwrap_or(cfg.epochs * sampler.batches_per_epoch());
+    let optimizer = Optimizer::new(
+        OptimizerKind::Sgd {
+            momentum: cfg.momentum,
+        },
+        &trained.varmap,
+        cfg.lr,
+    );
     if let Some(dir) = run_dir {
         dir.write_json("config.json", cfg)?;
     }
-    let mut metrics = String::from("iteration,train_loss,val_loss,val_accuracy\n");
+    let start = Session {
+        iteration: 0,
+        total,
+        sampler,
+        optimizer,
+        history: Vec::new(),
+        best: None,
+        samples: 0,
+        seconds: 0.0,
+        context,
+    };
+    run(data, cfg, trained, start, run_dir, out)
+}
+
+/// Continues the run saved in `checkpoint` to its end (or to `stop_after`), writing into
+/// `run_dir` (normally the directory the checkpoint came from).
+///
+/// The weights, optimizer state, batch order, schedule and history continue exactly
+/// where they stopped, so the run ends with the same weights, bit for bit, as one that
+/// was never interrupted. `stop_after` and `progress` replace the saved ones.
+pub fn resume_classifier(
+    data: &Mnist,
+    checkpoint: &ClassifierCheckpoint,
+    stop_after: Option<usize>,
+    progress: bool,
+    run_dir: Option<&RunDir>,
+    out: &mut dyn Write,
+) -> Result<(TrainReport, TrainedClassifier)> {
+    let saved = &checkpoint.progress;
+    let cfg = ClassifierTrainConfig {
+        stop_after,
+        progress,
+        ..saved.config.clone()
+    };
+    cfg.validate()?;
+    let trained = build_classifier(&cfg)?;
+    checkpoint.restore_weights(&trained.varmap)?;
+    let mut optimizer = Optimizer::new(saved.optimizer, &trained.varmap, cfg.lr);
+    optimizer.load_state(
+        saved.optimizer_steps,
+        &checkpoint.optimizer,
+        &checkpoint.path,
+    )?;
+    let sampler = EpochSampler::from_state(
+        data.train.len(),
+        cfg.batch_size,
+        SamplerState::from(saved.sampler),
+    )?;
+    let best = match (saved.best, checkpoint.best_snapshot()) {
+        (Some((iteration, accuracy)), Some(weights)) => Some((iteration, accuracy, weights)),
+        _ => None,
+    };
+    writeln!(
+        out,
+        "Resuming {} at iteration {} of {}",
+        checkpoint.path.display(),
+        saved.iteration,
+        saved.total
+    )
+    .at(std::path::Path::new("<stdout>"))?;
+    let start = Session {
+        iteration: saved.iteration,
+        total: saved.total,
+        sampler,
+        optimizer,
+        history: saved.history.clone(),
+        best,
+        samples: saved.samples,
+        seconds: saved.seconds,
+        context: saved.context.clone(),
+    };
+    run(data, &cfg, trained, start, run_dir, out)
+}
+
+/// Where a run stands: everything a checkpoint saves besides the weights.
+struct Session {
+    iteration: usize,
+    total: usize,
+    sampler: EpochSampler,
+    optimizer: Optimizer,
+    history: Vec<EvalPoint>,
+    best: Option<(usize, f64, Snapshot)>,
+    samples: usize,
+    seconds: f64,
+    context: serde_json::Value,
+}
+
+impl Session {
+    fn progress(&self, cfg: &ClassifierTrainConfig, seconds: f64) -> ClassifierProgress {
+        ClassifierProgress {
+            config: cfg.clone(),
+            context: self.context.clone(),
+            iteration: self.iteration,
+            total: self.total,
+            sampler: self.sampler.state().into(),
+            optimizer: self.optimizer.kind(),
+            optimizer_steps: self.optimizer.steps(),
+            history: self.history.clone(),
+            best: self.best.as_ref().map(|(i, a, _)| (*i, *a)),
+            samples: self.samples,
+            seconds,
+        }
+    }
+
+    fn checkpoint(
+        &self,
+        dir: &RunDir,
+        cfg: &ClassifierTrainConfig,
+        varmap: &VarMap,
+        seconds: f64,
+    ) -> Result<std::path::PathBuf> {
+        save_checkpoint(
+            dir,
+            MNIST_TASK,
+            &self.progress(cfg, seconds),
+            varmap,
+            self.best.as_ref().map(|(_, _, w)| w.as_slice()),
+            &self.optimizer,
+        )
+    }
+}
+
+/// `metrics.csv` from the validation points.
+fn metrics_csv(history: &[EvalPoint]) -> String {
+    let mut text = String::from("iteration,train_loss,val_loss,val_accuracy\n");
+    for p in history {
+        text.push_str(&format!(
+            "{},{},{},{}\n",
+            p.iteration, p.train_loss, p.validation.loss, p.validation.accuracy
+        ));
+    }
+    text
+}
+
+/// The training loop shared by fresh and resumed runs.
+fn run(
+    data: &Mnist,
+    cfg: &ClassifierTrainConfig,
+    trained: TrainedClassifier,
+    mut s: Session,
+    run_dir: Option<&RunDir>,
+    out: &mut dyn Write,
+) -> Result<(TrainReport, TrainedClassifier)> {
+    let stdout = std::path::Path::new("<stdout>");
+    let validation = data.validation_split(cfg.validate_on)?;
+    let total = s.total;
+    let stop_at = cfg.stop_after.map_or(total, |k| k.min(total));
     let bar = progress_bar(cfg.progress, total, "iterations");
-    let mut history = Vec::new();
-    let mut best: Option<(usize, f64, Snapshot)> = None;
+    bar.set_position(s.iteration as u64);
+    bar.reset_eta();
     let started = Instant::now();
-    let mut samples = 0usize;
-    for iteration in 1..=total {
-        let (images, labels): (Tensor, Tensor) = data.train.batch(sampler.next_batch())?;
-        samples += labels.dim(0)?;
+    let session_samples = s.samples;
+    let seconds_before = s.seconds;
+    let mut last_checkpoint: Option<(usize, std::path::PathBuf)> = run_dir
+        .map(|d| d.file(CHECKPOINT_FILE))
+        .filter(|p| p.is_file())
+        .map(|p| (s.iteration, p));
+    while s.iteration < stop_at {
+        let iteration = s.iteration + 1;
+        let (images, labels): (Tensor, Tensor) = data.train.batch(s.sampler.next_batch())?;
+        s.samples += labels.dim(0)?;
         let logits = trained.model.logits(&images, true)?;
         let loss = loss::cross_entropy(&logits, &labels)?;
         let loss_value = loss.to_scalar::<f32>()?;
         if !loss_value.is_finite() {
             bar.finish_and_clear();
-            return Err(TrainError::Diverged {
-                iteration,
-                loss: loss_value,
-                kept: run_dir
-                    .map(|d| d.path().display().to_string())
-                    .unwrap_or_else(|| "memory".into()),
-            });
+            return Err(diverged(iteration, loss_value, &last_checkpoint));
         }
-        sgd.set_learning_rate(cfg.lr_schedule.rate(cfg.lr, iteration, total));
-        sgd.backward_step(&loss)?;
+        s.optimizer
+            .set_learning_rate(cfg.lr_schedule.rate(cfg.lr, iteration, total));
+        s.optimizer.backward_step(&loss)?;
+        s.iteration = iteration;
         bar.inc(1);
-        if iteration % 20 == 0 || iteration == total {
-            let rate = samples as f64 / started.elapsed().as_secs_f64();
+        if iteration.is_multiple_of(20) || iteration == total {
+            let rate = (s.samples - session_samples) as f64 / started.elapsed().as_secs_f64();
             bar.set_message(format!("loss {loss_value:.4} · {rate:.0} samples/s"));
         }
-        if iteration % cfg.eval_every == 0 || iteration == total {
+        if iteration.is_multiple_of(cfg.eval_every) || iteration == total {
             let eval = evaluate(&trained.model, validation, 1000)?;
             let line = format!(
                 "Iteration: {iteration}. Loss: {loss_value:.4}. Accuracy: {:.2}",
                 100.0 * eval.accuracy
             );
-            bar.suspend(|| writeln!(out, "{line}"))
-                .at(std::path::Path::new("<stdout>"))?;
+            bar.suspend(|| writeln!(out, "{line}")).at(stdout)?;
             tracing::debug!(iteration, val_loss = eval.loss, "validation");
-            metrics.push_str(&format!(
-                "{iteration},{loss_value},{},{}\n",
-                eval.loss, eval.accuracy
-            ));
-            history.push(EvalPoint {
+            s.history.push(EvalPoint {
                 iteration,
                 train_loss: f64::from(loss_value),
                 validation: eval,
             });
-            let improved = best
+            let improved = s
+                .best
                 .as_ref()
                 .is_none_or(|(_, acc, _)| eval.accuracy >= *acc);
             if cfg.select == Selection::Best && improved {
-                best = Some((iteration, eval.accuracy, snapshot(&trained.varmap)?));
+                s.best = Some((iteration, eval.accuracy, snapshot(&trained.varmap)?));
                 if let Some(dir) = run_dir {
                     dir.save_weights("model.safetensors", &trained.varmap)?;
                 }
             }
             if let Some(dir) = run_dir {
-                dir.write_atomic("metrics.csv", metrics.as_bytes())?;
+                dir.write_atomic("metrics.csv", metrics_csv(&s.history).as_bytes())?;
             }
+        }
+        let due = (cfg.checkpoint_every > 0 && iteration.is_multiple_of(cfg.checkpoint_every))
+            || iteration == stop_at;
+        if let (true, Some(dir)) = (due, run_dir) {
+            if !all_finite(&trained.varmap)? {
+                bar.finish_and_clear();
+                return Err(diverged(iteration, f32::NAN, &last_checkpoint));
+            }
+            let seconds = seconds_before + started.elapsed().as_secs_f64();
+            let path = s.checkpoint(dir, cfg, &trained.varmap, seconds)?;
+            last_checkpoint = Some((iteration, path));
         }
     }
     bar.finish_and_clear();
-    let selected_iteration = match best {
+    let train_seconds = seconds_before + started.elapsed().as_secs_f64();
+    if s.iteration < total {
+        let resume = match &last_checkpoint {
+            Some((_, path)) => format!(
+                "; resume with `lstm mnist --resume {}`",
+                path.parent().unwrap_or(path).display()
+            ),
+            None => String::new(),
+        };
+        writeln!(
+            out,
+            "Stopped after iteration {} of {total}{resume}",
+            s.iteration
+        )
+        .at(stdout)?;
+        let report = TrainReport {
+            iterations: s.iteration,
+            total_iterations: total,
+            history: s.history,
+            selected_iteration: s.iteration,
+            test: None,
+            train_seconds,
+            samples_per_second: s.samples as f64 / train_seconds.max(1e-9),
+            run_dir: run_dir.map(|d| d.path().to_path_buf()),
+        };
+        return Ok((report, trained));
+    }
+    let selected_iteration = match &s.best {
         Some((iteration, accuracy, weights)) => {
-            restore(&trained.varmap, &weights)?;
+            restore(&trained.varmap, weights)?;
             tracing::info!(iteration, accuracy, "kept the best validation weights");
-            iteration
+            *iteration
         }
         None => total,
     };
-    let train_seconds = started.elapsed().as_secs_f64();
     let test = evaluate(&trained.model, &data.test, 1000)?;
     if selected_iteration != total {
         writeln!(
             out,
             "Kept the weights of iteration {selected_iteration} (best validation accuracy)"
         )
-        .at(std::path::Path::new("<stdout>"))?;
+        .at(stdout)?;
     }
     writeln!(
         out,
         "Test Loss: {:.4} | Test Accuracy: {:.4}",
         test.loss, test.accuracy
     )
-    .at(std::path::Path::new("<stdout>"))?;
+    .at(stdout)?;
     let report = TrainReport {
         iterations: total,
-        history,
+        total_iterations: total,
+        history: s.history,
         selected_iteration,
-        test,
+        test: Some(test),
         train_seconds,
-        samples_per_second: samples as f64 / train_seconds,
+        samples_per_second: s.samples as f64 / train_seconds.max(1e-9),
         run_dir: run_dir.map(|d| d.path().to_path_buf()),
     };
     if let Some(dir) = run_dir {
-        dir.write_atomic("metrics.csv", metrics.as_bytes())?;
+        dir.write_atomic("metrics.csv", metrics_csv(&report.history).as_bytes())?;
         dir.save_weights("model.safetensors", &trained.varmap)?;
         dir.write_json("summary.json", &report)?;
         write_curves(dir, &report.history)?;
     }
     Ok((report, trained))
+}
+
+/// The divergence error, naming the checkpoint that stays on disk.
+fn diverged(
+    iteration: usize,
+    loss: f32,
+    last_checkpoint: &Option<(usize, std::path::PathBuf)>,
+) -> TrainError {
+    let kept = match last_checkpoint {
+        Some((at, path)) => format!("{} (iteration {at})", path.display()),
+        None => "no checkpoint (none was written before it diverged)".into(),
+    };
+    TrainError::Diverged {
+        iteration,
+        loss,
+        kept,
+    }
 }
 
 #[cfg(test)]

@@ -46,6 +46,14 @@ pub enum TrainError {
         /// The parse or write error.
         source: serde_json::Error,
     },
+    /// A checkpoint cannot be read or does not fit the run.
+    #[error("{}: {message}", path.display())]
+    Checkpoint {
+        /// The checkpoint file.
+        path: PathBuf,
+        /// What is wrong with it.
+        message: String,
+    },
     /// A plot could not be drawn or its data is unusable.
     #[error("cannot draw the {what}: {message}")]
     Plot {

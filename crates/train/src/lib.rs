@@ -8,22 +8,32 @@
 //! - [`plot`]: SVG figures (the book's "Time-Series Prediction", the loss per epoch).
 //! - [`run_dir`]: where runs write `config.json`, `metrics.csv`, weights and summaries,
 //!   always atomically.
+//! - [`checkpoint`] and [`optim`]: checkpoints with the optimizer state and the batch
+//!   order, so a stopped run resumes bit for bit.
 
+pub mod checkpoint;
+mod choice;
 pub mod classify;
 pub mod error;
+pub mod optim;
 pub mod plot;
 pub mod regress;
 pub mod run_dir;
 mod snapshot;
 
+pub use checkpoint::{read_checkpoint, Checkpoint, CHECKPOINT_FILE};
 pub use classify::{
-    build_classifier, evaluate, train_classifier, ClassifierTrainConfig, EvalPoint, Evaluation,
-    LrSchedule, Selection, TrainReport, TrainedClassifier,
+    build_classifier, evaluate, load_classifier, predict_digit, read_classifier_checkpoint,
+    resume_classifier, train_classifier, train_classifier_with_context, ClassifierCheckpoint,
+    ClassifierProgress, ClassifierTrainConfig, EvalPoint, Evaluation, LrSchedule, Selection,
+    TrainReport, TrainedClassifier,
 };
 pub use error::{Result, TrainError};
+pub use optim::{Optimizer, OptimizerKind};
 pub use plot::{plot_losses, plot_predictions, plot_predictions_multi, PREDICTION_TITLE};
 pub use regress::{
-    build_regressor, train_regressor, LossPoint, PredictionRow, RegressionReport,
-    RegressorTrainConfig, Split, TrainedRegressor,
+    build_regressor, read_regressor_checkpoint, resume_regressor, train_regressor,
+    train_regressor_with_context, LossPoint, PredictionRow, RegressionReport, RegressorCheckpoint,
+    RegressorProgress, RegressorTrainConfig, Split, TrainedRegressor,
 };
 pub use run_dir::RunDir;

@@ -14,21 +14,24 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use candle_core::{DType, Device, Tensor};
-use candle_nn::{loss, AdamW, Optimizer, ParamsAdamW, VarMap};
+use candle_nn::{loss, VarMap};
 use lstm_core::{seeded_var_builder, RecurrentKind, RegressorConfig, SequenceRegressor};
 use lstm_datasets::StockDataset;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
+use crate::checkpoint::{read_checkpoint, save_checkpoint, Checkpoint, CHECKPOINT_FILE};
+use crate::choice::{de_choice, ser_choice};
 use crate::error::{IoContext, Result, TrainError};
+use crate::optim::{Optimizer, OptimizerKind};
 use crate::plot;
 use crate::run_dir::RunDir;
-use crate::snapshot::{progress_bar, restore, snapshot};
+use crate::snapshot::{all_finite, progress_bar, restore, snapshot};
 
 /// Everything that defines a stock-price training run.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct RegressorTrainConfig {
     /// LSTM, GRU or bidirectional LSTM.
-    #[serde(serialize_with = "ser_kind")]
+    #[serde(serialize_with = "ser_choice", deserialize_with = "de_choice")]
     pub kind: RecurrentKind,
     /// Hidden size of the recurrent layer (2 in the book).
     pub hidden: usize,
@@ -45,15 +48,16 @@ pub struct RegressorTrainConfig {
     /// Name of the target column, for the plots and the printed units (`Volume` →
     /// shares).
     pub target: String,
+    /// Write a checkpoint every this many epochs (and at the end); 0 = only at the end.
+    /// Needs a run directory.
+    #[serde(default)]
+    pub checkpoint_every: usize,
+    /// Stop (with a checkpoint) once this many epochs are done, to resume later.
+    #[serde(default, skip_serializing)]
+    pub stop_after: Option<usize>,
     /// Show a progress bar.
+    #[serde(default, skip_serializing)]
     pub progress: bool,
-}
-
-fn ser_kind<S: serde::Serializer>(
-    kind: &RecurrentKind,
-    s: S,
-) -> std::result::Result<S::Ok, S::Error> {
-    s.serialize_str(kind.name())
 }
 
 impl Default for RegressorTrainConfig {
@@ -69,6 +73,8 @@ impl Default for RegressorTrainConfig {
             log_every: 100,
             seed: 42,
             target: "Volume".into(),
+            checkpoint_every: 100,
+            stop_after: None,
             progress: true,
         }
     }
@@ -96,6 +102,9 @@ impl RegressorTrainConfig {
         if self.log_every == 0 {
             return bad("log interval must be at least 1".into());
         }
+        if self.stop_after == Some(0) {
+            return bad("--stop-after must be at least 1".into());
+        }
         Ok(())
     }
 
@@ -110,7 +119,7 @@ impl RegressorTrainConfig {
 }
 
 /// The loss of one logged epoch.
-#[derive(Clone, Copy, Debug, Serialize, PartialEq)]
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq)]
 pub struct LossPoint {
     /// Epoch, from 0.
     pub epoch: usize,
@@ -157,7 +166,8 @@ pub struct PredictionRow {
 pub struct RegressionReport {
     /// `lstm`, `gru` or `bilstm`.
     pub model: String,
-    /// Epochs trained.
+    /// Epochs trained (fewer than configured when stopped by `stop_after`; the errors
+    /// and predictions are then those of the weights so far).
     pub epochs: usize,
     /// The printed losses, every `log_every` epochs from epoch 0.
     pub losses: Vec<LossPoint>,
@@ -277,19 +287,64 @@ fn stdout_path() -> &'static Path {
     Path::new("<stdout>")
 }
 
+/// The progress of a stock run, as saved in its checkpoint.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct RegressorProgress {
+    /// The run's settings.
+    pub config: RegressorTrainConfig,
+    /// What the caller stored about the data (e.g. the command line's data options).
+    pub context: serde_json::Value,
+    /// Epochs done.
+    pub epoch: usize,
+    /// The loss of every epoch done.
+    pub all_losses: Vec<f64>,
+    /// The printed losses so far.
+    pub logged: Vec<LossPoint>,
+    /// Optimizer and its hyper-parameters.
+    pub optimizer: OptimizerKind,
+    /// Optimizer steps taken.
+    pub optimizer_steps: u64,
+    /// Seconds spent training so far.
+    pub seconds: f64,
+}
+
+/// A stock checkpoint read back from disk.
+pub type RegressorCheckpoint = Checkpoint<RegressorProgress>;
+
+/// Task name stored in stock checkpoints.
+pub const STOCK_TASK: &str = "stock";
+
+/// Reads the checkpoint of a stock run (`path` is the run directory or the file).
+pub fn read_regressor_checkpoint(path: &Path) -> Result<RegressorCheckpoint> {
+    read_checkpoint(path, STOCK_TASK)
+}
+
 /// Trains the regressor of `cfg` on `data`'s training samples, printing the book's
 /// `Epoch: N, loss: L` lines to `out`, then predicts every sample and reports the errors.
 ///
 /// With a `run_dir` it writes `config.json`, `losses.csv` (every epoch),
 /// `predictions.csv` (`date,actual,predicted,split` in raw units), `model.safetensors`,
-/// `summary.json`, `prediction.svg` (the book's figure) and `loss.svg`.
+/// `summary.json`, `prediction.svg` (the book's figure), `loss.svg` and
+/// `checkpoint.safetensors` (every `checkpoint_every` epochs and at the end).
 ///
 /// Errors: [`TrainError::Config`] for settings [`RegressorTrainConfig::validate`] rejects;
 /// [`TrainError::Diverged`] when the loss becomes NaN or infinite (the weights of the
-/// last finite loss are restored and, with a run directory, saved).
+/// last finite loss are restored and, with a run directory, saved; the last checkpoint
+/// stays).
 pub fn train_regressor(
     data: &StockDataset,
     cfg: &RegressorTrainConfig,
+    run_dir: Option<&RunDir>,
+    out: &mut dyn Write,
+) -> Result<RegressionReport> {
+    train_regressor_with_context(data, cfg, serde_json::Value::Null, run_dir, out)
+}
+
+/// [`train_regressor`] storing `context` in the checkpoints.
+pub fn train_regressor_with_context(
+    data: &StockDataset,
+    cfg: &RegressorTrainConfig,
+    context: serde_json::Value,
     run_dir: Option<&RunDir>,
     out: &mut dyn Write,
 ) -> Result<RegressionReport> {
@@ -297,82 +352,202 @@ pub fn train_regressor(
     let (_, _, n_features) = data.train_x.dims3()?;
     let trained = build_regressor(cfg, n_features)?;
     if let Some(dir) = run_dir {
-        let shape = DataShape {
-            rows: data.dates.len(),
-            train_rows: data.train_rows,
-            window: data.window,
-            features: n_features,
-            train_samples: data.train_len(),
-            test_samples: data.test_len(),
-            first_date: data.dates.first().cloned(),
-            last_date: data.dates.last().cloned(),
-        };
-        dir.write_json(
-            "config.json",
-            &RunConfig {
-                train: cfg,
-                data: shape,
-            },
-        )?;
+        write_config(dir, cfg, data)?;
     }
-    let mut adam = AdamW::new(
-        trained.varmap.all_vars(),
-        ParamsAdamW {
-            lr: cfg.lr,
-            beta1: 0.9,
-            beta2: 0.999,
-            eps: 1e-8,
-            weight_decay: 0.0,
+    let optimizer = Optimizer::new(OptimizerKind::adam(), &trained.varmap, cfg.lr);
+    let session = RegressorSession {
+        epoch: 0,
+        all_losses: Vec::with_capacity(cfg.epochs),
+        logged: Vec::new(),
+        optimizer,
+        seconds: 0.0,
+        context,
+    };
+    run_regressor(data, cfg, trained, session, run_dir, out)
+}
+
+/// Continues the stock run saved in `checkpoint` to its end (or to `stop_after`), with
+/// the same weights, Adam moments and losses as if it had never stopped.
+pub fn resume_regressor(
+    data: &StockDataset,
+    checkpoint: &RegressorCheckpoint,
+    stop_after: Option<usize>,
+    progress: bool,
+    run_dir: Option<&RunDir>,
+    out: &mut dyn Write,
+) -> Result<RegressionReport> {
+    let saved = &checkpoint.progress;
+    let cfg = RegressorTrainConfig {
+        stop_after,
+        progress,
+        ..saved.config.clone()
+    };
+    cfg.validate()?;
+    let (_, _, n_features) = data.train_x.dims3()?;
+    let trained = build_regressor(&cfg, n_features)?;
+    checkpoint.restore_weights(&trained.varmap)?;
+    let mut optimizer = Optimizer::new(saved.optimizer, &trained.varmap, cfg.lr);
+    optimizer.load_state(
+        saved.optimizer_steps,
+        &checkpoint.optimizer,
+        &checkpoint.path,
+    )?;
+    writeln!(
+        out,
+        "Resuming {} at epoch {} of {}",
+        checkpoint.path.display(),
+        saved.epoch,
+        cfg.epochs
+    )
+    .at(stdout_path())?;
+    let session = RegressorSession {
+        epoch: saved.epoch,
+        all_losses: saved.all_losses.clone(),
+        logged: saved.logged.clone(),
+        optimizer,
+        seconds: saved.seconds,
+        context: saved.context.clone(),
+    };
+    run_regressor(data, &cfg, trained, session, run_dir, out)
+}
+
+/// Writes `config.json`: the settings and the shape of the data.
+fn write_config(dir: &RunDir, cfg: &RegressorTrainConfig, data: &StockDataset) -> Result<()> {
+    let (_, _, features) = data.train_x.dims3()?;
+    let shape = DataShape {
+        rows: data.dates.len(),
+        train_rows: data.train_rows,
+        window: data.window,
+        features,
+        train_samples: data.train_len(),
+        test_samples: data.test_len(),
+        first_date: data.dates.first().cloned(),
+        last_date: data.dates.last().cloned(),
+    };
+    dir.write_json(
+        "config.json",
+        &RunConfig {
+            train: cfg,
+            data: shape,
         },
     )?;
+    Ok(())
+}
+
+/// Where a stock run stands, besides its weights.
+struct RegressorSession {
+    epoch: usize,
+    all_losses: Vec<f64>,
+    logged: Vec<LossPoint>,
+    optimizer: Optimizer,
+    seconds: f64,
+    context: serde_json::Value,
+}
+
+/// The training loop shared by fresh and resumed stock runs, then the predictions.
+fn run_regressor(
+    data: &StockDataset,
+    cfg: &RegressorTrainConfig,
+    trained: TrainedRegressor,
+    mut s: RegressorSession,
+    run_dir: Option<&RunDir>,
+    out: &mut dyn Write,
+) -> Result<RegressionReport> {
+    let stop_at = cfg.stop_after.map_or(cfg.epochs, |k| k.min(cfg.epochs));
     let bar = progress_bar(cfg.progress, cfg.epochs, "epochs");
-    let mut all_losses = Vec::with_capacity(cfg.epochs);
-    let mut logged = Vec::new();
+    bar.set_position(s.epoch as u64);
     let mut last_good: Option<Vec<(String, Tensor)>> = None;
+    let mut last_checkpoint: Option<(usize, PathBuf)> = run_dir
+        .map(|d| d.file(CHECKPOINT_FILE))
+        .filter(|p| p.is_file())
+        .map(|p| (s.epoch, p));
     let started = Instant::now();
-    for epoch in 0..cfg.epochs {
+    while s.epoch < stop_at {
+        let epoch = s.epoch;
         let outputs = trained.model.forward(&data.train_x, true)?;
         let loss = loss::mse(&outputs, &data.train_y)?;
         let value = loss.to_scalar::<f32>()?;
         if !value.is_finite() {
             bar.finish_and_clear();
-            let kept = match (&last_good, run_dir) {
-                (Some(weights), Some(dir)) => {
-                    restore(&trained.varmap, weights)?;
-                    dir.save_weights("model.safetensors", &trained.varmap)?
-                        .display()
-                        .to_string()
-                }
-                (Some(weights), None) => {
-                    restore(&trained.varmap, weights)?;
-                    "memory".into()
-                }
-                (None, _) => "nowhere (the initial weights already give it)".into(),
-            };
-            return Err(TrainError::Diverged {
-                iteration: epoch,
-                loss: value,
-                kept,
-            });
+            return Err(regression_diverged(
+                epoch,
+                value,
+                &trained.varmap,
+                last_good.as_deref(),
+                run_dir,
+                &last_checkpoint,
+            )?);
         }
         last_good = Some(snapshot(&trained.varmap)?);
-        adam.backward_step(&loss)?;
-        all_losses.push(f64::from(value));
-        if epoch % cfg.log_every == 0 {
+        s.optimizer.backward_step(&loss)?;
+        s.all_losses.push(f64::from(value));
+        s.epoch = epoch + 1;
+        if epoch.is_multiple_of(cfg.log_every) {
             let line = format!("Epoch: {epoch}, loss: {value:.5}");
             bar.suspend(|| writeln!(out, "{line}")).at(stdout_path())?;
-            logged.push(LossPoint {
+            s.logged.push(LossPoint {
                 epoch,
                 loss: f64::from(value),
             });
         }
         bar.inc(1);
-        if epoch % 50 == 0 {
+        if epoch.is_multiple_of(50) {
             bar.set_message(format!("loss {value:.5}"));
+        }
+        let due =
+            (cfg.checkpoint_every > 0 && s.epoch.is_multiple_of(cfg.checkpoint_every)) || s.epoch == stop_at;
+        if let (true, Some(dir)) = (due, run_dir) {
+            if !all_finite(&trained.varmap)? {
+                bar.finish_and_clear();
+                return Err(regression_diverged(
+                    s.epoch,
+                    f32::NAN,
+                    &trained.varmap,
+                    last_good.as_deref(),
+                    run_dir,
+                    &last_checkpoint,
+                )?);
+            }
+            let progress = RegressorProgress {
+                config: cfg.clone(),
+                context: s.context.clone(),
+                epoch: s.epoch,
+                all_losses: s.all_losses.clone(),
+                logged: s.logged.clone(),
+                optimizer: s.optimizer.kind(),
+                optimizer_steps: s.optimizer.steps(),
+                seconds: s.seconds + started.elapsed().as_secs_f64(),
+            };
+            let path = save_checkpoint(
+                dir,
+                STOCK_TASK,
+                &progress,
+                &trained.varmap,
+                None,
+                &s.optimizer,
+            )?;
+            last_checkpoint = Some((s.epoch, path));
         }
     }
     bar.finish_and_clear();
-    let train_seconds = started.elapsed().as_secs_f64();
+    let train_seconds = s.seconds + started.elapsed().as_secs_f64();
+    if s.epoch < cfg.epochs {
+        let resume = match &last_checkpoint {
+            Some((_, path)) => format!(
+                "; resume with `lstm stock --resume {}`",
+                path.parent().unwrap_or(path).display()
+            ),
+            None => String::new(),
+        };
+        writeln!(
+            out,
+            "Stopped after epoch {} of {}{resume}",
+            s.epoch, cfg.epochs
+        )
+        .at(stdout_path())?;
+    }
+    let logged = s.logged;
+    let all_losses = s.all_losses;
 
     // Predictions for every sample, in date order, scaled and in raw units.
     let predict = |x: &Tensor| -> Result<Vec<f64>> {
@@ -435,7 +610,7 @@ pub fn train_regressor(
     let last = *logged.last().expect("epoch 0 is always logged");
     let report = RegressionReport {
         model: cfg.kind.name().into(),
-        epochs: cfg.epochs,
+        epochs: all_losses.len(),
         losses: logged,
         last_logged_epoch: last.epoch,
         loss_at_900: last.loss,
@@ -466,6 +641,42 @@ pub fn train_regressor(
         write_outputs(dir, cfg, &report, &trained.varmap)?;
     }
     Ok(report)
+}
+
+/// The divergence error: restores the weights of the last finite loss (saving them as
+/// `model.safetensors` with a run directory) and names them and the last checkpoint.
+fn regression_diverged(
+    epoch: usize,
+    loss: f32,
+    varmap: &VarMap,
+    last_good: Option<&[(String, Tensor)]>,
+    run_dir: Option<&RunDir>,
+    last_checkpoint: &Option<(usize, PathBuf)>,
+) -> Result<TrainError> {
+    let mut kept = match (last_good, run_dir) {
+        (Some(weights), Some(dir)) => {
+            restore(varmap, weights)?;
+            dir.save_weights("model.safetensors", varmap)?
+                .display()
+                .to_string()
+        }
+        (Some(weights), None) => {
+            restore(varmap, weights)?;
+            "memory".into()
+        }
+        (None, _) => "nowhere (the initial weights already give it)".into(),
+    };
+    if let Some((at, path)) = last_checkpoint {
+        kept.push_str(&format!(
+            "; the last checkpoint is {} (epoch {at})",
+            path.display()
+        ));
+    }
+    Ok(TrainError::Diverged {
+        iteration: epoch,
+        loss,
+        kept,
+    })
 }
 
 /// Writes the run's files (see [`train_regressor`]).

@@ -27,6 +27,18 @@ pub(crate) fn restore(varmap: &VarMap, weights: &[(String, Tensor)]) -> Result<(
     Ok(())
 }
 
+/// Whether every weight is a finite number.
+pub(crate) fn all_finite(varmap: &VarMap) -> Result<bool> {
+    let data = varmap.data().lock().unwrap_or_else(|e| e.into_inner());
+    for var in data.values() {
+        let sum = var.as_tensor().abs()?.sum_all()?.to_scalar::<f32>()?;
+        if !sum.is_finite() {
+            return Ok(false);
+        }
+    }
+    Ok(true)
+}
+
 /// A progress bar over `total` steps named `unit` ("iterations", "epochs"), or a hidden
 /// one when `show` is false.
 pub(crate) fn progress_bar(show: bool, total: usize, unit: &str) -> indicatif::ProgressBar {

@@ -1,0 +1,94 @@
+//! `lstm evaluate` and `lstm predict`: using a trained MNIST model from its run directory.
+
+use std::path::PathBuf;
+
+use candle_core::{Device, Tensor};
+use lstm_datasets::{normalize_pixels, read_digit_image, MnistOptions};
+use lstm_train::{evaluate as evaluate_split, load_classifier, predict_digit};
+
+use crate::{during, load_mnist_from, setup, Failure, SourceArg};
+
+/// Flags of `lstm evaluate`.
+#[derive(clap::Args, Debug)]
+pub(crate) struct EvaluateArgs {
+    /// Run directory of `lstm mnist` (config.json + model.safetensors), or a weights file
+    /// inside one (e.g. checkpoint.safetensors or a PyTorch export).
+    #[arg(long, value_name = "DIR")]
+    checkpoint: PathBuf,
+    /// Weights to load instead of the run's model.safetensors (same names and shapes).
+    #[arg(long, value_name = "FILE")]
+    weights: Option<PathBuf>,
+    /// Where the test images come from.
+    #[arg(long, value_enum, default_value_t = SourceArg::Files)]
+    source: SourceArg,
+    /// Directory with the MNIST idx files, for --source files.
+    #[arg(long, default_value = "data/mnist")]
+    data: PathBuf,
+    /// Evaluate only the first N test images.
+    #[arg(long)]
+    test_limit: Option<usize>,
+    /// Images per forward pass.
+    #[arg(long, default_value_t = 1000)]
+    batch_size: usize,
+}
+
+/// Flags of `lstm predict`.
+#[derive(clap::Args, Debug)]
+pub(crate) struct PredictArgs {
+    /// Run directory of `lstm mnist` (config.json + model.safetensors), or a weights file
+    /// inside one.
+    #[arg(long, value_name = "DIR")]
+    checkpoint: PathBuf,
+    /// Weights to load instead of the run's model.safetensors.
+    #[arg(long, value_name = "FILE")]
+    weights: Option<PathBuf>,
+    /// The digit: a PNG, ideally 28×28 grayscale; other sizes are padded to a square and
+    /// resized, colour becomes gray, and dark ink on a light background is inverted.
+    #[arg(long, value_name = "FILE.png")]
+    image: PathBuf,
+}
+
+/// `lstm evaluate`: the book's test line for a saved model.
+pub(crate) fn evaluate(args: EvaluateArgs) -> Result<(), Failure> {
+    if args.batch_size == 0 {
+        return Err(setup("batch size must be at least 1"));
+    }
+    let (cfg, trained) =
+        load_classifier(&args.checkpoint, args.weights.as_deref()).map_err(setup)?;
+    let options = MnistOptions {
+        validation_size: 0,
+        train_limit: Some(1),
+        test_limit: args.test_limit,
+    };
+    let data = load_mnist_from(args.source, &args.data, &options)?;
+    let eval = evaluate_split(&trained.model, &data.test, args.batch_size).map_err(during)?;
+    println!(
+        "Model: {} backbone, hidden {}, {} layer(s), from {}",
+        format!("{:?}", cfg.backbone).to_lowercase(),
+        cfg.hidden,
+        cfg.layers,
+        args.checkpoint.display()
+    );
+    println!(
+        "Test Loss: {:.4} | Test Accuracy: {:.4} ({} images)",
+        eval.loss, eval.accuracy, eval.count
+    );
+    Ok(())
+}
+
+/// `lstm predict`: the digit in one image.
+pub(crate) fn predict(args: PredictArgs) -> Result<(), Failure> {
+    let (_, trained) = load_classifier(&args.checkpoint, args.weights.as_deref()).map_err(setup)?;
+    let pixels = read_digit_image(&args.image).map_err(setup)?;
+    let image =
+        Tensor::from_vec(normalize_pixels(&pixels), (28, 28), &Device::Cpu).map_err(during)?;
+    let ranked = predict_digit(&trained.model, &image).map_err(during)?;
+    let (digit, p) = ranked[0];
+    println!("Predicted digit: {digit} (probability {p:.4})");
+    let others: Vec<String> = ranked[1..4]
+        .iter()
+        .map(|(d, p)| format!("{d}: {p:.4}"))
+        .collect();
+    println!("Next most likely: {}", others.join(", "));
+    Ok(())
+}

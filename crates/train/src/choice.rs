@@ -1,0 +1,136 @@
+//! Enum settings in `config.json` and checkpoints, written as lowercase words
+//! (`"layer"`, `"fused"`, `"stepdown"`, …) and read back from them.
+
+use lstm_core::{Backbone, Kernel, RecurrentKind};
+use lstm_datasets::ValidationSource;
+
+use crate::classify::{LrSchedule, Selection};
+
+/// An enum whose every value is listed, so it can be named in JSON.
+pub(crate) trait Choice: Copy + std::fmt::Debug + 'static {
+    /// Every value.
+    const ALL: &'static [Self];
+
+    /// The lowercase name written to JSON.
+    fn word(self) -> String {
+        format!("{self:?}").to_lowercase()
+    }
+}
+
+impl Choice for Backbone {
+    const ALL: &'static [Self] = &[Backbone::Cell, Backbone::Layer];
+}
+impl Choice for Kernel {
+    const ALL: &'static [Self] = &[Kernel::Fused, Kernel::Reference];
+}
+impl Choice for LrSchedule {
+    const ALL: &'static [Self] = &[LrSchedule::Constant, LrSchedule::StepDown];
+}
+impl Choice for Selection {
+    const ALL: &'static [Self] = &[Selection::Best, Selection::Last];
+}
+impl Choice for ValidationSource {
+    const ALL: &'static [Self] = &[ValidationSource::HeldOut, ValidationSource::Test];
+}
+impl Choice for RecurrentKind {
+    const ALL: &'static [Self] = &[
+        RecurrentKind::Lstm,
+        RecurrentKind::Gru,
+        RecurrentKind::BiLstm,
+    ];
+
+    fn word(self) -> String {
+        self.name().to_string()
+    }
+}
+
+/// Serialises a [`Choice`] as its word.
+pub(crate) fn ser_choice<T: Choice, S: serde::Serializer>(
+    v: &T,
+    s: S,
+) -> std::result::Result<S::Ok, S::Error> {
+    s.serialize_str(&v.word())
+}
+
+/// Reads a [`Choice`] from its word, listing the accepted ones otherwise.
+pub(crate) fn de_choice<'de, T: Choice, D: serde::Deserializer<'de>>(
+    d: D,
+) -> std::result::Result<T, D::Error> {
+    let word: String = serde::Deserialize::deserialize(d)?;
+    T::ALL
+        .iter()
+        .copied()
+        .find(|v| v.word() == word)
+        .ok_or_else(|| {
+            let accepted: Vec<String> = T::ALL.iter().map(|v| v.word()).collect();
+            serde::de::Error::custom(format!(
+                "unknown value {word:?}, expected one of {}",
+                accepted.join(", ")
+            ))
+        })
+}
+
+/// `f64` that may be infinite or NaN (a validation loss of a diverging model): JSON has no
+/// such numbers, so they are written as the strings `"inf"`, `"-inf"`, `"NaN"`.
+pub(crate) mod lenient_f64 {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    /// Writes a number, or a string for a non-finite value.
+    pub(crate) fn serialize<S: Serializer>(v: &f64, s: S) -> Result<S::Ok, S::Error> {
+        if v.is_finite() {
+            s.serialize_f64(*v)
+        } else {
+            s.serialize_str(&v.to_string())
+        }
+    }
+
+    /// Reads a number or one of the strings above.
+    pub(crate) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Repr {
+            Number(f64),
+            Text(String),
+        }
+        match Repr::deserialize(d)? {
+            Repr::Number(v) => Ok(v),
+            Repr::Text(t) => t
+                .parse::<f64>()
+                .map_err(|_| serde::de::Error::custom(format!("not a number: {t:?}"))),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn non_finite_numbers_round_trip_through_json() {
+        #[derive(serde::Serialize, serde::Deserialize)]
+        struct W(#[serde(with = "lenient_f64")] f64);
+        for v in [1.5, f64::INFINITY, f64::NEG_INFINITY] {
+            let json = serde_json::to_string(&W(v)).unwrap();
+            assert_eq!(serde_json::from_str::<W>(&json).unwrap().0, v, "{json}");
+        }
+        let json = serde_json::to_string(&W(f64::NAN)).unwrap();
+        assert_eq!(json, "\"NaN\"");
+        assert!(serde_json::from_str::<W>(&json).unwrap().0.is_nan());
+    }
+
+    #[test]
+    fn every_word_reads_back_and_unknown_ones_are_listed() {
+        for &k in <RecurrentKind as Choice>::ALL {
+            let json = serde_json::Value::String(k.word());
+            let back: RecurrentKind = de_choice(json).unwrap();
+            assert_eq!(back, k);
+        }
+        let back: Backbone = de_choice(serde_json::json!("cell")).unwrap();
+        assert_eq!(back, Backbone::Cell);
+        let err = de_choice::<Kernel, _>(serde_json::json!("cuda")).unwrap_err();
+        assert!(
+            err.to_string().contains("expected one of fused, reference"),
+            "{err}"
+        );
+    }
+}
