@@ -73,11 +73,12 @@ fn run() -> Result<()> {
                 "--release",
                 "--workspace",
                 "--all-targets",
+                "--all-features",
                 "--",
                 "-D",
                 "warnings",
             ]))?;
-            run_cmd(cargo(&root).args(["test", "--release", "--workspace"]))
+            run_cmd(cargo(&root).args(["test", "--release", "--workspace", "--all-features"]))
         }
         Some("-h" | "--help" | "help") | None => {
             println!("{USAGE}");
