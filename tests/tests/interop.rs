@@ -101,3 +101,64 @@ fn a_state_dict_of_another_model_lists_every_difference() {
     assert!(err.contains("lstm.weight_ih_l0 [64, 28]"), "{err}");
     assert!(err.contains("lstm.x2h.weight [64, 28]"), "{err}");
 }
+
+/// The parameters of a parity fixture (PyTorch's own `weight_*` / `bias_*` names).
+fn torch_params(
+    fx: &std::collections::HashMap<String, candle_core::Tensor>,
+) -> std::collections::HashMap<String, candle_core::Tensor> {
+    fx.iter()
+        .filter(|(k, _)| k.starts_with("weight_") || k.starts_with("bias_"))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect()
+}
+
+#[test]
+fn torch_lstm_and_gru_state_dicts_with_reverse_layers_load_through_the_public_api() {
+    use lstm_core::{assign_state_dict, Gru, GruConfig, Lstm, LstmConfig, LstmState};
+    let source = std::path::Path::new("nn.LSTM state_dict");
+
+    let fx = load_fixture("lstm_bidir_2layer.safetensors");
+    let varmap = VarMap::new();
+    let vb = seeded_var_builder(&varmap, 5, DType::F32, &Device::Cpu);
+    let lstm = Lstm::new(
+        LstmConfig::new(5, 6)
+            .with_layers(2)
+            .with_bidirectional(true),
+        vb,
+    )
+    .expect("lstm");
+    assign_state_dict(&varmap, &torch_params(&fx), source).expect("strict load");
+    let state = LstmState {
+        h: get(&fx, "h0").clone(),
+        c: get(&fx, "c0").clone(),
+    };
+    let (out, _) = lstm
+        .forward(get(&fx, "x"), Some(&state), false)
+        .expect("forward");
+    let diff = max_abs_diff(&out, get(&fx, "out"));
+    assert!(diff < 1e-5, "bidirectional LSTM output differs by {diff}");
+
+    let fx = load_fixture("gru_bidir_2layer.safetensors");
+    let varmap = VarMap::new();
+    let vb = seeded_var_builder(&varmap, 5, DType::F32, &Device::Cpu);
+    let gru = Gru::new(
+        GruConfig::new(5, 6).with_layers(2).with_bidirectional(true),
+        vb,
+    )
+    .expect("gru");
+    assign_state_dict(&varmap, &torch_params(&fx), source).expect("strict load");
+    let (out, _) = gru
+        .forward(get(&fx, "x"), Some(get(&fx, "h0")), false)
+        .expect("forward");
+    let diff = max_abs_diff(&out, get(&fx, "out"));
+    assert!(diff < 1e-5, "bidirectional GRU output differs by {diff}");
+
+    // Without the reverse direction the file has tensors the model lacks.
+    let varmap = VarMap::new();
+    let vb = seeded_var_builder(&varmap, 5, DType::F32, &Device::Cpu);
+    Gru::new(GruConfig::new(5, 6).with_layers(2), vb).expect("gru");
+    let err = assign_state_dict(&varmap, &torch_params(&fx), source)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("weight_hh_l1_reverse [18, 6]"), "{err}");
+}
