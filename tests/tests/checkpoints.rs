@@ -172,7 +172,8 @@ fn a_diverging_run_stops_naming_the_iteration_and_keeps_the_last_good_checkpoint
         Err(e) => e,
         Ok(_) => panic!("lr 1e36 must diverge"),
     };
-    let TrainError::Diverged { iteration, .. } = &err else {
+    let (TrainError::Diverged { iteration, .. } | TrainError::Exploded { iteration, .. }) = &err
+    else {
         panic!("{err:?}");
     };
     let text = err.to_string();
@@ -192,6 +193,49 @@ fn a_diverging_run_stops_naming_the_iteration_and_keeps_the_last_good_checkpoint
         .restore_weights(&fresh.varmap)
         .expect("finite weights");
     std::fs::remove_dir_all(dir.path()).ok();
+}
+
+#[test]
+fn a_finite_but_exploding_loss_stops_the_run_too() {
+    // lr 1e4 keeps the numbers finite (the LSTM saturates) but the loss leaves any
+    // sensible range within a few iterations.
+    let data = small_mnist();
+    let cfg = ClassifierTrainConfig {
+        lr: 1e4,
+        ..mnist_cfg(Selection::Last)
+    };
+    let err = match train_classifier(&data, &cfg, None, &mut Vec::new()) {
+        Err(e) => e,
+        Ok(_) => panic!("lr 1e4 must be stopped"),
+    };
+    let TrainError::Exploded {
+        iteration,
+        loss,
+        first,
+        ..
+    } = &err
+    else {
+        panic!("{err:?}");
+    };
+    assert!(*iteration >= 2 && *iteration <= 30, "{err}");
+    assert!(f64::from(*loss) > 1000.0 * first, "{err}");
+    assert!(err.to_string().contains("smaller learning rate"), "{err}");
+
+    let stock = sbux();
+    let cfg = RegressorTrainConfig {
+        lr: 1e4,
+        epochs: 50,
+        progress: false,
+        ..RegressorTrainConfig::default()
+    };
+    let err = train_regressor(&stock, &cfg, None, &mut Vec::new()).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            TrainError::Exploded { .. } | TrainError::Diverged { .. }
+        ),
+        "{err:?}"
+    );
 }
 
 #[test]

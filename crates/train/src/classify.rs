@@ -385,6 +385,9 @@ pub struct ClassifierProgress {
     pub samples: usize,
     /// Seconds spent training so far.
     pub seconds: f64,
+    /// Loss of the run's first iteration (the reference for [`crate::DIVERGENCE_FACTOR`]).
+    #[serde(default)]
+    pub first_loss: Option<f64>,
 }
 
 /// [`SamplerState`] in a checkpoint.
@@ -478,6 +481,7 @@ pub fn train_classifier_with_context(
         best: None,
         samples: 0,
         seconds: 0.0,
+        first_loss: None,
         context,
     };
     run(data, cfg, trained, start, run_dir, out)
@@ -538,6 +542,7 @@ pub fn resume_classifier(
         best,
         samples: saved.samples,
         seconds: saved.seconds,
+        first_loss: saved.first_loss,
         context: saved.context.clone(),
     };
     run(data, &cfg, trained, start, run_dir, out)
@@ -553,6 +558,7 @@ struct Session {
     best: Option<(usize, f64, Snapshot)>,
     samples: usize,
     seconds: f64,
+    first_loss: Option<f64>,
     context: serde_json::Value,
 }
 
@@ -570,6 +576,7 @@ impl Session {
             best: self.best.as_ref().map(|(i, a, _)| (*i, *a)),
             samples: self.samples,
             seconds,
+            first_loss: self.first_loss,
         }
     }
 
@@ -636,6 +643,17 @@ fn run(
         if !loss_value.is_finite() {
             bar.finish_and_clear();
             return Err(diverged(iteration, loss_value, &last_checkpoint));
+        }
+        let first = *s.first_loss.get_or_insert(f64::from(loss_value));
+        if f64::from(loss_value) > crate::DIVERGENCE_FACTOR * first {
+            bar.finish_and_clear();
+            return Err(TrainError::Exploded {
+                iteration,
+                loss: loss_value,
+                first,
+                factor: crate::DIVERGENCE_FACTOR,
+                kept: kept_description(&last_checkpoint),
+            });
         }
         s.optimizer
             .set_learning_rate(cfg.lr_schedule.rate(cfg.lr, iteration, total));
@@ -760,14 +778,18 @@ fn diverged(
     loss: f32,
     last_checkpoint: &Option<(usize, std::path::PathBuf)>,
 ) -> TrainError {
-    let kept = match last_checkpoint {
-        Some((at, path)) => format!("{} (iteration {at})", path.display()),
-        None => "no checkpoint (none was written before it diverged)".into(),
-    };
     TrainError::Diverged {
         iteration,
         loss,
-        kept,
+        kept: kept_description(last_checkpoint),
+    }
+}
+
+/// Where the last good weights are, for the divergence errors.
+fn kept_description(last_checkpoint: &Option<(usize, std::path::PathBuf)>) -> String {
+    match last_checkpoint {
+        Some((at, path)) => format!("{} (iteration {at})", path.display()),
+        None => "none saved (no checkpoint was written before it diverged)".into(),
     }
 }
 

@@ -28,13 +28,31 @@ pub enum TrainError {
     /// The loss became NaN or infinite.
     #[error(
         "training diverged at iteration {iteration}: loss is {loss} (try a smaller learning rate); \
-         the last good weights are kept in {kept}"
+         last good weights: {kept}"
     )]
     Diverged {
         /// The iteration whose loss was not finite.
         iteration: usize,
         /// The loss value.
         loss: f32,
+        /// Where the last good weights are.
+        kept: String,
+    },
+    /// The loss grew beyond [`crate::DIVERGENCE_FACTOR`] times the run's first loss: the
+    /// run is diverging although the numbers are still finite (e.g. `--lr 1e4`).
+    #[error(
+        "training diverged at iteration {iteration}: loss {loss} is over {factor}× the first \
+         iteration's loss {first:.4} (try a smaller learning rate); last good weights: {kept}"
+    )]
+    Exploded {
+        /// The iteration whose loss exploded.
+        iteration: usize,
+        /// Its loss.
+        loss: f32,
+        /// The loss of the run's first iteration.
+        first: f64,
+        /// The factor that was exceeded.
+        factor: f64,
         /// Where the last good weights are.
         kept: String,
     },

@@ -37,3 +37,7 @@ pub use regress::{
     RegressorProgress, RegressorTrainConfig, Split, TrainedRegressor,
 };
 pub use run_dir::RunDir;
+
+/// A loss above this many times the run's first loss stops training as diverged
+/// ([`TrainError::Exploded`]), even while it is still a finite number.
+pub const DIVERGENCE_FACTOR: f64 = 1000.0;

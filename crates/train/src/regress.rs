@@ -469,14 +469,35 @@ fn run_regressor(
         let value = loss.to_scalar::<f32>()?;
         if !value.is_finite() {
             bar.finish_and_clear();
-            return Err(regression_diverged(
-                epoch,
-                value,
+            let kept = keep_last_good(
                 &trained.varmap,
                 last_good.as_deref(),
                 run_dir,
                 &last_checkpoint,
-            )?);
+            )?;
+            return Err(TrainError::Diverged {
+                iteration: epoch,
+                loss: value,
+                kept,
+            });
+        }
+        if let Some(&first) = s.all_losses.first() {
+            if f64::from(value) > crate::DIVERGENCE_FACTOR * first {
+                bar.finish_and_clear();
+                let kept = keep_last_good(
+                    &trained.varmap,
+                    last_good.as_deref(),
+                    run_dir,
+                    &last_checkpoint,
+                )?;
+                return Err(TrainError::Exploded {
+                    iteration: epoch,
+                    loss: value,
+                    first,
+                    factor: crate::DIVERGENCE_FACTOR,
+                    kept,
+                });
+            }
         }
         last_good = Some(snapshot(&trained.varmap)?);
         s.optimizer.backward_step(&loss)?;
@@ -494,19 +515,22 @@ fn run_regressor(
         if epoch.is_multiple_of(50) {
             bar.set_message(format!("loss {value:.5}"));
         }
-        let due =
-            (cfg.checkpoint_every > 0 && s.epoch.is_multiple_of(cfg.checkpoint_every)) || s.epoch == stop_at;
+        let due = (cfg.checkpoint_every > 0 && s.epoch.is_multiple_of(cfg.checkpoint_every))
+            || s.epoch == stop_at;
         if let (true, Some(dir)) = (due, run_dir) {
             if !all_finite(&trained.varmap)? {
                 bar.finish_and_clear();
-                return Err(regression_diverged(
-                    s.epoch,
-                    f32::NAN,
+                let kept = keep_last_good(
                     &trained.varmap,
                     last_good.as_deref(),
                     run_dir,
                     &last_checkpoint,
-                )?);
+                )?;
+                return Err(TrainError::Diverged {
+                    iteration: s.epoch,
+                    loss: f32::NAN,
+                    kept,
+                });
             }
             let progress = RegressorProgress {
                 config: cfg.clone(),
@@ -643,16 +667,15 @@ fn run_regressor(
     Ok(report)
 }
 
-/// The divergence error: restores the weights of the last finite loss (saving them as
-/// `model.safetensors` with a run directory) and names them and the last checkpoint.
-fn regression_diverged(
-    epoch: usize,
-    loss: f32,
+/// After a divergence: restores the weights of the last finite loss (saving them as
+/// `model.safetensors` with a run directory) and says where they and the last checkpoint
+/// are.
+fn keep_last_good(
     varmap: &VarMap,
     last_good: Option<&[(String, Tensor)]>,
     run_dir: Option<&RunDir>,
     last_checkpoint: &Option<(usize, PathBuf)>,
-) -> Result<TrainError> {
+) -> Result<String> {
     let mut kept = match (last_good, run_dir) {
         (Some(weights), Some(dir)) => {
             restore(varmap, weights)?;
@@ -672,11 +695,7 @@ fn regression_diverged(
             path.display()
         ));
     }
-    Ok(TrainError::Diverged {
-        iteration: epoch,
-        loss,
-        kept,
-    })
+    Ok(kept)
 }
 
 /// Writes the run's files (see [`train_regressor`]).
