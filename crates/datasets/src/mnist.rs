@@ -42,6 +42,9 @@ const LABEL_HEADER: usize = 8;
 const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
 /// Upper bound on the capacity reserved from a gzip trailer's size hint.
 const MAX_SIZE_HINT: usize = 256 << 20;
+/// Deflate's largest expansion: a stored byte never decodes to more than
+/// about 1032 bytes, so a valid stream is at most this times its length.
+const MAX_DEFLATE_RATIO: usize = 1032;
 
 /// The decoded content of an idx image file.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -64,6 +67,21 @@ fn read_file(path: &Path) -> Result<Vec<u8>, DatasetError> {
     })
 }
 
+/// The capacity to reserve for gunzipping `raw`: the gzip trailer's ISIZE
+/// (uncompressed size mod 2^32), which is only a hint and an untrusted one.
+///
+/// It is capped by [`MAX_SIZE_HINT`] and by what `raw` could decompress to at
+/// all, so that a few forged bytes cannot reserve 256 MiB (found by fuzzing).
+fn gzip_size_hint(raw: &[u8]) -> usize {
+    raw.len()
+        .checked_sub(4)
+        .and_then(|start| raw.get(start..))
+        .and_then(|s| <[u8; 4]>::try_from(s).ok())
+        .map_or(0, |b| u32::from_le_bytes(b) as usize)
+        .min(MAX_SIZE_HINT)
+        .min(raw.len().saturating_mul(MAX_DEFLATE_RATIO))
+}
+
 /// Gunzips `raw` when it starts with the gzip magic bytes; `path` names it in errors.
 fn decompress_maybe_gz(path: &Path, raw: Vec<u8>) -> Result<Vec<u8>, DatasetError> {
     if raw.is_empty() {
@@ -74,15 +92,7 @@ fn decompress_maybe_gz(path: &Path, raw: Vec<u8>) -> Result<Vec<u8>, DatasetErro
     if !raw.starts_with(&GZIP_MAGIC) {
         return Ok(raw);
     }
-    // The gzip trailer's ISIZE (uncompressed size mod 2^32) is only a hint.
-    let hint = raw
-        .len()
-        .checked_sub(4)
-        .and_then(|start| raw.get(start..))
-        .and_then(|s| <[u8; 4]>::try_from(s).ok())
-        .map_or(0, |b| u32::from_le_bytes(b) as usize)
-        .min(MAX_SIZE_HINT);
-    let mut out = Vec::with_capacity(hint);
+    let mut out = Vec::with_capacity(gzip_size_hint(&raw));
     GzDecoder::new(raw.as_slice())
         .read_to_end(&mut out)
         .map_err(|source| DatasetError::Gzip {
@@ -807,6 +817,26 @@ mod tests {
         let path = dir.write("notrailer.gz", &full[..full.len() - 8]);
         let err = read_idx_labels(&path).unwrap_err();
         assert!(matches!(err, DatasetError::Gzip { .. }), "{err:?}");
+    }
+
+    #[test]
+    fn gzip_size_hint_is_bounded_by_the_input() {
+        // A real stream: the hint is its exact uncompressed size.
+        let images = patterned_images(3);
+        assert_eq!(gzip_size_hint(&gz(&images)), images.len());
+        // 30 bytes whose trailer claims 4 GiB - 1: capped by deflate's ratio.
+        let mut forged = vec![0x1f, 0x8b, 0x08, 0x00, 0, 0, 0, 0, 0x00, 0xff];
+        forged.extend_from_slice(&[0; 16]);
+        forged.extend_from_slice(&u32::MAX.to_le_bytes());
+        assert_eq!(gzip_size_hint(&forged), 30 * MAX_DEFLATE_RATIO);
+        // A large input is still capped at MAX_SIZE_HINT.
+        let mut big = vec![0u8; 1 << 20];
+        big[(1 << 20) - 4..].copy_from_slice(&u32::MAX.to_le_bytes());
+        assert_eq!(gzip_size_hint(&big), MAX_SIZE_HINT);
+        assert_eq!(gzip_size_hint(&[0x1f, 0x8b]), 0);
+        // The forged stream itself is a typed error naming the path.
+        let err = parse_idx_images(Path::new("forged.gz"), forged).unwrap_err();
+        assert!(err.to_string().starts_with("forged.gz: "), "{err}");
     }
 
     #[test]
