@@ -219,6 +219,27 @@ pub enum DatasetError {
         value: f64,
     },
 
+    /// A finite cell scales to NaN or ±inf: its column's values are so large
+    /// that the scaler's mean, spread or range overflows `f64` (e.g. `1e308`).
+    #[error(
+        "{}: data row {row} (line {}), column {column:?}: {value:?} is too large to scale \
+         (scaled to {scaled:?}: the column's mean, spread or range overflows f64)",
+        path.display(),
+        row + 1
+    )]
+    Unscalable {
+        /// The offending file.
+        path: PathBuf,
+        /// 1-based data row (on line `row + 1`).
+        row: usize,
+        /// The column of the cell.
+        column: String,
+        /// The (finite) value read.
+        value: f64,
+        /// What scaling made of it (NaN or ±inf).
+        scaled: f64,
+    },
+
     /// A date cell is empty or not a valid `YYYY-MM-DD` date.
     #[error(
         "{}: data row {row} (line {}), column {column:?}: {value:?} is not a valid YYYY-MM-DD date",

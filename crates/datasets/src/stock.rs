@@ -476,7 +476,9 @@ impl StockDataset {
 /// Errors: [`DatasetError::InvalidSplit`] (naming the file) when
 /// `train_rows` is 0 or leaves no test row, when `window` is 0 or exceeds
 /// `train_rows`, or when no feature is selected;
-/// [`DatasetError::MissingColumn`] for an absent feature or target column.
+/// [`DatasetError::MissingColumn`] for an absent feature or target column;
+/// [`DatasetError::Unscalable`] when a value scales to NaN or ±inf (a column
+/// whose values, e.g. `1e308`, overflow the scaler's arithmetic).
 pub fn prepare_stock(
     frame: &StockFrame,
     opts: &StockOptions,
@@ -520,6 +522,30 @@ pub fn prepare_stock(
     let target_scaler = MinMaxScaler::fit_column(&target_raw[..fit_rows])?;
     let features_scaled = feature_scaler.transform(&features_raw)?;
     let target_scaled = target_scaler.transform_column(&target_raw)?;
+    // Finite cells can still scale to NaN or ±inf when a column's sum,
+    // variance or range overflows f64 (e.g. two rows of 1e308): reject them
+    // here rather than train on them. The stock_csv fuzz target checks this.
+    let unscalable = |r: usize, column: &str, value: f64, scaled: f64| {
+        (!scaled.is_finite()).then(|| DatasetError::Unscalable {
+            path: frame.path().to_path_buf(),
+            row: r + 1,
+            column: column.into(),
+            value,
+            scaled,
+        })
+    };
+    let scaled_rows = features_raw.iter().zip(&features_scaled);
+    let scaled_targets = target_raw.iter().zip(&target_scaled);
+    for (r, ((raw, scaled), (&t_raw, &t_scaled))) in scaled_rows.zip(scaled_targets).enumerate() {
+        for ((name, &value), &s) in opts.features.iter().zip(raw).zip(scaled) {
+            if let Some(e) = unscalable(r, name, value, s) {
+                return Err(e);
+            }
+        }
+        if let Some(e) = unscalable(r, &opts.target, t_raw, t_scaled) {
+            return Err(e);
+        }
+    }
 
     let dates = frame.dates();
     let window = opts.window;
@@ -1071,6 +1097,57 @@ mod tests {
         let text = format!("{}2020-02-01,1,2,3,4,5,6,7,8\n", valid_csv(3));
         let (err, _) = read_err("long", &text);
         assert!(matches!(err, DatasetError::Csv { .. }), "{err:?}");
+    }
+
+    #[test]
+    fn overflowing_columns_are_unscalable() {
+        let dir = TempDir::new("overflow");
+        // Every cell is finite, but the two 1e308 opens sum to +inf.
+        let path = dir.write(
+            "huge.csv",
+            "Date,Open,High,Low,Close,Adj Close,Volume\n\
+             2020-01-01,1e308,2,1,1.5,1.5,100\n\
+             2020-01-02,1e308,2,1,1.5,1.5,200\n\
+             2020-01-03,1,2,1,1.5,1.5,0\n\
+             2020-01-04,1,2,1,1.5,1.5,5\n",
+        );
+        let f = StockFrame::read_csv(&path).unwrap();
+        for fit_scalers_on in [FitOn::TrainOnly, FitOn::All] {
+            let opts = StockOptions {
+                train_rows: 2,
+                fit_scalers_on,
+                ..StockOptions::default()
+            };
+            let err = prepare_stock(&f, &opts).unwrap_err();
+            match &err {
+                DatasetError::Unscalable {
+                    path: p,
+                    row,
+                    column,
+                    value,
+                    scaled,
+                } => {
+                    assert_eq!(p, &path);
+                    assert_eq!((*row, column.as_str(), *value), (1, "Open", 1e308));
+                    assert!(!scaled.is_finite(), "{scaled}");
+                }
+                other => panic!("{other:?}"),
+            }
+            let msg = err.to_string();
+            assert!(msg.starts_with(&path.display().to_string()), "{msg}");
+            assert!(
+                msg.contains("data row 1 (line 2), column \"Open\": 1e308 is too large to scale"),
+                "{msg}"
+            );
+        }
+        // Without the overflowing column the same file prepares fine.
+        let opts = StockOptions {
+            features: vec!["High".into(), "Low".into()],
+            train_rows: 2,
+            ..StockOptions::default()
+        };
+        let d = prepare_stock(&f, &opts).unwrap();
+        assert!(d.features_scaled.iter().flatten().all(|v| v.is_finite()));
     }
 
     #[test]
