@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::checkpoint::{read_checkpoint, save_checkpoint, Checkpoint, CHECKPOINT_FILE};
 use crate::choice::{de_choice, ser_choice};
-use crate::error::{IoContext, Result, TrainError};
+use crate::error::{divergence, is_divergent, IoContext, Result, TrainError};
 use crate::optim::{Optimizer, OptimizerKind};
 use crate::run_dir::RunDir;
 use crate::snapshot::{all_finite, progress_bar, restore, snapshot, Snapshot};
@@ -640,20 +640,11 @@ fn run(
         let logits = trained.model.logits(&images, true)?;
         let loss = loss::cross_entropy(&logits, &labels)?;
         let loss_value = loss.to_scalar::<f32>()?;
-        if !loss_value.is_finite() {
-            bar.finish_and_clear();
-            return Err(diverged(iteration, loss_value, &last_checkpoint));
-        }
         let first = *s.first_loss.get_or_insert(f64::from(loss_value));
-        if f64::from(loss_value) > crate::DIVERGENCE_FACTOR * first {
+        if is_divergent(loss_value, first) {
             bar.finish_and_clear();
-            return Err(TrainError::Exploded {
-                iteration,
-                loss: loss_value,
-                first,
-                factor: crate::DIVERGENCE_FACTOR,
-                kept: kept_description(&last_checkpoint),
-            });
+            let kept = kept_description(&last_checkpoint);
+            return Err(divergence(iteration, loss_value, Some(first), kept));
         }
         s.optimizer
             .set_learning_rate(cfg.lr_schedule.rate(cfg.lr, iteration, total));
@@ -696,7 +687,8 @@ fn run(
         if let (true, Some(dir)) = (due, run_dir) {
             if !all_finite(&trained.varmap)? {
                 bar.finish_and_clear();
-                return Err(diverged(iteration, f32::NAN, &last_checkpoint));
+                let kept = kept_description(&last_checkpoint);
+                return Err(divergence(iteration, f32::NAN, None, kept));
             }
             let seconds = seconds_before + started.elapsed().as_secs_f64();
             let path = s.checkpoint(dir, cfg, &trained.varmap, seconds)?;
@@ -770,19 +762,6 @@ fn run(
         write_curves(dir, &report.history)?;
     }
     Ok((report, trained))
-}
-
-/// The divergence error, naming the checkpoint that stays on disk.
-fn diverged(
-    iteration: usize,
-    loss: f32,
-    last_checkpoint: &Option<(usize, std::path::PathBuf)>,
-) -> TrainError {
-    TrainError::Diverged {
-        iteration,
-        loss,
-        kept: kept_description(last_checkpoint),
-    }
 }
 
 /// Where the last good weights are, for the divergence errors.

@@ -82,6 +82,37 @@ pub enum TrainError {
     },
 }
 
+/// The divergence error at `iteration`: [`TrainError::Exploded`] when the loss is finite
+/// but over [`crate::DIVERGENCE_FACTOR`] times `first` (the run's first loss),
+/// [`TrainError::Diverged`] otherwise. `kept` says where the last good weights are.
+pub(crate) fn divergence(
+    iteration: usize,
+    loss: f32,
+    first: Option<f64>,
+    kept: String,
+) -> TrainError {
+    match first {
+        Some(first) if loss.is_finite() => TrainError::Exploded {
+            iteration,
+            loss,
+            first,
+            factor: crate::DIVERGENCE_FACTOR,
+            kept,
+        },
+        _ => TrainError::Diverged {
+            iteration,
+            loss,
+            kept,
+        },
+    }
+}
+
+/// Whether `loss` ends a run whose first loss was `first`: NaN, infinite, or over
+/// [`crate::DIVERGENCE_FACTOR`] times `first`.
+pub(crate) fn is_divergent(loss: f32, first: f64) -> bool {
+    !loss.is_finite() || f64::from(loss) > crate::DIVERGENCE_FACTOR * first
+}
+
 /// `Result` with [`TrainError`].
 pub type Result<T> = std::result::Result<T, TrainError>;
 

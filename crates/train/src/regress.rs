@@ -21,7 +21,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::checkpoint::{read_checkpoint, save_checkpoint, Checkpoint, CHECKPOINT_FILE};
 use crate::choice::{de_choice, ser_choice};
-use crate::error::{IoContext, Result, TrainError};
+use crate::error::{divergence, is_divergent, IoContext, Result, TrainError};
 use crate::optim::{Optimizer, OptimizerKind};
 use crate::plot;
 use crate::run_dir::RunDir;
@@ -467,7 +467,8 @@ fn run_regressor(
         let outputs = trained.model.forward(&data.train_x, true)?;
         let loss = loss::mse(&outputs, &data.train_y)?;
         let value = loss.to_scalar::<f32>()?;
-        if !value.is_finite() {
+        let first = s.all_losses.first().copied().unwrap_or(f64::from(value));
+        if is_divergent(value, first) {
             bar.finish_and_clear();
             let kept = keep_last_good(
                 &trained.varmap,
@@ -475,29 +476,7 @@ fn run_regressor(
                 run_dir,
                 &last_checkpoint,
             )?;
-            return Err(TrainError::Diverged {
-                iteration: epoch,
-                loss: value,
-                kept,
-            });
-        }
-        if let Some(&first) = s.all_losses.first() {
-            if f64::from(value) > crate::DIVERGENCE_FACTOR * first {
-                bar.finish_and_clear();
-                let kept = keep_last_good(
-                    &trained.varmap,
-                    last_good.as_deref(),
-                    run_dir,
-                    &last_checkpoint,
-                )?;
-                return Err(TrainError::Exploded {
-                    iteration: epoch,
-                    loss: value,
-                    first,
-                    factor: crate::DIVERGENCE_FACTOR,
-                    kept,
-                });
-            }
+            return Err(divergence(epoch, value, Some(first), kept));
         }
         last_good = Some(snapshot(&trained.varmap)?);
         s.optimizer.backward_step(&loss)?;
@@ -526,11 +505,7 @@ fn run_regressor(
                     run_dir,
                     &last_checkpoint,
                 )?;
-                return Err(TrainError::Diverged {
-                    iteration: s.epoch,
-                    loss: f32::NAN,
-                    kept,
-                });
+                return Err(divergence(s.epoch, f32::NAN, None, kept));
             }
             let progress = RegressorProgress {
                 config: cfg.clone(),
