@@ -46,6 +46,8 @@ enum ModelArg {
     Cell,
     /// The multi-layer Lstm with the fused kernel.
     Layer,
+    /// A multi-layer GRU (nn.GRU), step by step: the book's GRU comparison.
+    Gru,
 }
 
 #[derive(ValueEnum, Clone, Copy, Debug)]
@@ -118,7 +120,7 @@ struct MnistArgs {
     /// Stacked LSTM layers (layer model only).
     #[arg(long, default_value_t = 1)]
     layers: usize,
-    /// The book's cell loop or the fused layer.
+    /// The book's cell loop, the fused LSTM layer, or a GRU layer.
     #[arg(long, value_enum, default_value_t = ModelArg::Layer)]
     model: ModelArg,
     /// Recurrence kernel.
@@ -315,6 +317,7 @@ fn run_mnist(args: MnistArgs) -> Result<(), Failure> {
         backbone: match args.model {
             ModelArg::Cell => Backbone::Cell,
             ModelArg::Layer => Backbone::Layer,
+            ModelArg::Gru => Backbone::Gru,
         },
         kernel: match args.kernel {
             KernelArg::Fused => Kernel::Fused,

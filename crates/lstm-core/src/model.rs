@@ -5,7 +5,7 @@ use candle_nn::{Linear, ModuleT, VarBuilder};
 
 use crate::error::{LstmError, Result};
 use crate::init::linear_torch;
-use crate::{Kernel, Lstm, LstmCell, LstmConfig};
+use crate::{Gru, GruConfig, Kernel, Lstm, LstmCell, LstmConfig};
 
 /// Which recurrent part a [`SequenceClassifier`] uses.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
@@ -15,6 +15,9 @@ pub enum Backbone {
     /// The multi-layer [`Lstm`], whose recurrence runs in the fused kernel.
     #[default]
     Layer,
+    /// A multi-layer [`Gru`] (PyTorch's `nn.GRU`; parameters `gru.*`), step by step with
+    /// candle ops: the chapter's GRU comparison.
+    Gru,
 }
 
 /// The shape of a [`SequenceClassifier`].
@@ -52,13 +55,15 @@ impl ClassifierConfig {
 enum Recurrent {
     Cell(LstmCell),
     Layer(Lstm),
+    Gru(Gru),
 }
 
 /// The book's `LSTMModel`: zero initial state, the sequence through the LSTM, the last
 /// hidden state through `fc = Linear(H, classes)`.
 ///
 /// Parameter names: `lstm.x2h.*`/`lstm.h2h.*` for the cell backbone, `lstm.weight_ih_l0`…
-/// for the layer backbone, and `fc.weight`, `fc.bias`.
+/// for the layer backbone, `gru.weight_ih_l0`… for the GRU backbone, and `fc.weight`,
+/// `fc.bias`.
 #[derive(Clone, Debug)]
 pub struct SequenceClassifier {
     recurrent: Recurrent,
@@ -67,7 +72,7 @@ pub struct SequenceClassifier {
 }
 
 impl SequenceClassifier {
-    /// Builds the model under `vb` (`vb.pp("lstm")` and `vb.pp("fc")`).
+    /// Builds the model under `vb` (`vb.pp("lstm")` or `vb.pp("gru")`, and `vb.pp("fc")`).
     pub fn new(config: ClassifierConfig, vb: VarBuilder) -> Result<Self> {
         if config.num_classes == 0 {
             return Err(LstmError::Config("num_classes must be above 0".into()));
@@ -86,6 +91,12 @@ impl SequenceClassifier {
                     vb.pp("lstm"),
                 )?)
             }
+            Backbone::Gru => Recurrent::Gru(Gru::new(
+                GruConfig::new(config.input_size, config.hidden_size)
+                    .with_layers(config.num_layers)
+                    .with_dropout(config.dropout),
+                vb.pp("gru"),
+            )?),
             Backbone::Layer => Recurrent::Layer(Lstm::new(
                 LstmConfig::new(config.input_size, config.hidden_size)
                     .with_layers(config.num_layers)
@@ -106,6 +117,7 @@ impl SequenceClassifier {
         self.recurrent = match self.recurrent {
             Recurrent::Cell(c) => Recurrent::Cell(c.with_kernel(kernel)),
             Recurrent::Layer(l) => Recurrent::Layer(l.with_kernel(kernel)),
+            gru @ Recurrent::Gru(_) => gru,
         };
         self
     }
@@ -125,6 +137,10 @@ impl SequenceClassifier {
             Recurrent::Cell(cell) => {
                 let state = cell.zero_state(batch, x.dtype(), x.device())?;
                 cell.unroll(x, state)?.h
+            }
+            Recurrent::Gru(gru) => {
+                let (_, h_n) = gru.forward(x, None, train)?;
+                h_n.i(self.config.num_layers - 1)?
             }
             Recurrent::Layer(lstm) => {
                 // The book reads `out[:, -1, :]`; for one direction that is `h_n` of the
@@ -152,7 +168,7 @@ mod tests {
 
     #[test]
     fn both_backbones_give_logits_and_name_parameters_as_the_book() -> Result<()> {
-        for backbone in [Backbone::Cell, Backbone::Layer] {
+        for backbone in [Backbone::Cell, Backbone::Layer, Backbone::Gru] {
             let vm = VarMap::new();
             let vb = seeded_var_builder(&vm, 3, DType::F32, &Device::Cpu);
             let model = SequenceClassifier::new(ClassifierConfig::mnist(backbone), vb)?;
@@ -160,11 +176,12 @@ mod tests {
             assert_eq!(model.logits(&x, false)?.dims(), &[3, 10]);
             let data = vm.data().lock().unwrap();
             assert!(data.contains_key("fc.weight"));
-            let key = match backbone {
-                Backbone::Cell => "lstm.x2h.weight",
-                Backbone::Layer => "lstm.weight_ih_l0",
+            let (key, rows) = match backbone {
+                Backbone::Cell => ("lstm.x2h.weight", 512),
+                Backbone::Layer => ("lstm.weight_ih_l0", 512),
+                Backbone::Gru => ("gru.weight_ih_l0", 384),
             };
-            assert_eq!(data[key].dims(), &[512, 28], "{backbone:?}");
+            assert_eq!(data[key].dims(), &[rows, 28], "{backbone:?}");
         }
         Ok(())
     }

@@ -18,7 +18,7 @@ pub(crate) trait Choice: Copy + std::fmt::Debug + 'static {
 }
 
 impl Choice for Backbone {
-    const ALL: &'static [Self] = &[Backbone::Cell, Backbone::Layer];
+    const ALL: &'static [Self] = &[Backbone::Cell, Backbone::Layer, Backbone::Gru];
 }
 impl Choice for Kernel {
     const ALL: &'static [Self] = &[Kernel::Fused, Kernel::Reference];

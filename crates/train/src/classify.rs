@@ -25,7 +25,7 @@ pub struct ClassifierTrainConfig {
     pub hidden: usize,
     /// Stacked LSTM layers (1 for the cell backbone).
     pub layers: usize,
-    /// The book's cell loop or the fused layer.
+    /// The book's cell loop, the fused LSTM layer, or a GRU layer.
     #[serde(serialize_with = "ser_choice", deserialize_with = "de_choice")]
     pub backbone: Backbone,
     /// Fused or reference kernels.
