@@ -1,11 +1,11 @@
 //! Multi-layer, optionally bidirectional LSTM over whole sequences, PyTorch-compatible.
 
-use candle_core::{DType, IndexOp, Tensor, D};
+use candle_core::{DType, IndexOp, Tensor, Var, D};
 use candle_nn::{Init, VarBuilder};
 
 use crate::error::{check_shape, LstmError, Result};
 use crate::fused::{self, SequenceOutput};
-use crate::{Kernel, LstmState};
+use crate::{recurrent, Kernel, LstmState};
 
 /// The shape of a stack of recurrent layers: [`Lstm`], [`Gru`](crate::Gru) or
 /// [`Rnn`](crate::Rnn) (as `LstmConfig`, `GruConfig`, `RnnConfig`).
@@ -229,23 +229,12 @@ impl Lstm {
         Ok(self.run(x, state, train, true)?.1)
     }
 
-    fn run(
-        &self,
-        x: &Tensor,
-        state: Option<&LstmState>,
-        train: bool,
-        final_only: bool,
-    ) -> Result<(Option<Tensor>, LstmState)> {
+    /// Checks `x` and `state`; returns the initial `(h0, c0)`, each `(layers·D, B, H)`.
+    fn initial_state(&self, x: &Tensor, state: Option<&LstmState>) -> Result<(Tensor, Tensor)> {
         let cfg = &self.config;
-        let (b, _t, _) = x.dims3()?;
-        check_shape("Lstm input", x.dims(), &[b, x.dim(1)?, cfg.input_size])?;
-        if x.dim(1)? == 0 {
-            return Err(LstmError::Config("Lstm input has no time steps".into()));
-        }
-        let dirs = cfg.directions();
-        let h = cfg.hidden_size;
-        let state_shape = [cfg.num_layers * dirs, b, h];
-        let (h0, c0) = match state {
+        let (b, _) = recurrent::check_input("Lstm input", x, cfg.input_size)?;
+        let state_shape = [cfg.num_layers * cfg.directions(), b, cfg.hidden_size];
+        Ok(match state {
             Some(s) => {
                 check_shape("Lstm h0", s.h.dims(), &state_shape)?;
                 check_shape("Lstm c0", s.c.dims(), &state_shape)?;
@@ -255,7 +244,104 @@ impl Lstm {
                 let z = Tensor::zeros(&state_shape, x.dtype(), x.device())?;
                 (z.clone(), z)
             }
+        })
+    }
+
+    /// The hidden state of every step of the last layer, in time order, each `(B, H)`: for
+    /// gradient-flow analysis (how `∂L/∂h_t` shrinks with the distance to the loss).
+    ///
+    /// Arguments as [`Lstm::forward`] in inference (no dropout); the model must be
+    /// unidirectional. The layers below the last run as in [`Lstm::forward`]; the last one
+    /// runs step by step with candle ops ([`Kernel::Reference`]), and each `h_t` is the
+    /// tensor the recurrence continues from, not a copy. candle keeps gradients of
+    /// variables only, so to read `∂L/∂h_t` use [`Lstm::forward_steps_with_taps`].
+    pub fn forward_steps(&self, x: &Tensor, state: Option<&LstmState>) -> Result<Vec<Tensor>> {
+        self.last_layer_steps(x, state, None)
+    }
+
+    /// As [`Lstm::forward_steps`], plus one zero variable `(B, H)` per step ("tap") added
+    /// to the last layer's hidden state: after `loss.backward()`, the gradient of
+    /// `taps[t]` is the full `∂L/∂h_t`, through every later step (and so through the cell
+    /// states `c_{t+1}, c_{t+2}, …` they feed) included. The values are unchanged.
+    ///
+    /// ```
+    /// use candle_core::{DType, Device, Tensor};
+    /// use candle_nn::VarMap;
+    /// use lstm_core::{seeded_var_builder, Lstm, LstmConfig};
+    ///
+    /// let varmap = VarMap::new();
+    /// let vb = seeded_var_builder(&varmap, 0, DType::F32, &Device::Cpu);
+    /// let lstm = Lstm::new(LstmConfig::new(3, 8), vb)?;
+    /// let x = Tensor::randn(0f32, 1.0, (2, 20, 3), &Device::Cpu)?;
+    /// let (steps, taps) = lstm.forward_steps_with_taps(&x, None)?;
+    /// let loss = steps[19].sum_all()?; // the loss reads the last step only
+    /// let grads = loss.backward()?;
+    /// let norm = |t: usize| -> candle_core::Result<f32> {
+    ///     grads.get(taps[t].as_tensor()).unwrap().sqr()?.sum_all()?.sqrt()?.to_scalar::<f32>()
+    /// };
+    /// assert!(norm(0)? < norm(19)?); // ‖∂L/∂h_t‖ decays going back in time
+    /// # Ok::<(), lstm_core::LstmError>(())
+    /// ```
+    pub fn forward_steps_with_taps(
+        &self,
+        x: &Tensor,
+        state: Option<&LstmState>,
+    ) -> Result<(Vec<Tensor>, Vec<Var>)> {
+        let b = x.dims3()?.0;
+        let taps = recurrent::zero_taps(x, b, self.config.hidden_size)?;
+        let steps = self.last_layer_steps(x, state, Some(&taps))?;
+        Ok((steps, taps))
+    }
+
+    /// The per-step hidden states of the last layer (see [`Lstm::forward_steps`]).
+    fn last_layer_steps(
+        &self,
+        x: &Tensor,
+        state: Option<&LstmState>,
+        taps: Option<&[Var]>,
+    ) -> Result<Vec<Tensor>> {
+        let cfg = &self.config;
+        if cfg.bidirectional {
+            return Err(LstmError::Config(
+                "Lstm: per-step states are for unidirectional models only".into(),
+            ));
+        }
+        let (h0, c0) = self.initial_state(x, state)?;
+        let Some((last, below)) = self.layers.split_last() else {
+            return Err(LstmError::Config("Lstm has no layers".into()));
         };
+        let below_count = below.len();
+        let input = if below.is_empty() {
+            x.clone()
+        } else {
+            let lower = Lstm {
+                config: RecurrentConfig {
+                    num_layers: below_count,
+                    ..*cfg
+                },
+                layers: below.to_vec(),
+                kernel: self.kernel,
+            };
+            let lower_state = LstmState {
+                h: h0.narrow(0, 0, below_count)?,
+                c: c0.narrow(0, 0, below_count)?,
+            };
+            lower.forward(x, Some(&lower_state), false)?.0
+        };
+        let (h0, c0) = (h0.i(below_count)?, c0.i(below_count)?);
+        Ok(reference_direction(&last[0], &input, &h0, &c0, false, taps)?.0)
+    }
+
+    fn run(
+        &self,
+        x: &Tensor,
+        state: Option<&LstmState>,
+        train: bool,
+        final_only: bool,
+    ) -> Result<(Option<Tensor>, LstmState)> {
+        let cfg = &self.config;
+        let dirs = cfg.directions();
+        let (h0, c0) = self.initial_state(x, state)?;
         let mut input = x.clone();
         let (mut h_n, mut c_n) = (Vec::new(), Vec::new());
         for (layer, weights) in self.layers.iter().enumerate() {
@@ -353,20 +439,43 @@ impl Lstm {
                 out.i((.., last, h..))?,
             ));
         }
-        let xp = w.input_projection(x, true)?;
-        let w_hh_t = w.w_hh.t()?;
-        let (mut hs, mut cs) = (h0.clone(), c0.clone());
-        let mut outputs = vec![None; t];
-        for step in 0..t {
-            let ti = if reverse { t - 1 - step } else { step };
-            let gates = (xp.i((.., ti, ..))? + hs.matmul(&w_hh_t)?)?;
-            let next = crate::cell::reference_update(&gates, &cs)?;
-            outputs[ti] = Some(next.h.clone());
-            (hs, cs) = (next.h, next.c);
-        }
-        let outputs: Vec<Tensor> = outputs.into_iter().flatten().collect();
+        let (outputs, cs) = reference_direction(w, x, h0, c0, reverse, None)?;
+        let hs = outputs[last].clone();
         Ok((Tensor::stack(&outputs, 1)?, hs, cs))
     }
+}
+
+/// One direction of one layer step by step with plain candle ops ([`Kernel::Reference`]):
+/// the hidden state of every step in time order, each `(B, H)`, and the final cell state.
+///
+/// With `taps` (one zero variable `(B, H)` per step, in time order) the hidden state of
+/// step `t` is the computed one plus `taps[t]`, and the recurrence continues from that
+/// sum, so the gradient of `taps[t]` is `∂L/∂h_t` (as [`recurrent::Direction`]).
+fn reference_direction(
+    w: &DirectionWeights,
+    x: &Tensor,
+    h0: &Tensor,
+    c0: &Tensor,
+    reverse: bool,
+    taps: Option<&[Var]>,
+) -> Result<(Vec<Tensor>, Tensor)> {
+    let t = x.dim(1)?;
+    let xp = w.input_projection(x, true)?;
+    let w_hh_t = w.w_hh.t()?;
+    let (mut hs, mut cs) = (h0.clone(), c0.clone());
+    let mut outputs = vec![None; t];
+    for step in 0..t {
+        let ti = if reverse { t - 1 - step } else { step };
+        let gates = (xp.i((.., ti, ..))? + hs.matmul(&w_hh_t)?)?;
+        let next = crate::cell::reference_update(&gates, &cs)?;
+        hs = match taps {
+            Some(taps) => (next.h + taps[ti].as_tensor())?,
+            None => next.h,
+        };
+        cs = next.c;
+        outputs[ti] = Some(hs.clone());
+    }
+    Ok((outputs.into_iter().flatten().collect(), cs))
 }
 
 /// A zero state for a model with `layers·directions` slots.
@@ -436,6 +545,77 @@ mod tests {
         let bad = zero_state(1, 3, 4, DType::F32, &Device::Cpu)?;
         assert!(matches!(
             lstm.forward(&x, Some(&bad), false),
+            Err(LstmError::Shape { .. })
+        ));
+        Ok(())
+    }
+
+    /// `forward_steps` are the output's steps (two layers, fused below); the taps'
+    /// gradients are `∂L/∂h_t`, checked against the gradient of the initial state of a
+    /// run over the steps after `t` that starts from `(h_t, c_t)`.
+    #[test]
+    fn forward_steps_and_taps_give_per_step_gradients() -> Result<()> {
+        let dev = Device::Cpu;
+        let (b, t, i, h) = (3, 6, 2, 5);
+        let vm = VarMap::new();
+        let vb = seeded_var_builder(&vm, 4, DType::F32, &dev);
+        let deep = Lstm::new(LstmConfig::new(i, h).with_layers(2), vb.pp("deep"))?;
+        let x = Tensor::randn(0f32, 1.0, (b, t, i), &dev)?;
+        let state = LstmState {
+            h: Tensor::randn(0f32, 0.5, (2, b, h), &dev)?,
+            c: Tensor::randn(0f32, 0.5, (2, b, h), &dev)?,
+        };
+        let (out, _) = deep.forward(&x, Some(&state), false)?;
+        let steps = deep.forward_steps(&x, Some(&state))?;
+        assert_eq!(steps.len(), t);
+        assert!(max_diff(&Tensor::stack(&steps, 1)?, &out) < 1e-5);
+        let (tapped, _) = deep.forward_steps_with_taps(&x, Some(&state))?;
+        assert!(max_diff(&Tensor::stack(&tapped, 1)?, &out) < 1e-5);
+
+        let one = Lstm::new(LstmConfig::new(i, h), vb.pp("one"))?;
+        let (steps, taps) = one.forward_steps_with_taps(&x, None)?;
+        let probe = Tensor::randn(0f32, 1.0, (b, t, h), &dev)?;
+        let grads = (Tensor::stack(&steps, 1)? * &probe)?
+            .sum_all()?
+            .backward()?;
+        let cells = {
+            // c_t of every step, from the reference loop of the single-step runs.
+            let mut s = zero_state(1, b, h, DType::F32, &dev)?;
+            let mut cs = Vec::new();
+            for step in 0..t {
+                s = one.forward(&x.narrow(1, step, 1)?, Some(&s), false)?.1;
+                cs.push(s.c.clone());
+            }
+            cs
+        };
+        for s in 0..t - 1 {
+            let h_s = Var::from_tensor(&steps[s].unsqueeze(0)?.detach())?;
+            let rest = x.narrow(1, s + 1, t - s - 1)?;
+            let start = LstmState {
+                h: h_s.as_tensor().clone(),
+                c: cells[s].detach(),
+            };
+            let (later, _) = one.forward(&rest, Some(&start), true)?;
+            let loss = ((h_s.as_tensor().squeeze(0)? * probe.i((.., s, ..))?)?.sum_all()?
+                + (later * probe.narrow(1, s + 1, t - s - 1)?)?.sum_all()?)?;
+            let expected = loss
+                .backward()?
+                .get(h_s.as_tensor())
+                .expect("grad")
+                .squeeze(0)?;
+            let tap = grads.get(taps[s].as_tensor()).expect("tap gradient");
+            assert!(max_diff(tap, &expected) < 1e-5, "step {s}");
+        }
+        let last = grads.get(taps[t - 1].as_tensor()).expect("tap gradient");
+        assert!(max_diff(last, &probe.i((.., t - 1, ..))?) < 1e-6);
+
+        let bidir = Lstm::new(LstmConfig::new(i, h).with_bidirectional(true), vb.pp("bi"))?;
+        assert!(matches!(
+            bidir.forward_steps(&x, None),
+            Err(LstmError::Config(_))
+        ));
+        assert!(matches!(
+            one.forward_steps(&Tensor::zeros((b, t, i + 1), DType::F32, &dev)?, None),
             Err(LstmError::Shape { .. })
         ));
         Ok(())
