@@ -78,8 +78,21 @@ fn short_number(v: f64) -> String {
 }
 
 /// Tick values for a log axis over `lo..hi` (both positive): 1-2-5 in each decade, or
-/// 1 to 9 when the range is too narrow to show three of those.
+/// 1 to 9 when the range is too narrow to show three of those, or powers of ten only
+/// (every k-th, k chosen for at most about ten) when it spans more than four decades.
 fn log_ticks(lo: f64, hi: f64) -> Vec<f64> {
+    if hi.log10() - lo.log10() > 4.0 {
+        // Powers of ten, at most about ten of them.
+        let (first, last) = (lo.log10().ceil() as i32, hi.log10().floor() as i32);
+        let stride = ((last - first) / 10 + 1) as usize;
+        let mut ticks: Vec<f64> = (first..=last)
+            .rev()
+            .step_by(stride)
+            .map(|k| 10f64.powi(k))
+            .collect();
+        ticks.reverse();
+        return ticks;
+    }
     let ticks = |mantissas: &[f64]| -> Vec<f64> {
         let first = lo.log10().floor() as i32;
         let last = hi.log10().ceil() as i32;
@@ -255,22 +268,88 @@ pub fn curve_svg(
     points: &[(f64, f64)],
     log_y: bool,
 ) -> Result<String> {
+    let curve = Curve {
+        label: "",
+        points,
+        color: 0,
+        dashed: false,
+    };
+    curves_svg(title, x_desc, y_desc, &[curve], log_y)
+}
+
+/// One line of a figure drawn by [`curves_svg`].
+#[derive(Clone, Copy, Debug)]
+pub struct Curve<'a> {
+    /// The legend entry; a figure whose labels are all empty gets no legend.
+    pub label: &'a str,
+    /// The points `(x, y)`, in x order.
+    pub points: &'a [(f64, f64)],
+    /// Index into matplotlib's default colours: 0 blue, 1 orange, 2 green, 3 purple,
+    /// 4 brown.
+    pub color: usize,
+    /// Draw the line dashed (`stroke-dasharray`) instead of solid.
+    pub dashed: bool,
+}
+
+/// Several curves as SVG, with a legend: the x axis over every curve's x, the y axis on a
+/// log scale when `log_y` is asked for and every y is positive (" (log scale)" is then
+/// added to `y_desc`). A log axis over more than four decades is labelled at powers of
+/// ten only (`1e-20`).
+///
+/// Errors ([`TrainError::Plot`]): no curves, an empty curve, a colour out of the
+/// palette, or a value that is not finite.
+pub fn curves_svg(
+    title: &str,
+    x_desc: &str,
+    y_desc: &str,
+    curves: &[Curve],
+    log_y: bool,
+) -> Result<String> {
     let what = "curve plot";
-    if points.is_empty() {
+    if curves.is_empty() || curves.iter().any(|c| c.points.is_empty()) {
         return Err(plot_error(what, "no values to plot"));
     }
-    if let Some((x, y)) = points
-        .iter()
-        .find(|(x, y)| !x.is_finite() || !y.is_finite())
-    {
-        return Err(plot_error(what, format!("the value at {x} is {y}")));
+    for c in curves {
+        if c.color >= PALETTE.len() {
+            return Err(plot_error(
+                what,
+                format!("{:?}: colour {} is not in the palette", c.label, c.color),
+            ));
+        }
+        if let Some((x, y)) = c
+            .points
+            .iter()
+            .find(|(x, y)| !x.is_finite() || !y.is_finite())
+        {
+            return Err(plot_error(what, format!("the value at {x} is {y}")));
+        }
     }
-    let x_lo = points[0].0;
-    let x_hi = points[points.len() - 1].0.max(x_lo + 1.0);
-    let ys: Vec<f64> = points.iter().map(|p| p.1).collect();
+    let x_lo = curves
+        .iter()
+        .map(|c| c.points[0].0)
+        .fold(f64::INFINITY, f64::min);
+    let x_hi = curves
+        .iter()
+        .map(|c| c.points[c.points.len() - 1].0)
+        .fold(f64::NEG_INFINITY, f64::max)
+        .max(x_lo + 1.0);
+    let ys: Vec<f64> = curves
+        .iter()
+        .flat_map(|c| c.points.iter().map(|p| p.1))
+        .collect();
+    // Dashed curves are drawn in a colour one bit off their own, then given their real
+    // colour and a dash pattern in the SVG text (plotters draws no dashed strokes).
+    let stroke_of = |c: &Curve| {
+        let RGBColor(r, g, b) = PALETTE[c.color];
+        if c.dashed {
+            RGBColor(r, g, b ^ 1)
+        } else {
+            RGBColor(r, g, b)
+        }
+    };
+    let legend = curves.iter().any(|c| !c.label.is_empty());
     let x_fmt = |x: &f64| format!("{x:.0}");
-    let y_fmt = |y: &f64| short_number(*y);
-    render(what, |root| {
+    let svg = render(what, |root| {
         let e = |e: DrawingAreaErrorKind<std::io::Error>| e.to_string();
         let lo = ys.iter().copied().fold(f64::INFINITY, f64::min);
         let hi = ys.iter().copied().fold(f64::NEG_INFINITY, f64::max);
@@ -281,7 +360,31 @@ pub fn curve_svg(
             .margin_right(36)
             .x_label_area_size(48)
             .y_label_area_size(72);
-        let style = PALETTE[0].stroke_width(2);
+        macro_rules! draw_curves {
+            ($chart:expr, $corner:expr) => {{
+                for c in curves {
+                    let style = stroke_of(c).stroke_width(2);
+                    let series = $chart
+                        .draw_series(LineSeries::new(c.points.iter().copied(), style))
+                        .map_err(e)?;
+                    if !c.label.is_empty() {
+                        series.label(c.label).legend(move |(x, y)| {
+                            PathElement::new(vec![(x, y), (x + 28, y)], style)
+                        });
+                    }
+                }
+                if legend {
+                    $chart
+                        .configure_series_labels()
+                        .position($corner)
+                        .background_style(WHITE.mix(0.85))
+                        .border_style(BLACK.mix(0.4))
+                        .label_font(("sans-serif", 15))
+                        .draw()
+                        .map_err(e)?;
+                }
+            }};
+        }
         if log_y && lo > 0.0 {
             let (lo, hi) = if hi > lo {
                 (lo, hi)
@@ -289,6 +392,14 @@ pub fn curve_svg(
                 (lo * 0.5, hi * 2.0)
             };
             let (lo, hi) = (lo / 1.15, hi * 1.15);
+            let wide = hi.log10() - lo.log10() > 4.0;
+            let y_fmt = |y: &f64| {
+                if wide {
+                    format!("{y:.0e}")
+                } else {
+                    short_number(*y)
+                }
+            };
             let y = (lo..hi).log_scale().with_key_points(log_ticks(lo, hi));
             let mut chart = builder.build_cartesian_2d(x_lo..x_hi, y).map_err(e)?;
             chart
@@ -301,11 +412,12 @@ pub fn curve_svg(
                 .bold_line_style(BLACK.mix(0.12))
                 .draw()
                 .map_err(e)?;
-            chart
-                .draw_series(LineSeries::new(points.iter().copied(), style))
-                .map_err(e)?;
+            let (l0, l1) = (lo.log10(), hi.log10());
+            let corner = emptiest_corner(curves, (x_lo, x_hi), |y| (y.log10() - l0) / (l1 - l0));
+            draw_curves!(chart, corner);
         } else {
             let (lo, hi) = padded_range(ys.iter());
+            let y_fmt = |y: &f64| short_number(*y);
             let mut chart = builder.build_cartesian_2d(x_lo..x_hi, lo..hi).map_err(e)?;
             chart
                 .configure_mesh()
@@ -317,12 +429,55 @@ pub fn curve_svg(
                 .bold_line_style(BLACK.mix(0.12))
                 .draw()
                 .map_err(e)?;
-            chart
-                .draw_series(LineSeries::new(points.iter().copied(), style))
-                .map_err(e)?;
+            let corner = emptiest_corner(curves, (x_lo, x_hi), |y| (y - lo) / (hi - lo));
+            draw_curves!(chart, corner);
         }
         Ok(())
-    })
+    })?;
+    let mut svg = svg;
+    for c in curves.iter().filter(|c| c.dashed) {
+        let RGBColor(r, g, b) = stroke_of(c);
+        let RGBColor(rr, rg, rb) = PALETTE[c.color];
+        svg = svg.replace(
+            &format!("stroke=\"#{r:02X}{g:02X}{b:02X}\""),
+            &format!("stroke=\"#{rr:02X}{rg:02X}{rb:02X}\" stroke-dasharray=\"9,6\""),
+        );
+    }
+    Ok(svg)
+}
+
+/// Where the legend of [`curves_svg`] covers the fewest points: the corner (upper right,
+/// upper left, lower right, lower left, in that order of preference) whose box of 30% of
+/// the width and 25% of the height holds the fewest. `y_frac` maps a y value to its
+/// height in the plot, 0 at the bottom and 1 at the top.
+fn emptiest_corner(
+    curves: &[Curve],
+    (x_lo, x_hi): (f64, f64),
+    y_frac: impl Fn(f64) -> f64,
+) -> SeriesLabelPosition {
+    let corners = [
+        (SeriesLabelPosition::UpperRight, true, true),
+        (SeriesLabelPosition::UpperLeft, false, true),
+        (SeriesLabelPosition::LowerRight, true, false),
+        (SeriesLabelPosition::LowerLeft, false, false),
+    ];
+    let inside = |right: bool, upper: bool, (x, y): (f64, f64)| {
+        let fx = (x - x_lo) / (x_hi - x_lo);
+        let fy = y_frac(y);
+        (if right { fx > 0.7 } else { fx < 0.3 }) && (if upper { fy > 0.75 } else { fy < 0.25 })
+    };
+    let mut best = (SeriesLabelPosition::UpperRight, usize::MAX);
+    for (corner, right, upper) in corners {
+        let count = curves
+            .iter()
+            .flat_map(|c| c.points.iter())
+            .filter(|&&p| inside(right, upper, p))
+            .count();
+        if count < best.1 {
+            best = (corner, count);
+        }
+    }
+    best.0
 }
 
 /// A curve ([`curve_svg`]) written to `path`.
@@ -504,6 +659,77 @@ mod tests {
         assert_eq!(narrow.len(), 8, "{narrow:?}");
         assert!(narrow.iter().all(|v| (0.027..=0.18).contains(v)));
         assert!((narrow[0] - 0.03).abs() < 1e-12, "{narrow:?}");
+    }
+
+    #[test]
+    fn wide_log_ranges_get_powers_of_ten() {
+        assert_eq!(log_ticks(3e-6, 0.5), [1e-5, 1e-4, 1e-3, 1e-2, 1e-1]);
+        let huge = log_ticks(2e-27, 3.0);
+        assert!(huge.len() <= 11, "{huge:?}");
+        assert_eq!(huge.last(), Some(&1.0));
+        assert!(huge.iter().all(|v| (2e-27..=3.0).contains(v)));
+    }
+
+    #[test]
+    fn several_curves_get_a_legend_and_dashes() -> Result<()> {
+        let a: Vec<(f64, f64)> = (1..=50).map(|t| (t as f64, 0.6f64.powi(50 - t))).collect();
+        let b: Vec<(f64, f64)> = (1..=50).map(|t| (t as f64, 0.9f64.powi(50 - t))).collect();
+        let curve = |label, points, color, dashed| Curve {
+            label,
+            points,
+            color,
+            dashed,
+        };
+        let svg = curves_svg(
+            "title",
+            "t",
+            "norm",
+            &[
+                curve("a init", &a, 0, true),
+                curve("b trained", &b, 1, false),
+            ],
+            true,
+        )?;
+        assert!(svg.contains("norm (log scale)") && svg.contains(">\n1e-10\n</text>"));
+        assert!(svg.contains("a init") && svg.contains("b trained"));
+        // The dashed curve and its legend sample are blue and dashed; the other is solid.
+        assert_eq!(
+            svg.matches("stroke=\"#1F77B4\" stroke-dasharray").count(),
+            2
+        );
+        assert!(!svg.contains("#1F77B5"));
+        assert!(svg.contains("stroke=\"#FF7F0E\" stroke-width"));
+        assert!(curves_svg("t", "x", "y", &[], true).is_err());
+        assert!(curves_svg("t", "x", "y", &[curve("c", &a, 9, false)], true).is_err());
+        Ok(())
+    }
+
+    #[test]
+    fn the_legend_goes_where_the_curves_are_not() {
+        let rising: Vec<(f64, f64)> = (0..=100).map(|t| (t as f64, t as f64)).collect();
+        let curve = Curve {
+            label: "a",
+            points: &rising,
+            color: 0,
+            dashed: false,
+        };
+        let frac = |y: f64| y / 100.0;
+        // A diagonal from lower left to upper right leaves the other two corners free.
+        let corner = emptiest_corner(&[curve], (0.0, 100.0), frac);
+        assert_eq!(corner, SeriesLabelPosition::UpperLeft);
+        let falling: Vec<(f64, f64)> = rising.iter().map(|&(x, y)| (x, 100.0 - y)).collect();
+        let both = [
+            curve,
+            Curve {
+                points: &falling,
+                ..curve
+            },
+        ];
+        assert_eq!(
+            emptiest_corner(&both, (0.0, 100.0), frac),
+            SeriesLabelPosition::UpperRight,
+            "all four corners taken: the first preference"
+        );
     }
 
     #[test]
