@@ -5,6 +5,8 @@
 //! - [`classify`]: the MNIST classifier (cross-entropy, SGD), with the book's printed lines.
 //! - [`regress`]: the stock-price regressor (MSE, full-batch Adam), with the book's printed
 //!   lines, predictions in raw units and plots.
+//! - [`gradflow`]: `‖∂L/∂h_t‖` over the steps of a plain RNN and an LSTM on the adding
+//!   problem, at initialisation and after training (`cargo xtask gradflow`).
 //! - [`plot`]: SVG figures (the book's "Time-Series Prediction", the loss per epoch).
 //! - [`run_dir`]: where runs write `config.json`, `metrics.csv`, weights and summaries,
 //!   always atomically.
@@ -15,6 +17,7 @@ pub mod checkpoint;
 mod choice;
 pub mod classify;
 pub mod error;
+pub mod gradflow;
 pub mod optim;
 pub mod plot;
 pub mod regress;
@@ -29,6 +32,7 @@ pub use classify::{
     TrainReport, TrainedClassifier,
 };
 pub use error::{Result, TrainError};
+pub use gradflow::{run_gradflow, GradFlowConfig, GradFlowReport, ModelFlow};
 pub use optim::{Optimizer, OptimizerKind};
 pub use plot::{plot_losses, plot_predictions, plot_predictions_multi, PREDICTION_TITLE};
 pub use regress::{
