@@ -5,6 +5,9 @@
 //! - `cargo xtask stock [ARGS]`: build the `lstm` binary in release and train the book's
 //!   stock-price model on `data/SBUX.csv` (extra arguments go to `lstm stock`, e.g.
 //!   `--compare` for the LSTM, GRU and bidirectional LSTM side by side).
+//! - `cargo xtask gradflow [FLAGS]`: build the `gradflow` example of `lstm-train` in
+//!   release and run it: `‖∂L/∂h_t‖` of a plain RNN and an LSTM on the adding problem
+//!   (T = 100), before and after training, as a table and a log-scale plot.
 //! - `cargo xtask bench [--quick]`: training and inference throughput of our paths, of
 //!   candle-nn's LSTM and (when `python3` can import torch) of PyTorch, plus a scaling
 //!   table with peak memory; writes `target/bench/report.md`.
@@ -21,6 +24,9 @@ tasks:
   mnist [ARGS]   train the book's MNIST LSTM (release build; ARGS go to `lstm mnist`)
   stock [ARGS]   train the book's stock-price model on data/SBUX.csv (release build;
                  ARGS go to `lstm stock`, e.g. --compare, --model gru, --epochs 500)
+  gradflow [FLAGS] gradient norms through time of a tanh RNN and an LSTM on the adding
+                 problem, at init and trained: table + runs/gradflow-<time>/gradflow.svg
+                 (release build; --seq-len, --hidden, --steps, --seed, --out, --help)
   bench [--quick] throughput tables (release build); PyTorch too when python3 has torch
                  (set LSTM_BENCH_PYTHON to choose the interpreter)
   ci             cargo fmt --check, clippy -D warnings, and the test suite";
@@ -64,6 +70,18 @@ fn run() -> Result<()> {
                 cmd.arg("--data").arg(root.join("data/SBUX.csv"));
             }
             run_cmd(cmd.args(&rest))
+        }
+        Some("gradflow") => {
+            run_cmd(cargo(&root).args([
+                "build",
+                "--release",
+                "-p",
+                "lstm-train",
+                "--example",
+                "gradflow",
+            ]))?;
+            let exe = target_dir(&root).join("release/examples/gradflow");
+            run_cmd(Command::new(exe).current_dir(&root).args(&rest))
         }
         Some("bench") => bench(&root, rest.iter().any(|a| a == "--quick")),
         Some("ci") => {
