@@ -1,37 +1,14 @@
 //! Checkpoints, `--resume`, `lstm evaluate` and `lstm predict` as a user runs them.
 
+mod common;
+
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::path::Path;
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use candle_core::Device;
-
-fn lstm(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_lstm"))
-        .args(args)
-        .env("RUST_LOG", "warn")
-        .output()
-        .expect("run lstm")
-}
-
-fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
-fn tmp(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("lstm-cli-ck-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    dir
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
-
-fn stdout(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
+use common::{lstm, repo, stderr, stdout, tmp};
 
 /// A short MNIST run's flags, writing into `out`.
 fn mnist_args(out: &Path) -> Vec<String> {
@@ -87,7 +64,7 @@ fn test_line(text: &str) -> String {
 
 #[test]
 fn a_killed_mnist_run_resumes_to_the_uninterrupted_weights_then_evaluates_and_predicts() {
-    let straight = tmp("straight");
+    let straight = tmp("ck-straight");
     let args = mnist_args(&straight);
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let o = lstm(&args);
@@ -95,7 +72,7 @@ fn a_killed_mnist_run_resumes_to_the_uninterrupted_weights_then_evaluates_and_pr
     let straight_text = stdout(&o);
 
     // Kill -9 as soon as the first checkpoint exists, then resume.
-    let killed = tmp("killed");
+    let killed = tmp("ck-killed");
     let args = mnist_args(&killed);
     let mut child = Command::new(env!("CARGO_BIN_EXE_lstm"))
         .args(&args)

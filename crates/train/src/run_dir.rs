@@ -64,15 +64,20 @@ impl RunDir {
         self.write_atomic(name, &bytes)
     }
 
-    /// Saves every variable of `varmap` as safetensors to `name`, atomically.
+    /// Saves every variable of `varmap` as safetensors to `name`, atomically (see
+    /// [`RunDir::write_atomic`]).
     pub fn save_weights(&self, name: &str, varmap: &VarMap) -> Result<PathBuf> {
-        let tmp_name = format!(".{name}.partial");
-        let tmp = self.file(&tmp_name);
-        varmap.save(&tmp)?;
-        File::open(&tmp).and_then(|f| f.sync_all()).at(&tmp)?;
-        let target = self.file(name);
-        fs::rename(&tmp, &target).at(&target)?;
-        Ok(target)
+        let tensors: Vec<(String, candle_core::Tensor)> = {
+            let data = varmap.data().lock().unwrap_or_else(|e| e.into_inner());
+            data.iter()
+                .map(|(n, var)| (n.clone(), var.as_tensor().clone()))
+                .collect()
+        };
+        let bytes = safetensors::serialize(tensors, None).map_err(|e| TrainError::Checkpoint {
+            path: self.file(name),
+            message: format!("cannot serialise the weights: {e}"),
+        })?;
+        self.write_atomic(name, &bytes)
     }
 }
 
