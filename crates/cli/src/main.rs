@@ -387,16 +387,23 @@ fn run_mnist(args: MnistArgs) -> Result<(), Failure> {
     Ok(())
 }
 
+/// The data options this command stored in a checkpoint's context, for `--resume`.
+fn saved_data<T: serde::de::DeserializeOwned>(
+    checkpoint: &Path,
+    context: &serde_json::Value,
+) -> Result<T, Failure> {
+    serde_json::from_value(context.clone()).map_err(|e| {
+        setup(format!(
+            "{}: the checkpoint does not say which data it was trained on: {e}",
+            checkpoint.display()
+        ))
+    })
+}
+
 /// `lstm mnist --resume DIR`.
 fn resume_mnist(dir: &Path, stop_after: Option<usize>, progress: bool) -> Result<(), Failure> {
     let checkpoint = read_classifier_checkpoint(dir).map_err(setup)?;
-    let data_json: MnistDataJson = serde_json::from_value(checkpoint.progress.context.clone())
-        .map_err(|e| {
-            setup(format!(
-                "{}: the checkpoint does not say which data it was trained on: {e}",
-                checkpoint.path.display()
-            ))
-        })?;
+    let data_json: MnistDataJson = saved_data(&checkpoint.path, &checkpoint.progress.context)?;
     let data = load_mnist_from(data_json.source()?, &data_json.data, &data_json.options())?;
     let run_dir = RunDir::create(dir).map_err(setup)?;
     let mut stdout = std::io::stdout();
@@ -611,13 +618,7 @@ struct DataJson {
 /// `lstm stock --resume DIR`.
 fn resume_stock(dir: &Path, stop_after: Option<usize>, progress: bool) -> Result<(), Failure> {
     let checkpoint = read_regressor_checkpoint(dir).map_err(setup)?;
-    let saved: DataJson =
-        serde_json::from_value(checkpoint.progress.context.clone()).map_err(|e| {
-            setup(format!(
-                "{}: the checkpoint does not say which data it was trained on: {e}",
-                checkpoint.path.display()
-            ))
-        })?;
+    let saved: DataJson = saved_data(&checkpoint.path, &checkpoint.progress.context)?;
     let options = StockOptions {
         features: saved.features.clone(),
         target: saved.target.clone(),

@@ -66,12 +66,7 @@ pub(crate) fn save_checkpoint<P: Serialize>(
     optimizer: &Optimizer,
 ) -> Result<PathBuf> {
     let path = dir.file(CHECKPOINT_FILE);
-    let mut tensors: Vec<(String, Tensor)> = {
-        let data = varmap.data().lock().unwrap_or_else(|e| e.into_inner());
-        data.iter()
-            .map(|(name, var)| (name.clone(), var.as_tensor().clone()))
-            .collect()
-    };
+    let mut tensors = crate::snapshot::current_tensors(varmap);
     if let Some(best) = best {
         tensors.extend(best.iter().map(|(n, t)| (format!("{BEST}{n}"), t.clone())));
     }

@@ -67,12 +67,7 @@ impl RunDir {
     /// Saves every variable of `varmap` as safetensors to `name`, atomically (see
     /// [`RunDir::write_atomic`]).
     pub fn save_weights(&self, name: &str, varmap: &VarMap) -> Result<PathBuf> {
-        let tensors: Vec<(String, candle_core::Tensor)> = {
-            let data = varmap.data().lock().unwrap_or_else(|e| e.into_inner());
-            data.iter()
-                .map(|(n, var)| (n.clone(), var.as_tensor().clone()))
-                .collect()
-        };
+        let tensors = crate::snapshot::current_tensors(varmap);
         let bytes = safetensors::serialize(tensors, None).map_err(|e| TrainError::Checkpoint {
             path: self.file(name),
             message: format!("cannot serialise the weights: {e}"),

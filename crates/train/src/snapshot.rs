@@ -16,6 +16,14 @@ pub(crate) fn snapshot(varmap: &VarMap) -> Result<Snapshot> {
         .collect()
 }
 
+/// Every variable's current tensor, by name, without copying (for serialising at once).
+pub(crate) fn current_tensors(varmap: &VarMap) -> Vec<(String, Tensor)> {
+    let data = varmap.data().lock().unwrap_or_else(|e| e.into_inner());
+    data.iter()
+        .map(|(name, var)| (name.clone(), var.as_tensor().clone()))
+        .collect()
+}
+
 /// Sets every variable back to a snapshot.
 pub(crate) fn restore(varmap: &VarMap, weights: &[(String, Tensor)]) -> Result<()> {
     let data = varmap.data().lock().unwrap_or_else(|e| e.into_inner());
