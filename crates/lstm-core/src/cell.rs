@@ -130,19 +130,20 @@ impl LstmCell {
 
     /// One step through the fused kernel: the sequence op over a single step.
     fn fused_step(&self, x: &Tensor, state: &LstmState, packed: &Tensor) -> Result<LstmState> {
-        let h = self.hidden_size;
-        let hc = Tensor::cat(&[&state.h, &state.c], 1)?;
-        let out = fused::lstm_sequence(
+        let s0 = Tensor::cat(&[&state.h, &state.c], 1)?.unsqueeze(0)?;
+        let seq = fused::sequence(
+            crate::Family::Lstm,
             &x.unsqueeze(1)?,
             packed,
-            &hc,
-            false,
+            &s0,
+            1,
             true,
             fused::SequenceOutput::Final,
         )?;
+        // (2, 1, B, H) → h, c
         Ok(LstmState {
-            h: out.narrow(1, 0, h)?,
-            c: out.narrow(1, h, h)?,
+            h: seq.states.i((0, 0))?,
+            c: seq.states.i((1, 0))?,
         })
     }
 }

@@ -1,12 +1,12 @@
 //! Gated recurrent units: one step ([`GruCell`]) and multi-layer, optionally bidirectional
 //! sequences ([`Gru`]), PyTorch-compatible.
 
-use candle_core::{DType, Device, IndexOp, Tensor, Var};
+use candle_core::{DType, Device, Tensor, Var};
 use candle_nn::{Init, VarBuilder};
 
+use crate::engine::{zero_taps, Family, RecurrentConfig, Stack};
 use crate::error::{check_shape, LstmError, Result};
-use crate::lstm::DirectionWeights;
-use crate::recurrent;
+use crate::Kernel;
 
 /// The GRU update from the input and hidden projections of one step.
 ///
@@ -29,34 +29,6 @@ pub(crate) fn gru_update(gi: &Tensor, gh: &Tensor, h: &Tensor) -> Result<Tensor>
         (gi.narrow(1, 2 * hidden, hidden)? + (r * gh.narrow(1, 2 * hidden, hidden)?)?)?.tanh()?;
     // (1 − z) ⊙ n + z ⊙ h, rearranged as n + z ⊙ (h − n) (one operation fewer).
     Ok((&n + (z * (h - &n)?)?)?)
-}
-
-/// One direction of one GRU layer over a whole sequence (see [`recurrent::Direction`]).
-///
-/// The input projection `W_i x + b_i` of every step is one matmul up front; `b_hh` stays
-/// out of it, as the n gate needs `r ⊙ (W_hn h + b_hn)`.
-fn gru_direction(
-    w: &DirectionWeights,
-    x: &Tensor,
-    h0: &Tensor,
-    reverse: bool,
-    taps: Option<&[Var]>,
-) -> Result<Vec<Tensor>> {
-    let t = x.dim(1)?;
-    let xp = w.input_projection(x, false)?;
-    let w_hh_t = w.w_hh.t()?;
-    let mut h = h0.clone();
-    let mut states = vec![None; t];
-    for step in 0..t {
-        let ti = if reverse { t - 1 - step } else { step };
-        let gh = h.matmul(&w_hh_t)?.broadcast_add(&w.b_hh)?;
-        h = gru_update(&xp.i((.., ti, ..))?, &gh, &h)?;
-        if let Some(taps) = taps {
-            h = (h + taps[ti].as_tensor())?;
-        }
-        states[ti] = Some(h.clone());
-    }
-    Ok(states.into_iter().flatten().collect())
 }
 
 /// One GRU cell, as PyTorch's `nn.GRUCell`.
@@ -130,7 +102,7 @@ impl GruCell {
 }
 
 /// The shape of a [`Gru`]: the same fields and builder as [`LstmConfig`](crate::LstmConfig).
-pub type GruConfig = crate::lstm::RecurrentConfig;
+pub type GruConfig = RecurrentConfig;
 
 /// A multi-layer GRU over `(batch, seq, features)` input, as PyTorch's
 /// `nn.GRU(batch_first=True)`.
@@ -140,47 +112,37 @@ pub type GruConfig = crate::lstm::RecurrentConfig;
 /// `_reverse` for the backward direction, so a PyTorch `state_dict` loads through a
 /// [`VarBuilder`] unchanged. Gates are ordered r, z, n; the update is [`GruCell`]'s.
 ///
-/// The recurrence runs step by step with candle ops, on any device.
+/// On the CPU in f32 each layer runs as one fused op (both directions at once); elsewhere,
+/// or with [`Kernel::Reference`], step by step with candle ops.
 #[derive(Clone, Debug)]
 pub struct Gru {
-    config: GruConfig,
-    /// `layers[k][d]`: layer `k`, direction `d`.
-    layers: Vec<Vec<DirectionWeights>>,
+    stack: Stack,
 }
 
 impl Gru {
     /// Builds the layers, reading or creating their parameters through `vb`.
     pub fn new(config: GruConfig, vb: VarBuilder) -> Result<Self> {
-        config.validate()?;
-        let layers = recurrent::load_layers(
-            &vb,
-            config.input_size,
-            config.hidden_size,
-            config.num_layers,
-            config.bidirectional,
-            3,
-        )?;
-        Ok(Self { config, layers })
+        Ok(Self {
+            stack: Stack::new(config, Family::Gru, vb)?,
+        })
+    }
+
+    /// Selects the recurrence kernel (the fused one by default).
+    pub fn with_kernel(mut self, kernel: Kernel) -> Self {
+        self.stack = self.stack.with_kernel(kernel);
+        self
     }
 
     /// The configuration this model was built with.
     pub fn config(&self) -> &GruConfig {
-        &self.config
-    }
-
-    /// Checks `x` and `h0`; returns the initial state `(layers·D, B, H)`.
-    fn initial_state(&self, x: &Tensor, h0: Option<&Tensor>) -> Result<Tensor> {
-        let cfg = &self.config;
-        let (b, _) = recurrent::check_input("Gru input", x, cfg.input_size)?;
-        let shape = [cfg.num_layers * cfg.directions(), b, cfg.hidden_size];
-        recurrent::initial_state("Gru h0", h0, shape, x)
+        self.stack.config()
     }
 
     /// Runs the model.
     ///
     /// - `x`: `(B, T, input_size)`;
     /// - `h0`: optional initial state `(layers·D, B, H)`; zeros when `None`;
-    /// - `train`: applies dropout between layers.
+    /// - `train`: applies dropout between layers and keeps what the backward pass needs.
     ///
     /// Returns the last layer's outputs `(B, T, D·H)` and the final state `h_n`,
     /// `(layers·D, B, H)`, as PyTorch's `(output, h_n)`.
@@ -190,15 +152,17 @@ impl Gru {
         h0: Option<&Tensor>,
         train: bool,
     ) -> Result<(Tensor, Tensor)> {
-        let h0 = self.initial_state(x, h0)?;
-        recurrent::run_stacked(
-            &self.layers,
-            x,
-            &h0,
-            self.config.dropout,
-            train,
-            gru_direction,
-        )
+        let run = self.stack.run(x, h0, None, train, false)?;
+        let out = run
+            .out
+            .ok_or_else(|| LstmError::Config("no output sequence".into()))?;
+        Ok((out, run.h_n))
+    }
+
+    /// Runs the model and returns only the final state `h_n`, `(layers·D, B, H)`: the
+    /// numbers of [`Gru::forward`], without an output sequence for autograd.
+    pub fn forward_final(&self, x: &Tensor, h0: Option<&Tensor>, train: bool) -> Result<Tensor> {
+        Ok(self.stack.run(x, h0, None, train, true)?.h_n)
     }
 
     /// The hidden state of every step of the last layer, in time order, each `(B, H)`: for
@@ -209,8 +173,7 @@ impl Gru {
     /// candle keeps gradients of variables only, so to read `∂L/∂h_t` use
     /// [`Gru::forward_steps_with_taps`].
     pub fn forward_steps(&self, x: &Tensor, h0: Option<&Tensor>) -> Result<Vec<Tensor>> {
-        let h0 = self.initial_state(x, h0)?;
-        recurrent::last_layer_steps("Gru", &self.layers, x, &h0, gru_direction, None)
+        self.stack.last_layer_steps(x, (h0, None), None)
     }
 
     /// As [`Gru::forward_steps`], plus one zero variable `(B, H)` per step ("tap") added
@@ -221,10 +184,8 @@ impl Gru {
         x: &Tensor,
         h0: Option<&Tensor>,
     ) -> Result<(Vec<Tensor>, Vec<Var>)> {
-        let h0 = self.initial_state(x, h0)?;
-        let taps = recurrent::zero_taps(x, h0.dim(1)?, self.config.hidden_size)?;
-        let steps =
-            recurrent::last_layer_steps("Gru", &self.layers, x, &h0, gru_direction, Some(&taps))?;
+        let taps = zero_taps(x, self.stack.config().hidden_size)?;
+        let steps = self.stack.last_layer_steps(x, (h0, None), Some(&taps))?;
         Ok((steps, taps))
     }
 }
@@ -233,6 +194,7 @@ impl Gru {
 mod tests {
     use super::*;
     use crate::init::seeded_var_builder;
+    use candle_core::IndexOp;
     use candle_nn::VarMap;
 
     fn max_diff(a: &Tensor, b: &Tensor) -> f32 {

@@ -32,24 +32,25 @@
 //! [candle]: https://github.com/huggingface/candle
 
 pub mod cell;
+mod engine;
 pub mod error;
-pub mod fused;
+mod fused;
 pub mod gru;
 pub mod init;
-pub mod kernels;
+mod kernels;
 pub mod lstm;
 pub mod model;
-mod recurrent;
 pub mod regressor;
 pub mod rnn;
 pub mod state_dict;
 pub mod threads;
 
 pub use cell::LstmCell;
+pub use engine::{Family, Nonlinearity, RecurrentConfig};
 pub use error::{LstmError, Result};
 pub use gru::{Gru, GruCell, GruConfig};
 pub use init::{linear_torch, seeded_var_builder, SplitMix64};
-pub use lstm::{Lstm, LstmConfig, RecurrentConfig};
+pub use lstm::{Lstm, LstmConfig};
 pub use model::{Backbone, ClassifierConfig, SequenceClassifier};
 pub use regressor::{RecurrentKind, RegressorConfig, SequenceRegressor};
 pub use rnn::{Rnn, RnnConfig};
@@ -59,6 +60,16 @@ pub use state_dict::{
 pub use threads::configure_cpu_threads;
 
 use candle_core::Tensor;
+
+/// The instruction set the fused kernels run with on this CPU, detected at run time:
+/// `"avx512"`, `"avx2+fma"` or `"baseline"`. No build flag is needed for the best one.
+pub fn fused_instruction_set() -> &'static str {
+    match fused::isa() {
+        fused::Isa::Avx512 => "avx512",
+        fused::Isa::Avx2 => "avx2+fma",
+        fused::Isa::Baseline => "baseline",
+    }
+}
 
 /// The recurrent state `(h, c)`.
 ///
@@ -75,8 +86,9 @@ pub struct LstmState {
 /// How the recurrence is computed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub enum Kernel {
-    /// The fused CPU kernels of [`fused`] (f32 on the CPU; other tensors fall back to
-    /// [`Kernel::Reference`]).
+    /// One fused op per layer (f32 on the CPU; other tensors fall back to
+    /// [`Kernel::Reference`]): the whole sequence, every direction, with vectorised gate
+    /// kernels picked at run time for the CPU (AVX-512, AVX2 + FMA or baseline).
     #[default]
     Fused,
     /// Step by step with plain candle ops: the definition, and the path on other devices.

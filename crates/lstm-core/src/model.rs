@@ -15,8 +15,8 @@ pub enum Backbone {
     /// The multi-layer [`Lstm`], whose recurrence runs in the fused kernel.
     #[default]
     Layer,
-    /// A multi-layer [`Gru`] (PyTorch's `nn.GRU`; parameters `gru.*`), step by step with
-    /// candle ops: the chapter's GRU comparison.
+    /// A multi-layer [`Gru`] (PyTorch's `nn.GRU`; parameters `gru.*`), in the fused
+    /// kernel: the chapter's GRU comparison.
     Gru,
 }
 
@@ -117,7 +117,7 @@ impl SequenceClassifier {
         self.recurrent = match self.recurrent {
             Recurrent::Cell(c) => Recurrent::Cell(c.with_kernel(kernel)),
             Recurrent::Layer(l) => Recurrent::Layer(l.with_kernel(kernel)),
-            gru @ Recurrent::Gru(_) => gru,
+            Recurrent::Gru(g) => Recurrent::Gru(g.with_kernel(kernel)),
         };
         self
     }
@@ -139,7 +139,7 @@ impl SequenceClassifier {
                 cell.unroll(x, state)?.h
             }
             Recurrent::Gru(gru) => {
-                let (_, h_n) = gru.forward(x, None, train)?;
+                let h_n = gru.forward_final(x, None, train)?;
                 h_n.i(self.config.num_layers - 1)?
             }
             Recurrent::Layer(lstm) => {

@@ -180,7 +180,7 @@ impl SequenceRegressor {
         let first = (self.config.num_layers - 1) * dirs;
         let h_n = match &self.recurrent {
             Recurrent::Lstm(lstm) => lstm.forward_final(x, None, train)?.h,
-            Recurrent::Gru(gru) => gru.forward(x, None, train)?.1,
+            Recurrent::Gru(gru) => gru.forward_final(x, None, train)?,
         };
         if dirs == 1 {
             return Ok(h_n.i(first)?);

@@ -1,94 +1,73 @@
-//! The plain (Elman) recurrent network with a tanh nonlinearity, PyTorch-compatible.
+//! The plain (Elman) recurrent network, tanh or ReLU, PyTorch-compatible.
 
-use candle_core::{IndexOp, Tensor, Var};
+use candle_core::{Tensor, Var};
 use candle_nn::VarBuilder;
 
-use crate::error::Result;
-use crate::lstm::DirectionWeights;
-use crate::recurrent;
-
-/// One direction of one RNN layer over a whole sequence (see [`recurrent::Direction`]).
-///
-/// `W_ih x + b_ih + b_hh` of every step is one matmul up front, both biases folded in.
-fn rnn_direction(
-    w: &DirectionWeights,
-    x: &Tensor,
-    h0: &Tensor,
-    reverse: bool,
-    taps: Option<&[Var]>,
-) -> Result<Vec<Tensor>> {
-    let t = x.dim(1)?;
-    let xp = w.input_projection(x, true)?;
-    let w_hh_t = w.w_hh.t()?;
-    let mut h = h0.clone();
-    let mut states = vec![None; t];
-    for step in 0..t {
-        let ti = if reverse { t - 1 - step } else { step };
-        // h' = tanh(W_ih x + b_ih + W_hh h + b_hh)
-        h = (xp.i((.., ti, ..))? + h.matmul(&w_hh_t)?)?.tanh()?;
-        if let Some(taps) = taps {
-            h = (h + taps[ti].as_tensor())?;
-        }
-        states[ti] = Some(h.clone());
-    }
-    Ok(states.into_iter().flatten().collect())
-}
+use crate::engine::{zero_taps, Family, Nonlinearity, RecurrentConfig, Stack};
+use crate::error::{LstmError, Result};
+use crate::Kernel;
 
 /// The shape of a [`Rnn`]: the same fields and builder as [`LstmConfig`](crate::LstmConfig).
-pub type RnnConfig = crate::lstm::RecurrentConfig;
+pub type RnnConfig = RecurrentConfig;
 
-/// A multi-layer tanh RNN over `(batch, seq, features)` input, as PyTorch's
-/// `nn.RNN(batch_first=True)` (`nonlinearity="tanh"`):
+/// A multi-layer RNN over `(batch, seq, features)` input, as PyTorch's
+/// `nn.RNN(batch_first=True)`:
 ///
 /// ```text
-/// h' = tanh(W_ih x + b_ih + W_hh h + b_hh)
+/// h' = act(W_ih x + b_ih + W_hh h + b_hh)      act = tanh (default) or ReLU
 /// ```
 ///
 /// Parameters are named and shaped as PyTorch's: `weight_ih_l{k}` `(H, in)`,
 /// `weight_hh_l{k}` `(H, H)`, `bias_ih_l{k}`, `bias_hh_l{k}` `(H)`, plus the same with
 /// `_reverse` for the backward direction, each initialised uniform in ±1/√H.
 ///
-/// The recurrence runs step by step with candle ops, on any device.
+/// On the CPU in f32 each layer runs as one fused op (both directions at once); elsewhere,
+/// or with [`Kernel::Reference`], step by step with candle ops.
 #[derive(Clone, Debug)]
 pub struct Rnn {
-    config: RnnConfig,
-    /// `layers[k][d]`: layer `k`, direction `d`.
-    layers: Vec<Vec<DirectionWeights>>,
+    stack: Stack,
+    nonlinearity: Nonlinearity,
 }
 
 impl Rnn {
-    /// Builds the layers, reading or creating their parameters through `vb`.
+    /// Builds a tanh RNN, reading or creating its parameters through `vb`.
     pub fn new(config: RnnConfig, vb: VarBuilder) -> Result<Self> {
-        config.validate()?;
-        let layers = recurrent::load_layers(
-            &vb,
-            config.input_size,
-            config.hidden_size,
-            config.num_layers,
-            config.bidirectional,
-            1,
-        )?;
-        Ok(Self { config, layers })
+        Self::new_with_nonlinearity(config, Nonlinearity::Tanh, vb)
+    }
+
+    /// Builds an RNN with the given non-linearity (`nn.RNN(nonlinearity=...)`).
+    pub fn new_with_nonlinearity(
+        config: RnnConfig,
+        nonlinearity: Nonlinearity,
+        vb: VarBuilder,
+    ) -> Result<Self> {
+        Ok(Self {
+            stack: Stack::new(config, Family::Rnn(nonlinearity), vb)?,
+            nonlinearity,
+        })
+    }
+
+    /// Selects the recurrence kernel (the fused one by default).
+    pub fn with_kernel(mut self, kernel: Kernel) -> Self {
+        self.stack = self.stack.with_kernel(kernel);
+        self
     }
 
     /// The configuration this model was built with.
     pub fn config(&self) -> &RnnConfig {
-        &self.config
+        self.stack.config()
     }
 
-    /// Checks `x` and `h0`; returns the initial state `(layers·D, B, H)`.
-    fn initial_state(&self, x: &Tensor, h0: Option<&Tensor>) -> Result<Tensor> {
-        let cfg = &self.config;
-        let (b, _) = recurrent::check_input("Rnn input", x, cfg.input_size)?;
-        let shape = [cfg.num_layers * cfg.directions(), b, cfg.hidden_size];
-        recurrent::initial_state("Rnn h0", h0, shape, x)
+    /// The non-linearity.
+    pub fn nonlinearity(&self) -> Nonlinearity {
+        self.nonlinearity
     }
 
     /// Runs the model.
     ///
     /// - `x`: `(B, T, input_size)`;
     /// - `h0`: optional initial state `(layers·D, B, H)`; zeros when `None`;
-    /// - `train`: applies dropout between layers.
+    /// - `train`: applies dropout between layers and keeps what the backward pass needs.
     ///
     /// Returns the last layer's outputs `(B, T, D·H)` and the final state `h_n`,
     /// `(layers·D, B, H)`, as PyTorch's `(output, h_n)`.
@@ -98,15 +77,17 @@ impl Rnn {
         h0: Option<&Tensor>,
         train: bool,
     ) -> Result<(Tensor, Tensor)> {
-        let h0 = self.initial_state(x, h0)?;
-        recurrent::run_stacked(
-            &self.layers,
-            x,
-            &h0,
-            self.config.dropout,
-            train,
-            rnn_direction,
-        )
+        let run = self.stack.run(x, h0, None, train, false)?;
+        let out = run
+            .out
+            .ok_or_else(|| LstmError::Config("no output sequence".into()))?;
+        Ok((out, run.h_n))
+    }
+
+    /// Runs the model and returns only the final state `h_n`, `(layers·D, B, H)`: the
+    /// numbers of [`Rnn::forward`], without an output sequence for autograd.
+    pub fn forward_final(&self, x: &Tensor, h0: Option<&Tensor>, train: bool) -> Result<Tensor> {
+        Ok(self.stack.run(x, h0, None, train, true)?.h_n)
     }
 
     /// The hidden state of every step of the last layer, in time order, each `(B, H)`: for
@@ -117,8 +98,7 @@ impl Rnn {
     /// candle keeps gradients of variables only, so to read `∂L/∂h_t` use
     /// [`Rnn::forward_steps_with_taps`].
     pub fn forward_steps(&self, x: &Tensor, h0: Option<&Tensor>) -> Result<Vec<Tensor>> {
-        let h0 = self.initial_state(x, h0)?;
-        recurrent::last_layer_steps("Rnn", &self.layers, x, &h0, rnn_direction, None)
+        self.stack.last_layer_steps(x, (h0, None), None)
     }
 
     /// As [`Rnn::forward_steps`], plus one zero variable `(B, H)` per step ("tap") added
@@ -148,10 +128,8 @@ impl Rnn {
         x: &Tensor,
         h0: Option<&Tensor>,
     ) -> Result<(Vec<Tensor>, Vec<Var>)> {
-        let h0 = self.initial_state(x, h0)?;
-        let taps = recurrent::zero_taps(x, h0.dim(1)?, self.config.hidden_size)?;
-        let steps =
-            recurrent::last_layer_steps("Rnn", &self.layers, x, &h0, rnn_direction, Some(&taps))?;
+        let taps = zero_taps(x, self.stack.config().hidden_size)?;
+        let steps = self.stack.last_layer_steps(x, (h0, None), Some(&taps))?;
         Ok((steps, taps))
     }
 }
@@ -159,8 +137,8 @@ impl Rnn {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::error::LstmError;
     use crate::init::seeded_var_builder;
+    use candle_core::IndexOp;
     use candle_core::{DType, Device};
     use candle_nn::VarMap;
 

@@ -1,0 +1,331 @@
+//! The one recurrent engine: a stack of layers × directions of any [`Family`], run
+//! through the fused op ([`crate::fused`]) or step by step with candle ops
+//! ([`Kernel::Reference`]). The fronts [`crate::Lstm`], [`crate::Gru`] and [`crate::Rnn`]
+//! only name their state; layers, directions, dropout between layers, the initial state
+//! and per-step taps are handled here, once.
+
+mod config;
+mod reference;
+
+use candle_core::{IndexOp, Tensor, Var, D};
+use candle_nn::{Init, VarBuilder};
+
+pub use config::{Family, Nonlinearity, RecurrentConfig};
+
+use crate::error::{check_shape, LstmError, Result};
+use crate::fused::{self, SequenceOutput};
+use crate::Kernel;
+
+/// The parameters of one direction of one layer.
+#[derive(Clone, Debug)]
+pub(crate) struct DirectionWeights {
+    pub w_ih: Tensor,
+    pub w_hh: Tensor,
+    pub b_ih: Tensor,
+    pub b_hh: Tensor,
+}
+
+impl DirectionWeights {
+    /// Loads `weight_ih_l{k}{suffix}` and friends, initialised uniform in ±1/√H.
+    fn load(
+        vb: &VarBuilder,
+        layer: usize,
+        suffix: &str,
+        (input_size, hidden_size, gates): (usize, usize, usize),
+    ) -> Result<Self> {
+        let k = 1.0 / (hidden_size as f64).sqrt();
+        let init = Init::Uniform { lo: -k, up: k };
+        let rows = gates * hidden_size;
+        let name = |n: &str| format!("{n}_l{layer}{suffix}");
+        Ok(Self {
+            w_ih: vb.get_with_hints((rows, input_size), &name("weight_ih"), init)?,
+            w_hh: vb.get_with_hints((rows, hidden_size), &name("weight_hh"), init)?,
+            b_ih: vb.get_with_hints(rows, &name("bias_ih"), init)?,
+            b_hh: vb.get_with_hints(rows, &name("bias_hh"), init)?,
+        })
+    }
+
+    /// `[W_ih | W_hh | b_ih | b_hh]`, the fused op's layout.
+    fn packed(&self) -> Result<Tensor> {
+        Ok(fused::pack_weights(
+            &self.w_ih, &self.w_hh, &self.b_ih, &self.b_hh,
+        )?)
+    }
+}
+
+/// What a stack returns: the last layer's outputs `(B, T, D·H)` (unless only the final
+/// state was asked for) and the final states, each `(layers·D, B, H)`.
+pub(crate) struct StackOutput {
+    pub out: Option<Tensor>,
+    pub h_n: Tensor,
+    /// The cell states, for a family with a cell.
+    pub c_n: Option<Tensor>,
+}
+
+/// Layers × directions of one family, with PyTorch's parameter names.
+#[derive(Clone, Debug)]
+pub(crate) struct Stack {
+    config: RecurrentConfig,
+    family: Family,
+    /// `layers[k][d]`: layer `k`, direction `d`.
+    layers: Vec<Vec<DirectionWeights>>,
+    kernel: Kernel,
+}
+
+/// The labels of a family's arguments in shape errors.
+fn labels(family: Family) -> [&'static str; 3] {
+    match family {
+        Family::Lstm => ["Lstm input", "Lstm h0", "Lstm c0"],
+        Family::Gru => ["Gru input", "Gru h0", "Gru c0"],
+        Family::Rnn(_) => ["Rnn input", "Rnn h0", "Rnn c0"],
+    }
+}
+
+impl Stack {
+    /// Builds the layers, reading or creating `weight_ih_l{k}[_reverse]` and friends.
+    pub fn new(config: RecurrentConfig, family: Family, vb: VarBuilder) -> Result<Self> {
+        config.validate()?;
+        let suffixes: &[&str] = if config.bidirectional {
+            &["", "_reverse"]
+        } else {
+            &[""]
+        };
+        let layers = (0..config.num_layers)
+            .map(|layer| {
+                let input = match layer {
+                    0 => config.input_size,
+                    _ => config.hidden_size * suffixes.len(),
+                };
+                let sizes = (input, config.hidden_size, family.gates());
+                suffixes
+                    .iter()
+                    .map(|suffix| DirectionWeights::load(&vb, layer, suffix, sizes))
+                    .collect::<Result<Vec<_>>>()
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Ok(Self {
+            config,
+            family,
+            layers,
+            kernel: Kernel::default(),
+        })
+    }
+
+    /// Selects the kernel (the fused one by default).
+    pub fn with_kernel(mut self, kernel: Kernel) -> Self {
+        self.kernel = kernel;
+        self
+    }
+
+    /// The shape this stack was built with.
+    pub fn config(&self) -> &RecurrentConfig {
+        &self.config
+    }
+
+    /// Checks `x (B, T, input_size)` with `T > 0` and the initial states against
+    /// `(layers·D, B, H)`.
+    fn check(&self, x: &Tensor, h0: Option<&Tensor>, c0: Option<&Tensor>) -> Result<()> {
+        let [input, h_label, c_label] = labels(self.family);
+        let (b, t, _) = x.dims3()?;
+        check_shape(input, x.dims(), &[b, t, self.config.input_size])?;
+        if t == 0 {
+            return Err(LstmError::Config(format!("{input} has no time steps")));
+        }
+        let cfg = &self.config;
+        let shape = [cfg.num_layers * cfg.directions(), b, cfg.hidden_size];
+        for (label, state) in [(h_label, h0), (c_label, c0)] {
+            if let Some(s) = state {
+                check_shape(label, s.dims(), &shape)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Runs every layer and direction.
+    ///
+    /// - `h0`, `c0`: optional initial states `(layers·D, B, H)` (`c0` for the LSTM only),
+    ///   zeros when `None`;
+    /// - `train`: dropout between layers, and keep what the backward pass needs;
+    /// - `final_only`: the last layer returns its final state only (no output sequence
+    ///   for autograd, which makes a model that reads only `h_n` cheaper to train).
+    pub fn run(
+        &self,
+        x: &Tensor,
+        h0: Option<&Tensor>,
+        c0: Option<&Tensor>,
+        train: bool,
+        final_only: bool,
+    ) -> Result<StackOutput> {
+        self.check(x, h0, c0)?;
+        let dropout = if train { self.config.dropout } else { 0.0 };
+        self.run_layers(&self.layers, x, (h0, c0), (dropout, train), final_only)
+    }
+
+    /// Runs `layers` with `dropout` between them, keeping what the backward pass needs
+    /// when `save`.
+    fn run_layers(
+        &self,
+        layers: &[Vec<DirectionWeights>],
+        x: &Tensor,
+        (h0, c0): (Option<&Tensor>, Option<&Tensor>),
+        (dropout, save): (f32, bool),
+        final_only: bool,
+    ) -> Result<StackOutput> {
+        let dirs = self.config.directions();
+        let (mut input, mut out) = (x.clone(), None);
+        let (mut hs, mut cs) = (Vec::new(), Vec::new());
+        for (layer, weights) in layers.iter().enumerate() {
+            let last = layer + 1 == layers.len();
+            let slot = |s: Option<&Tensor>| s.map(|s| s.narrow(0, layer * dirs, dirs)).transpose();
+            let start = (slot(h0)?, slot(c0)?);
+            let (seq, h_n, c_n) = if self.kernel == Kernel::Fused && fused::supports(&input) {
+                self.fused_layer(weights, &input, start, save, final_only && last)?
+            } else {
+                self.reference_layer(weights, &input, start, final_only && last)?
+            };
+            hs.push(h_n);
+            cs.extend(c_n);
+            if let Some(seq) = seq {
+                input = match dropout > 0.0 && !last {
+                    true => candle_nn::ops::dropout(&seq, dropout)?,
+                    false => seq,
+                };
+                out = Some(input.clone());
+            }
+        }
+        let c_n = match cs.is_empty() {
+            true => None,
+            false => Some(Tensor::cat(&cs, 0)?),
+        };
+        Ok(StackOutput {
+            out: if final_only { None } else { out },
+            h_n: Tensor::cat(&hs, 0)?,
+            c_n,
+        })
+    }
+
+    /// One layer through the fused op: `(sequence, h_n, c_n)`, states `(D, B, H)`.
+    fn fused_layer(
+        &self,
+        weights: &[DirectionWeights],
+        x: &Tensor,
+        (h0, c0): (Option<Tensor>, Option<Tensor>),
+        train: bool,
+        final_only: bool,
+    ) -> Result<(Option<Tensor>, Tensor, Option<Tensor>)> {
+        let (dirs, b, hidden) = (weights.len(), x.dim(0)?, self.config.hidden_size);
+        let packed = weights
+            .iter()
+            .map(|w| w.packed())
+            .collect::<Result<Vec<_>>>()?;
+        let w = Tensor::cat(&packed, 0)?;
+        let cell = self.family.has_cell();
+        let zeros = || Tensor::zeros((dirs, b, hidden), x.dtype(), x.device());
+        let s0 = match (h0, cell) {
+            (None, false) => zeros()?,
+            (Some(h), false) => h,
+            (h, true) => {
+                let h = h.map_or_else(zeros, Ok)?;
+                let c = c0.map_or_else(zeros, Ok)?;
+                Tensor::cat(&[h, c], 2)?
+            }
+        };
+        let mode = match final_only {
+            true => SequenceOutput::Final,
+            false => SequenceOutput::All,
+        };
+        let seq = fused::sequence(self.family, x, &w, &s0, dirs, train, mode)?;
+        let c_n = cell.then(|| seq.states.i(1)).transpose()?;
+        Ok((seq.out, seq.states.i(0)?, c_n))
+    }
+
+    /// One layer step by step with candle ops: `(sequence, h_n, c_n)`.
+    fn reference_layer(
+        &self,
+        weights: &[DirectionWeights],
+        x: &Tensor,
+        (h0, c0): (Option<Tensor>, Option<Tensor>),
+        final_only: bool,
+    ) -> Result<(Option<Tensor>, Tensor, Option<Tensor>)> {
+        let (b, hidden) = (x.dim(0)?, self.config.hidden_size);
+        let zeros = Tensor::zeros((b, hidden), x.dtype(), x.device())?;
+        let (mut seqs, mut hs, mut cs) = (Vec::new(), Vec::new(), Vec::new());
+        for (d, w) in weights.iter().enumerate() {
+            let start = |s: &Option<Tensor>| s.as_ref().map_or(Ok(zeros.clone()), |s| s.i(d));
+            let c_start = start(&c0)?;
+            let c_start = self.family.has_cell().then_some(&c_start);
+            let reverse = d == 1;
+            let run = reference::Direction::new(self.family, w, reverse);
+            let (steps, c_n) = run.steps(x, &start(&h0)?, c_start, None)?;
+            hs.push(steps[if reverse { 0 } else { steps.len() - 1 }].clone());
+            cs.extend(c_n);
+            if !final_only {
+                seqs.push(Tensor::stack(&steps, 1)?);
+            }
+        }
+        let seq = match seqs.is_empty() {
+            true => None,
+            false => Some(Tensor::cat(&seqs, D::Minus1)?),
+        };
+        let c_n = match cs.is_empty() {
+            true => None,
+            false => Some(Tensor::stack(&cs, 0)?),
+        };
+        Ok((seq, Tensor::stack(&hs, 0)?, c_n))
+    }
+
+    /// The hidden state of every step of the last layer, in time order, each `(B, H)`, of
+    /// a unidirectional stack: the layers below run without dropout (and can be
+    /// differentiated), the last one step by step with candle ops. With `taps` (one zero variable `(B, H)` per step) the state
+    /// of step `t` is the computed one plus `taps[t]`, and the recurrence continues from
+    /// that sum, so the gradient of `taps[t]` is `∂L/∂h_t`.
+    pub fn last_layer_steps(
+        &self,
+        x: &Tensor,
+        (h0, c0): (Option<&Tensor>, Option<&Tensor>),
+        taps: Option<&[Var]>,
+    ) -> Result<Vec<Tensor>> {
+        self.check(x, h0, c0)?;
+        let name = labels(self.family)[0].split(' ').next().unwrap_or("model");
+        if self.config.bidirectional {
+            return Err(LstmError::Config(format!(
+                "{name}: per-step states are for unidirectional models only"
+            )));
+        }
+        let Some((last, below)) = self.layers.split_last() else {
+            return Err(LstmError::Config(format!("{name} has no layers")));
+        };
+        let n = below.len();
+        let input = match n {
+            0 => x.clone(),
+            _ => {
+                let lower = |s: Option<&Tensor>| s.map(|s| s.narrow(0, 0, n)).transpose();
+                let (h, c) = (lower(h0)?, lower(c0)?);
+                let start = (h.as_ref(), c.as_ref());
+                let run = self.run_layers(below, x, start, (0.0, true), false)?;
+                run.out
+                    .ok_or_else(|| LstmError::Config("no output sequence".into()))?
+            }
+        };
+        let b = x.dim(0)?;
+        let zeros = Tensor::zeros((b, self.config.hidden_size), x.dtype(), x.device())?;
+        let start = |s: Option<&Tensor>| s.map_or(Ok(zeros.clone()), |s| s.i(n));
+        let c_start = start(c0)?;
+        let c_start = self.family.has_cell().then_some(&c_start);
+        let run = reference::Direction::new(self.family, &last[0], false);
+        Ok(run.steps(&input, &start(h0)?, c_start, taps)?.0)
+    }
+}
+
+/// Per-step zero variables `(B, H)`, one per time step of `x`, to add to the hidden
+/// states so that their gradients are `∂L/∂h_t` (candle keeps gradients of variables
+/// only).
+pub(crate) fn zero_taps(x: &Tensor, hidden: usize) -> Result<Vec<Var>> {
+    let b = x.dim(0)?;
+    (0..x.dim(1)?)
+        .map(|_| Ok(Var::zeros((b, hidden), x.dtype(), x.device())?))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,165 @@
+//! The fused op against the reference loop, for every family, on odd shapes.
+
+use candle_core::{backprop::GradStore, DType, Device, Tensor, Var};
+use candle_nn::VarMap;
+
+use super::*;
+use crate::init::seeded_var_builder;
+
+fn max_diff(a: &Tensor, b: &Tensor) -> f32 {
+    assert_eq!(a.dims(), b.dims());
+    (a - b)
+        .and_then(|d| d.abs())
+        .and_then(|d| d.flatten_all())
+        .and_then(|d| d.max(0))
+        .and_then(|d| d.to_scalar::<f32>())
+        .expect("diff")
+}
+
+const FAMILIES: [Family; 4] = [
+    Family::Lstm,
+    Family::Gru,
+    Family::Rnn(Nonlinearity::Tanh),
+    Family::Rnn(Nonlinearity::Relu),
+];
+
+/// The inputs of one comparison: `x`, and the initial states when the case has them.
+struct Inputs {
+    x: Var,
+    h0: Option<Var>,
+    c0: Option<Var>,
+}
+
+/// Runs `stack`, takes a loss that reads every output, and returns the outputs and the
+/// gradients.
+fn run(
+    stack: &Stack,
+    inputs: &Inputs,
+    probe: &Tensor,
+    final_only: bool,
+) -> Result<(StackOutput, GradStore)> {
+    let (h0, c0) = (
+        inputs.h0.as_ref().map(|v| v.as_tensor()),
+        inputs.c0.as_ref().map(|v| v.as_tensor()),
+    );
+    let out = stack.run(inputs.x.as_tensor(), h0, c0, true, final_only)?;
+    let mut loss = (out.h_n.sum_all()? * 1.5)?;
+    if let Some(c) = &out.c_n {
+        loss = (loss + (c.sqr()?.sum_all()? * 0.3)?)?;
+    }
+    if let Some(o) = &out.out {
+        loss = (loss + (o * probe)?.sum_all()?)?;
+    }
+    let grads = loss.backward()?;
+    Ok((out, grads))
+}
+
+#[test]
+fn fused_matches_reference_for_every_family() -> Result<()> {
+    let dev = Device::Cpu;
+    // (batch, steps, input, hidden, layers, bidirectional, initial state)
+    let cases = [
+        (1, 1, 1, 1, 1, false, false),
+        (3, 7, 5, 9, 2, false, true),
+        (2, 4, 3, 13, 2, true, true),
+        (5, 1, 6, 33, 1, true, false),
+        (1, 9, 4, 7, 1, true, true),
+        (70, 6, 8, 130, 1, false, false),
+        (19, 5, 3, 17, 2, true, false),
+    ];
+    for family in FAMILIES {
+        for (b, t, i, h, layers, bi, with_state) in cases {
+            let case = format!("{family:?} b{b} t{t} i{i} h{h} l{layers} bi{bi} s{with_state}");
+            let vm = VarMap::new();
+            let vb = seeded_var_builder(&vm, 5, DType::F32, &dev);
+            let cfg = RecurrentConfig::new(i, h)
+                .with_layers(layers)
+                .with_bidirectional(bi);
+            let fused = Stack::new(cfg, family, vb)?;
+            let reference = fused.clone().with_kernel(Kernel::Reference);
+            let slots = layers * cfg.directions();
+            let state = |scale| -> Result<Option<Var>> {
+                Ok(match with_state {
+                    true => Some(Var::from_tensor(&Tensor::randn(
+                        0f32,
+                        scale,
+                        (slots, b, h),
+                        &dev,
+                    )?)?),
+                    false => None,
+                })
+            };
+            let inputs = Inputs {
+                x: Var::from_tensor(&Tensor::randn(0f32, 1.0, (b, t, i), &dev)?)?,
+                h0: state(0.5)?,
+                c0: if family.has_cell() { state(0.5)? } else { None },
+            };
+            let probe = Tensor::randn(0f32, 1.0, (b, t, cfg.directions() * h), &dev)?;
+            let params = vm.all_vars();
+            let mut vars: Vec<&Var> = params.iter().collect();
+            vars.push(&inputs.x);
+            vars.extend(inputs.h0.iter().chain(inputs.c0.iter()));
+            for final_only in [false, true] {
+                let (of, gf) = run(&fused, &inputs, &probe, final_only)?;
+                let (or, gr) = run(&reference, &inputs, &probe, final_only)?;
+                let what = format!("{case} final_only {final_only}");
+                assert_eq!(of.out.is_some(), !final_only, "{what}: output");
+                if let (Some(a), Some(r)) = (&of.out, &or.out) {
+                    assert!(max_diff(a, r) < 1e-5, "{what}: output");
+                }
+                assert!(max_diff(&of.h_n, &or.h_n) < 1e-5, "{what}: h_n");
+                assert_eq!(of.c_n.is_some(), family.has_cell(), "{what}: c_n");
+                if let (Some(a), Some(r)) = (&of.c_n, &or.c_n) {
+                    assert!(max_diff(a, r) < 1e-5, "{what}: c_n");
+                }
+                for var in &vars {
+                    let a = gf.get(var.as_tensor()).expect("fused gradient missing");
+                    let r = gr.get(var.as_tensor()).expect("reference gradient missing");
+                    let d = max_diff(a, r);
+                    assert!(d < 1e-4, "{what}: gradient {:?} differs by {d}", var.dims());
+                    let size = a.abs()?.sum_all()?.to_scalar::<f32>()?;
+                    // ReLU units can be dead for a whole tiny case, and W_hh gets nothing
+                    // from a single step out of a zero state; otherwise every input learns.
+                    let relu = family == Family::Rnn(Nonlinearity::Relu);
+                    if !relu && (t > 1 || with_state) {
+                        assert!(size > 0.0, "{what}: zero gradient {:?}", var.dims());
+                    }
+                }
+            }
+            // Inference: the same numbers, nothing kept for a backward pass.
+            let h0 = inputs.h0.as_ref().map(|v| v.as_tensor());
+            let c0 = inputs.c0.as_ref().map(|v| v.as_tensor());
+            let a = fused.run(inputs.x.as_tensor(), h0, c0, false, false)?;
+            let r = reference.run(inputs.x.as_tensor(), h0, c0, false, false)?;
+            assert!(
+                max_diff(&a.out.unwrap(), &r.out.unwrap()) < 1e-5,
+                "{case}: inference"
+            );
+        }
+    }
+    Ok(())
+}
+
+#[test]
+fn backward_without_a_training_forward_is_an_error() -> Result<()> {
+    let dev = Device::Cpu;
+    let vm = VarMap::new();
+    let vb = seeded_var_builder(&vm, 1, DType::F32, &dev);
+    let stack = Stack::new(RecurrentConfig::new(3, 4), Family::Gru, vb)?;
+    let x = Var::from_tensor(&Tensor::randn(0f32, 1.0, (2, 3, 3), &dev)?)?;
+    let out = stack.run(x.as_tensor(), None, None, false, false)?;
+    let Err(err) = out.out.unwrap().sum_all()?.backward() else {
+        panic!("backward after an inference forward must fail");
+    };
+    assert!(err.to_string().contains("train = true"), "{err}");
+    Ok(())
+}
+
+#[test]
+fn the_cpu_gets_a_vectorised_kernel() {
+    // The development and CI machines have AVX2 at least.
+    #[cfg(target_arch = "x86_64")]
+    if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") {
+        assert_ne!(crate::fused::isa(), crate::fused::Isa::Baseline);
+    }
+}

@@ -1,0 +1,196 @@
+//! Raw-buffer plumbing of the fused op: the GEMM call, recycled scratch buffers, the
+//! split of the work into tasks, and a pointer that tasks share.
+
+/// GEMMs below this many multiply-adds run on one thread.
+const PARALLEL_GEMM_MIN: usize = 256 * 1024;
+
+fn parallelism(parallel: bool, madds: usize) -> gemm::Parallelism {
+    let n = rayon::current_num_threads();
+    if parallel && n > 1 && madds >= PARALLEL_GEMM_MIN {
+        gemm::Parallelism::Rayon(n)
+    } else {
+        gemm::Parallelism::None
+    }
+}
+
+/// A strided matrix operand: base pointer, row stride, column stride (in floats).
+#[derive(Clone, Copy)]
+pub(crate) struct Mat {
+    pub ptr: *const f32,
+    pub rs: usize,
+    pub cs: usize,
+}
+
+impl Mat {
+    /// A row-major operand with row stride `rs`.
+    pub fn rows(ptr: *const f32, rs: usize) -> Self {
+        Self { ptr, rs, cs: 1 }
+    }
+
+    /// The transpose of a row-major operand with row stride `rs`.
+    pub fn transposed(ptr: *const f32, rs: usize) -> Self {
+        Self { ptr, rs: 1, cs: rs }
+    }
+}
+
+/// `dst (m×n, row stride dst_rs) = [dst +] lhs (m×k) · rhs (k×n)`.
+///
+/// # Safety
+/// Every pointer must address the full strided extent its dimensions and strides imply,
+/// and `dst` must not overlap the operands.
+pub(crate) unsafe fn matmul(
+    (m, n, k): (usize, usize, usize),
+    dst: *mut f32,
+    dst_rs: usize,
+    accumulate: bool,
+    lhs: Mat,
+    rhs: Mat,
+    parallel: bool,
+) {
+    if m == 0 || n == 0 {
+        return;
+    }
+    gemm::gemm(
+        m,
+        n,
+        k,
+        dst,
+        1,
+        dst_rs as isize,
+        accumulate,
+        lhs.ptr,
+        lhs.cs as isize,
+        lhs.rs as isize,
+        rhs.ptr,
+        rhs.cs as isize,
+        rhs.rs as isize,
+        if accumulate { 1.0 } else { 0.0 },
+        1.0,
+        false,
+        false,
+        false,
+        parallelism(parallel, m * n * k),
+    )
+}
+
+thread_local! {
+    /// Scratch buffers reused across calls, so that large temporaries do not go back to
+    /// the OS (and page-fault on every step) between iterations.
+    static SCRATCH: std::cell::RefCell<Vec<Vec<f32>>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// A buffer of `len` floats, recycled when possible. Its contents are unspecified (stale
+/// values of an earlier call): callers write every element before reading it.
+pub(crate) fn take_buffer(len: usize) -> Vec<f32> {
+    let recycled = SCRATCH.with(|pool| {
+        let mut pool = pool.borrow_mut();
+        let pos = pool.iter().position(|v| v.capacity() >= len);
+        pos.map(|p| pool.swap_remove(p))
+    });
+    let mut v = recycled.unwrap_or_default();
+    if v.len() >= len {
+        v.truncate(len);
+    } else {
+        v.resize(len, 0.0);
+    }
+    v
+}
+
+/// Returns a buffer for later reuse.
+pub(crate) fn recycle(v: Vec<f32>) {
+    if v.capacity() == 0 {
+        return;
+    }
+    SCRATCH.with(|pool| {
+        let mut pool = pool.borrow_mut();
+        if pool.len() < 12 {
+            pool.push(v);
+        }
+    });
+}
+
+/// One unit of parallel work: direction `dir`, batch rows `rows.0..rows.1`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Task {
+    pub dir: usize,
+    pub rows: (usize, usize),
+}
+
+/// Splits `directions × 0..b` into tasks, one per thread where possible: each direction
+/// gets `threads / directions` (at least one) blocks of rows, sizes rounded to 8.
+pub(crate) fn tasks(b: usize, directions: usize) -> Vec<Task> {
+    let threads = rayon::current_num_threads().max(1);
+    let per_dir = threads.div_ceil(directions).min(b.div_ceil(8)).max(1);
+    let per = b.div_ceil(per_dir).next_multiple_of(8).min(b).max(1);
+    (0..directions)
+        .flat_map(|dir| {
+            (0..b).step_by(per).map(move |start| Task {
+                dir,
+                rows: (start, (start + per).min(b)),
+            })
+        })
+        .collect()
+}
+
+/// A buffer that several tasks write at once, each to its own disjoint elements.
+#[derive(Clone, Copy)]
+pub(crate) struct Shared(*mut f32, usize);
+
+// SAFETY: tasks only touch disjoint elements (see `Shared::slice`), so sending the pointer
+// to other threads is sound.
+unsafe impl Send for Shared {}
+unsafe impl Sync for Shared {}
+
+impl Shared {
+    pub fn new(buf: &mut [f32]) -> Self {
+        Self(buf.as_mut_ptr(), buf.len())
+    }
+
+    /// The pointer to element `offset`.
+    pub fn at(self, offset: usize) -> *mut f32 {
+        assert!(
+            offset <= self.1,
+            "offset {offset} past a buffer of {}",
+            self.1
+        );
+        // SAFETY: within the buffer (checked).
+        unsafe { self.0.add(offset) }
+    }
+
+    /// `len` elements from `offset`.
+    ///
+    /// # Safety
+    /// No other live slice may overlap these elements.
+    #[allow(clippy::mut_from_ref)]
+    pub unsafe fn slice(&self, offset: usize, len: usize) -> &mut [f32] {
+        assert!(
+            offset + len <= self.1,
+            "{offset}+{len} past a buffer of {}",
+            self.1
+        );
+        std::slice::from_raw_parts_mut(self.0.add(offset), len)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tasks_cover_every_row_of_every_direction_once() {
+        for b in [1, 7, 8, 9, 64, 100, 257] {
+            for d in [1, 2] {
+                let ts = tasks(b, d);
+                for dir in 0..d {
+                    let mut covered = vec![0; b];
+                    for t in ts.iter().filter(|t| t.dir == dir) {
+                        for c in &mut covered[t.rows.0..t.rows.1] {
+                            *c += 1;
+                        }
+                    }
+                    assert!(covered.iter().all(|&c| c == 1), "b {b} d {d}");
+                }
+            }
+        }
+    }
+}

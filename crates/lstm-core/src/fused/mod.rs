@@ -1,0 +1,129 @@
+//! The fused CPU recurrence: one candle op per layer for every recurrent family, with a
+//! hand-written backward pass.
+//!
+//! - [`sequence`] runs one layer (every direction) over a whole sequence: the input
+//!   projection of all steps as one GEMM, then per step one GEMM `h W_hhᵀ` accumulated in
+//!   place and the family's vectorised gate kernel ([`crate::kernels`]). The batch is
+//!   split into blocks of rows, one per thread, and with two directions each direction
+//!   runs on its own threads; a block runs its whole recurrence alone, so steps need no
+//!   synchronisation. The backward pass is back-propagation through time in the same
+//!   blocks, then the weight gradients as single GEMMs over all steps.
+//!
+//! The ops are registered with candle's `apply_op*`, so autograd flows through them.
+
+mod buffers;
+mod op;
+mod recurrence;
+
+use std::sync::Arc;
+
+use candle_core::{DType, Result, Tensor};
+
+use crate::engine::Family;
+use crate::kernels::{GruRows, LstmRows, RnnRows, Rows};
+use op::{FinalStatesOp, Link, SequenceOp};
+
+pub(crate) use recurrence::{isa, Isa};
+
+/// What [`sequence`] returns besides the final states.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum SequenceOutput {
+    /// The hidden states of every step, `(B, T, D·H)`, and the final states.
+    All,
+    /// The final states only: the per-step states stay inside the op, so a model that
+    /// reads only the last state (a classifier) moves no `(B, T, ·)` gradient through
+    /// candle.
+    Final,
+}
+
+/// The result of [`sequence`].
+pub(crate) struct Sequence {
+    /// `(B, T, D·H)`, with [`SequenceOutput::All`].
+    pub out: Option<Tensor>,
+    /// `(S, D, B, H)`: `h_n` (and for the LSTM `c_n`) of every direction.
+    pub states: Tensor,
+}
+
+/// Runs one layer of `family` over `x (B, T, I)`.
+///
+/// - `weights`: `(D·G·H, I + H + 2)`, each direction's `[W_ih | W_hh | b_ih | b_hh]`
+///   ([`pack_weights`]) stacked;
+/// - `s0`: `(D, B, S·H)`, the initial state (`[h0 | c0]` for the LSTM);
+/// - `directions`: 1, or 2 for a bidirectional layer (the second runs backwards in time);
+/// - `train`: keep what the backward pass needs (the result can be differentiated once);
+///   inference keeps nothing.
+pub(crate) fn sequence(
+    family: Family,
+    x: &Tensor,
+    weights: &Tensor,
+    s0: &Tensor,
+    directions: usize,
+    train: bool,
+    output: SequenceOutput,
+) -> Result<Sequence> {
+    match family {
+        Family::Lstm => run(LstmRows, x, weights, s0, directions, train, output),
+        Family::Gru => run(GruRows, x, weights, s0, directions, train, output),
+        Family::Rnn(nl) => {
+            let rows = RnnRows {
+                relu: nl == crate::Nonlinearity::Relu,
+            };
+            run(rows, x, weights, s0, directions, train, output)
+        }
+    }
+}
+
+fn run<R: Rows>(
+    rows: R,
+    x: &Tensor,
+    weights: &Tensor,
+    s0: &Tensor,
+    dirs: usize,
+    train: bool,
+    output: SequenceOutput,
+) -> Result<Sequence> {
+    let link = Arc::new(Link::default());
+    let op = SequenceOp {
+        rows,
+        dirs,
+        train,
+        input_grad: x.track_op(),
+        output,
+        link: link.clone(),
+    };
+    let res = x
+        .contiguous()?
+        .apply_op3(&weights.contiguous()?, &s0.contiguous()?, op)?;
+    Ok(match output {
+        SequenceOutput::Final => Sequence {
+            out: None,
+            states: res,
+        },
+        SequenceOutput::All => {
+            let (b, _, dh) = res.dims3()?;
+            let s = if R::CELL { 2 } else { 1 };
+            let shape = (s, dirs, b, dh / dirs).into();
+            let states = res.apply_op1(FinalStatesOp { link, shape })?;
+            Sequence {
+                out: Some(res),
+                states,
+            }
+        }
+    })
+}
+
+/// Packs one direction's parameters as `[W_ih | W_hh | b_ih | b_hh]`, `(G·H, I + H + 2)`.
+/// Differentiable: gradients flow back to each part.
+pub(crate) fn pack_weights(
+    w_ih: &Tensor,
+    w_hh: &Tensor,
+    b_ih: &Tensor,
+    b_hh: &Tensor,
+) -> Result<Tensor> {
+    Tensor::cat(&[w_ih, w_hh, &b_ih.unsqueeze(1)?, &b_hh.unsqueeze(1)?], 1)
+}
+
+/// Whether the fused kernels can run on tensors of this dtype and device.
+pub(crate) fn supports(t: &Tensor) -> bool {
+    t.dtype() == DType::F32 && t.device().is_cpu()
+}

@@ -1,0 +1,410 @@
+//! The fused sequence op as candle custom ops, with hand-written backward passes.
+//!
+//! [`SequenceOp`] runs one layer, every direction, over the whole sequence: the input
+//! projection of all steps and both directions as one GEMM, then the recurrences
+//! ([`super::recurrence`]). Its output is the layer's hidden states `(B, T, D·H)`, both
+//! directions joined in place, or only the final states. With the sequence as output,
+//! [`FinalStatesOp`] hands out the final states it computed on the way, and passes their
+//! gradient back to it through shared memory: candle's graph sees one sequence tensor and
+//! a small states tensor, with no per-step slicing, concatenation or scatter.
+
+use std::sync::{Arc, Mutex};
+
+use candle_core::{
+    backend::BackendStorage, CpuStorage, CustomOp1, CustomOp3, Layout, Result, Shape, Storage,
+    Tensor,
+};
+
+use super::buffers::{matmul, recycle, take_buffer, Mat, Shared};
+use super::recurrence::{self, state_width, Backward, Dims, Forward};
+use super::SequenceOutput;
+use crate::kernels::Rows;
+
+fn contiguous_f32<'a>(s: &'a CpuStorage, l: &Layout, what: &str) -> Result<&'a [f32]> {
+    let data = match s {
+        CpuStorage::F32(v) => v.as_slice(),
+        other => candle_core::bail!(
+            "fused recurrence: {what} must be f32, got {:?}",
+            other.dtype()
+        ),
+    };
+    match l.contiguous_offsets() {
+        Some((start, end)) => Ok(&data[start..end]),
+        None => candle_core::bail!("fused recurrence: {what} must be contiguous"),
+    }
+}
+
+/// Runs `f` with the contiguous f32 data of a CPU tensor.
+fn with_f32<R>(t: &Tensor, what: &str, f: impl FnOnce(&[f32]) -> Result<R>) -> Result<R> {
+    let t = t.contiguous()?;
+    let (storage, layout) = t.storage_and_layout();
+    match &*storage {
+        Storage::Cpu(cpu) => f(contiguous_f32(cpu, layout, what)?),
+        _ => candle_core::bail!("fused recurrence: {what} must be on the CPU"),
+    }
+}
+
+/// What a training forward pass keeps for its backward pass.
+struct Saved {
+    /// Gate activations `(B, T, D·G·H)`.
+    gates: Vec<f32>,
+    /// What each step saves beside `h`, `(B, T, D·SAVED·H)`.
+    saved: Vec<f32>,
+    /// The hidden states, when the op's output is the final states only.
+    out: Option<Vec<f32>>,
+}
+
+/// Memory shared by a [`SequenceOp`] and its [`FinalStatesOp`].
+#[derive(Default)]
+pub(crate) struct Link {
+    saved: Mutex<Option<Saved>>,
+    /// The final states `(S, D, B, H)` of the last forward pass.
+    final_states: Mutex<Option<Vec<f32>>>,
+    /// The gradient of the final states, left by [`FinalStatesOp`]'s backward pass.
+    final_grad: Mutex<Option<Vec<f32>>>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// One layer of family `R`, every direction, over a whole sequence.
+pub(crate) struct SequenceOp<R: Rows> {
+    pub rows: R,
+    pub dirs: usize,
+    /// Keep what the backward pass needs (training).
+    pub train: bool,
+    /// Whether the input needs a gradient (not for a first layer fed with data).
+    pub input_grad: bool,
+    pub output: SequenceOutput,
+    pub link: Arc<Link>,
+}
+
+impl<R: Rows> SequenceOp<R> {
+    fn dims(&self, x: &Shape, w: &Shape, s0: &Shape) -> Result<Dims> {
+        let (b, t, i) = x.dims3()?;
+        let (rows, k) = w.dims2()?;
+        let gh = rows / self.dirs.max(1);
+        let h = gh / R::GATES;
+        let dm = Dims {
+            b,
+            t,
+            i,
+            h,
+            dirs: self.dirs,
+        };
+        let ok = self.dirs > 0
+            && h > 0
+            && rows == self.dirs * R::GATES * h
+            && k == dm.k()
+            && s0.dims3()? == (self.dirs, b, state_width::<R>(h))
+            && t > 0;
+        if !ok {
+            candle_core::bail!("fused recurrence: bad shapes x {x:?} weights {w:?} state {s0:?}");
+        }
+        Ok(dm)
+    }
+
+    /// The final states `(S, D, B, H)`: `h` of each direction's last step (and `c`).
+    fn final_states(&self, dm: Dims, out: &[f32], saved: &[f32]) -> Vec<f32> {
+        let Dims { b, t, h, dirs, .. } = dm;
+        let s = if R::CELL { 2 } else { 1 };
+        let mut fin = vec![0f32; s * dirs * b * h];
+        for d in 0..dirs {
+            let last = if d == 1 { 0 } else { t - 1 };
+            for r in 0..b {
+                let step = (r * t + last) * dirs + d;
+                fin[(d * b + r) * h..][..h].copy_from_slice(&out[step * h..][..h]);
+                if R::CELL {
+                    let c = &saved[step * R::SAVED * h..][..h];
+                    fin[((dirs + d) * b + r) * h..][..h].copy_from_slice(c);
+                }
+            }
+        }
+        fin
+    }
+}
+
+impl<R: Rows> CustomOp3 for SequenceOp<R> {
+    fn name(&self) -> &'static str {
+        "fused-recurrence"
+    }
+
+    /// Inputs: `x (B, T, I)`, the packed weights `(D·G·H, I + H + 2)` (per direction
+    /// `[W_ih | W_hh | b_ih | b_hh]`) and the initial state `(D, B, S·H)`.
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+        s3: &CpuStorage,
+        l3: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let dm = self.dims(l1.shape(), l2.shape(), l3.shape())?;
+        let Dims { b, t, i, h, dirs } = dm;
+        let (x, w) = (
+            contiguous_f32(s1, l1, "input")?,
+            contiguous_f32(s2, l2, "weights")?,
+        );
+        let s0 = contiguous_f32(s3, l3, "initial state")?;
+        let (gh, k) = (R::GATES * h, dm.k());
+        let mut out = match self.output {
+            SequenceOutput::All => vec![0f32; b * t * dirs * h],
+            SequenceOutput::Final => take_buffer(b * t * dirs * h),
+        };
+        let mut gates = take_buffer(b * t * dirs * gh);
+        let mut saved = take_buffer(b * t * dirs * R::SAVED * h);
+        // gates = b_ih (+ b_hh) + x W_ihᵀ, every step and direction at once.
+        let bias: Vec<f32> = (0..dirs * gh)
+            .map(|n| w[n * k + i + h] + if R::SPLIT { 0.0 } else { w[n * k + i + h + 1] })
+            .collect();
+        for row in gates.chunks_exact_mut(dirs * gh) {
+            row.copy_from_slice(&bias);
+        }
+        // SAFETY: x is (BT, I); the first I columns of w's D·G·H rows are W_ih, read
+        // transposed; gates is (BT, D·G·H).
+        unsafe {
+            let w_ih_t = Mat::transposed(w.as_ptr(), k);
+            let x = Mat::rows(x.as_ptr(), i);
+            matmul(
+                (b * t, dirs * gh, i),
+                gates.as_mut_ptr(),
+                dirs * gh,
+                true,
+                x,
+                w_ih_t,
+                true,
+            );
+        }
+        let io = Forward {
+            w,
+            s0,
+            out: Shared::new(&mut out),
+            gates: Shared::new(&mut gates),
+            saved: Shared::new(&mut saved),
+        };
+        recurrence::forward(self.rows, dm, &io);
+        let fin = self.final_states(dm, &out, &saved);
+        let states_shape = Shape::from((fin.len() / (dirs * b * h), dirs, b, h));
+        let (result, shape, kept_out) = match self.output {
+            SequenceOutput::All => {
+                *lock(&self.link.final_states) = Some(fin);
+                (out, Shape::from((b, t, dirs * h)), None)
+            }
+            SequenceOutput::Final => (fin, states_shape, Some(out)),
+        };
+        if self.train {
+            *lock(&self.link.saved) = Some(Saved {
+                gates,
+                saved,
+                out: kept_out,
+            });
+        } else {
+            recycle(gates);
+            recycle(saved);
+            if let Some(o) = kept_out {
+                recycle(o);
+            }
+        }
+        Ok((CpuStorage::F32(result), shape))
+    }
+
+    fn bwd(
+        &self,
+        x: &Tensor,
+        weights: &Tensor,
+        s0: &Tensor,
+        res: &Tensor,
+        grad_res: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
+        let dm = self.dims(x.shape(), weights.shape(), s0.shape())?;
+        let Dims { b, t, i, h, dirs } = dm;
+        let gh = R::GATES * h;
+        let Some(Saved {
+            mut gates,
+            saved,
+            out,
+        }) = lock(&self.link.saved).take()
+        else {
+            candle_core::bail!(
+                "fused recurrence: no saved activations; run the model with train = true to \
+                 differentiate it, and call backward once per forward"
+            )
+        };
+        let s = if R::CELL { 2 } else { 1 };
+        let final_len = s * dirs * b * h;
+        let (d_out, d_final) = match self.output {
+            SequenceOutput::All => {
+                let d_final = lock(&self.link.final_grad)
+                    .take()
+                    .unwrap_or_else(|| vec![0f32; final_len]);
+                (Some(grad_res.clone()), d_final)
+            }
+            SequenceOutput::Final => (None, grad_res.flatten_all()?.to_vec1::<f32>()?),
+        };
+        let mut d_hid = take_buffer(if R::SPLIT { b * t * dirs * gh } else { 0 });
+        let mut h_prev = take_buffer(b * t * dirs * h);
+        let mut d_s0 = vec![0f32; dirs * b * state_width::<R>(h)];
+        let mut dw = vec![0f32; dirs * gh * dm.k()];
+        let mut dx = vec![0f32; if self.input_grad { b * t * i } else { 0 }];
+        with_f32(x, "input", |x| {
+            with_f32(weights, "weights", |w| {
+                with_f32(s0, "initial state", |s0| {
+                    let mut run = |out: &[f32], d_out: Option<&[f32]>| {
+                        let io = Backward {
+                            w,
+                            s0,
+                            out,
+                            saved: &saved,
+                            d_out,
+                            d_final: &d_final,
+                            gates: Shared::new(&mut gates),
+                            d_hid: Shared::new(&mut d_hid),
+                            h_prev: Shared::new(&mut h_prev),
+                            d_s0: Shared::new(&mut d_s0),
+                        };
+                        recurrence::backward(self.rows, dm, &io);
+                        Ok(())
+                    };
+                    match (&out, &d_out) {
+                        (Some(out), _) => run(out, None)?,
+                        (None, Some(g)) => with_f32(res, "output", |out| {
+                            with_f32(g, "output gradient", |g| run(out, Some(g)))
+                        })?,
+                        (None, None) => candle_core::bail!("fused recurrence: no output"),
+                    }
+                    let d_rec = if R::SPLIT { &d_hid } else { &gates };
+                    weight_gradients(dm, R::GATES, x, w, &gates, d_rec, &h_prev, &mut dw, &mut dx);
+                    Ok(())
+                })
+            })
+        })?;
+        recycle(gates);
+        recycle(saved);
+        recycle(d_hid);
+        recycle(h_prev);
+        if let Some(o) = out {
+            recycle(o);
+        }
+        let dev = res.device();
+        let dx = match self.input_grad {
+            true => Some(Tensor::from_vec(dx, (b, t, i), dev)?),
+            false => None,
+        };
+        Ok((
+            dx,
+            Some(Tensor::from_vec(dw, weights.shape(), dev)?),
+            Some(Tensor::from_vec(d_s0, s0.shape(), dev)?),
+        ))
+    }
+}
+
+/// The gradients of the packed weights and of the input from the gate gradients of every
+/// step: `d_in` of the input pre-activations and `d_rec` of the recurrent ones (the same
+/// buffer unless the family keeps them apart), each `(BT, D·G·H)`. Each is a single GEMM
+/// over all steps.
+#[allow(clippy::too_many_arguments)]
+fn weight_gradients(
+    dm: Dims,
+    gates: usize,
+    x: &[f32],
+    w: &[f32],
+    d_in: &[f32],
+    d_rec: &[f32],
+    h_prev: &[f32],
+    dw: &mut [f32],
+    dx: &mut [f32],
+) {
+    let Dims { b, t, i, h, dirs } = dm;
+    let (gh, k, bt) = (gates * h, dm.k(), b * t);
+    let dg = dirs * gh;
+    // SAFETY (all): d_in and d_rec are (BT, D·G·H), read transposed for the weights; x is
+    // (BT, I); h_prev is (BT, D·H); dw is (D·G·H, K) with W_ih at column 0 and W_hh at I.
+    unsafe {
+        // dW_ih = d_inᵀ · x, every direction at once.
+        let lhs = Mat::transposed(d_in.as_ptr(), dg);
+        matmul(
+            (dg, i, bt),
+            dw.as_mut_ptr(),
+            k,
+            false,
+            lhs,
+            Mat::rows(x.as_ptr(), i),
+            true,
+        );
+        // dW_hh = d_recᵀ · h_prev, per direction.
+        for d in 0..dirs {
+            let lhs = Mat::transposed(d_rec[d * gh..].as_ptr(), dg);
+            let rhs = Mat::rows(h_prev[d * h..].as_ptr(), dirs * h);
+            matmul(
+                (gh, h, bt),
+                dw[d * gh * k + i..].as_mut_ptr(),
+                k,
+                false,
+                lhs,
+                rhs,
+                true,
+            );
+        }
+        if !dx.is_empty() {
+            // dx = d_in · W_ih, summed over the directions by the GEMM.
+            let lhs = Mat::rows(d_in.as_ptr(), dg);
+            matmul(
+                (bt, i, dg),
+                dx.as_mut_ptr(),
+                i,
+                false,
+                lhs,
+                Mat::rows(w.as_ptr(), k),
+                true,
+            );
+        }
+    }
+    // d b_ih = Σ_rows d_in, d b_hh = Σ_rows d_rec.
+    for (col, src) in [(i + h, d_in), (i + h + 1, d_rec)] {
+        let mut db = vec![0f32; dg];
+        for row in src.chunks_exact(dg) {
+            for (acc, v) in db.iter_mut().zip(row) {
+                *acc += v;
+            }
+        }
+        for (n, v) in db.into_iter().enumerate() {
+            dw[n * k + col] = v;
+        }
+    }
+}
+
+/// The final states `(S, D, B, H)` of a [`SequenceOp`] whose output is the sequence,
+/// applied to that output so that autograd orders the two: this op's backward pass runs
+/// first and leaves the states' gradient for the sequence op's.
+pub(crate) struct FinalStatesOp {
+    pub link: Arc<Link>,
+    pub shape: Shape,
+}
+
+impl CustomOp1 for FinalStatesOp {
+    fn name(&self) -> &'static str {
+        "fused-recurrence-final-states"
+    }
+
+    fn cpu_fwd(&self, _s: &CpuStorage, _l: &Layout) -> Result<(CpuStorage, Shape)> {
+        match lock(&self.link.final_states).take() {
+            Some(fin) => Ok((CpuStorage::F32(fin), self.shape.clone())),
+            None => candle_core::bail!("fused recurrence: the final states were already taken"),
+        }
+    }
+
+    fn bwd(&self, arg: &Tensor, _res: &Tensor, grad_res: &Tensor) -> Result<Option<Tensor>> {
+        let g = grad_res.flatten_all()?.to_vec1::<f32>()?;
+        let mut slot = lock(&self.link.final_grad);
+        match slot.as_mut() {
+            Some(acc) => acc.iter_mut().zip(&g).for_each(|(a, v)| *a += v),
+            None => *slot = Some(g),
+        }
+        // The sequence itself gets nothing from here; candle needs a gradient tensor all
+        // the same, and a broadcast zero allocates nothing.
+        let zero = Tensor::zeros(1, arg.dtype(), arg.device())?;
+        Ok(Some(zero.broadcast_as(arg.shape())?))
+    }
+}
