@@ -11,9 +11,7 @@
 //! instruction set, and the best one the CPU has is picked at run time, so a library user
 //! gets vectorised kernels without `-C target-cpu=native`.
 
-use rayon::prelude::*;
-
-use super::buffers::{matmul, tasks, Mat, Shared, Task};
+use super::buffers::{matmul, parallel_for, tasks, Mat, Shared, Task};
 use crate::kernels::Rows;
 
 /// Sizes of one call: batch, steps, input features, hidden size, directions.
@@ -329,11 +327,7 @@ dispatched!(backward_dispatched, backward_task, Backward<'_>);
 /// Runs `f` for every task, in parallel when there are several.
 fn for_tasks(dm: Dims, f: impl Fn(Task) + Sync) {
     let ts = tasks(dm.b, dm.dirs);
-    if ts.len() == 1 {
-        f(ts[0]);
-    } else {
-        ts.into_par_iter().for_each(&f);
-    }
+    parallel_for(ts.len(), |k| f(ts[k]));
 }
 
 /// The forward recurrence of every direction and batch row.
