@@ -128,7 +128,8 @@ const SHAPE: [&str; 8] = [
 /// Runs the scenario table and writes `target/bench/report.md`.
 pub fn run(root: &Path, quick: bool, runs: Option<usize>) -> Result<()> {
     let runs = runs.unwrap_or(if quick { 3 } else { 5 }).max(1);
-    let (warmup, seconds) = if quick { ("2", "0.25") } else { ("3", "0.5") };
+    let (warmup, seconds) = if quick { ("2", "0.25") } else { ("2", "0.5") };
+    let load_before = load_average();
     let mut head = String::new();
     let (model, flags) = cpu_info();
     let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
@@ -216,6 +217,7 @@ pub fn run(root: &Path, quick: bool, runs: Option<usize>) -> Result<()> {
         ceilings.push(ceiling(&python, &script)?);
     }
     let peak = ceilings.iter().copied().fold(f64::NAN, f64::max);
+    let load_after = load_average();
 
     let mut out = String::new();
     writeln!(out, "{head}PyTorch: {torch_version}")?;
@@ -226,6 +228,10 @@ pub fn run(root: &Path, quick: bool, runs: Option<usize>) -> Result<()> {
     writeln!(out, "Runs: {runs} per side, alternating process by process; each process: warm-up ({warmup} iterations and ≥ {seconds}/4 s), then iterations timed for ≈ {seconds} s, its median; below, the median over runs")?;
     writeln!(
         out,
+        "Load average (1 min, other work on the machine): {load_before} before the runs, {load_after} after"
+    )?;
+    writeln!(
+        out,
         "Threads reported: plain {}, native {}, PyTorch {}",
         side_threads(&threads, Side::Plain),
         side_threads(&threads, Side::Native),
@@ -233,7 +239,7 @@ pub fn run(root: &Path, quick: bool, runs: Option<usize>) -> Result<()> {
     )?;
     writeln!(out, "FLOPs: recurrent layers only, 8·B·H·(I+H)·T per LSTM layer-direction forward (GRU 6·), training ×3\n")?;
     out.push_str("| scenario | GFLOP/iter | plain ms | native ms | PyTorch ms | **PyTorch / plain** | PyTorch / native | plain / native time | plain GFLOP/s (ceiling) | native GFLOP/s (ceiling) | PyTorch GFLOP/s (ceiling) |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
-    let mut raw = String::from("\n| scenario | side | ms per run |\n|---|---|---|\n");
+    let mut raw = String::from("\n| scenario | side | median ms | min ms | ms per run, in order |\n|---|---|---:|---:|---|\n");
     for id in &ids {
         let gflop = flops(&shapes[id]) / 1e9;
         let ms = |side| median(times.get(&(id.clone(), side)).map_or(&[][..], |v| v));
@@ -265,7 +271,14 @@ pub fn run(root: &Path, quick: bool, runs: Option<usize>) -> Result<()> {
         for side in SIDES {
             if let Some(v) = times.get(&(id.clone(), side)) {
                 let list: Vec<String> = v.iter().map(|x| fmt_ms(*x)).collect();
-                writeln!(raw, "| {id} | {side:?} | {} |", list.join(", "))?;
+                let min = v.iter().copied().fold(f64::NAN, f64::min);
+                writeln!(
+                    raw,
+                    "| {id} | {side:?} | {} | {} | {} |",
+                    fmt_ms(median(v)),
+                    fmt_ms(min),
+                    list.join(", ")
+                )?;
             }
         }
     }
@@ -283,6 +296,14 @@ pub fn run(root: &Path, quick: bool, runs: Option<usize>) -> Result<()> {
         t0.elapsed().as_secs_f64()
     );
     Ok(())
+}
+
+/// The 1-minute load average from `/proc/loadavg` (`?` where there is none).
+fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|s| s.split_whitespace().next().map(String::from))
+        .unwrap_or_else(|| "?".into())
 }
 
 fn side_threads(threads: &HashMap<Side, String>, side: Side) -> &str {
