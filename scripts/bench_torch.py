@@ -1,10 +1,16 @@
-"""PyTorch baseline for `cargo xtask bench`: the same classifier shapes, CPU only.
+"""PyTorch baseline for `cargo xtask bench`, CPU only.
 
-Prints one JSON line per path, with the keys lstm-bench uses:
+--scenario ID: one scenario of the table (the same workloads as `lstm-bench scenario ID`,
+  see SCENARIOS below), one JSON line with the same keys; 2 threads unless TORCH_THREADS.
+--ceiling: a 2048³ f32 torch.matmul, one JSON line with its GFLOP/s (the practical peak).
+Otherwise (`cargo xtask bench --scaling`), the MNIST-shape paths, one JSON line each, with
+the keys lstm-bench uses:
   torch-nn-lstm   nn.LSTM(batch_first=True) → last step → Linear
   torch-book-cell the chapter's hand-written LSTMCell (x2h/h2h) unrolled in Python
 
-Usage: python scripts/bench_torch.py [--runs 5] [--batch 100] [--hidden 128] [--seq 28]
+Usage: python scripts/bench_torch.py --scenario ID [--warmup 3] [--seconds 0.5]
+       python scripts/bench_torch.py --ceiling
+       python scripts/bench_torch.py [--runs 5] [--batch 100] [--hidden 128] [--seq 28]
 """
 
 import argparse
@@ -109,15 +115,132 @@ def bench(name, model, batch, seq, runs):
     }), flush=True)
 
 
+# The scenario table; must match crates/bench/src/scenarios.rs (the xtask checks the
+# shape fields of both sides' JSON lines). mode: train-forward | train-final | infer | stream.
+def _row(family, mode, **kw):
+    s = dict(family=family, mode=mode, batch=100, seq=28, input=28, hidden=128, layers=1,
+             directions=1)
+    s.update(kw)
+    return s
+
+
+_LSTM2 = dict(batch=64, seq=100, input=64, hidden=256, layers=2)
+SCENARIOS = {
+    "lstm-train-forward": _row("lstm", "train-forward"),
+    "lstm-train-final": _row("lstm", "train-final"),
+    "lstm-infer": _row("lstm", "infer"),
+    "gru-train": _row("gru", "train-forward"),
+    "gru-infer": _row("gru", "infer"),
+    "bilstm-train": _row("lstm", "train-forward", directions=2),
+    "lstm2-train": _row("lstm", "train-forward", **_LSTM2),
+    "lstm2-infer": _row("lstm", "infer", **_LSTM2),
+    "stream": _row("lstm", "stream", batch=1, seq=100),
+}
+
+
+class ScenarioModel(nn.Module):
+    """nn.LSTM / nn.GRU (batch_first) → out[:, -1] → Linear(D·H → 10)."""
+
+    def __init__(self, s):
+        super().__init__()
+        rnn = nn.LSTM if s["family"] == "lstm" else nn.GRU
+        self.rnn = rnn(s["input"], s["hidden"], num_layers=s["layers"], batch_first=True,
+                       bidirectional=s["directions"] == 2)
+        self.fc = nn.Linear(s["hidden"] * s["directions"], 10)
+
+    def forward(self, x):
+        out, _ = self.rnn(x)
+        return self.fc(out[:, -1])
+
+
+def _iteration(s):
+    model = ScenarioModel(s)
+    y = torch.arange(s["batch"]) % 10
+    if s["mode"] == "stream":
+        lstm = model.rnn
+        xs = [torch.randn(s["batch"], 1, s["input"]) * 0.3 for _ in range(s["seq"])]
+
+        def stream():
+            with torch.no_grad():
+                hc = None
+                for x in xs:
+                    _, hc = lstm(x, hc)
+        return stream
+    x = torch.randn(s["batch"], s["seq"], s["input"]) * 0.3
+    if s["mode"] == "infer":
+        def infer():
+            with torch.no_grad():
+                model(x)
+        return infer
+    # train-final: PyTorch has no separate final-state path; the same model as train-forward.
+    opt = torch.optim.SGD(model.parameters(), lr=0.01)
+
+    def train():
+        opt.zero_grad()
+        F.cross_entropy(model(x), y).backward()
+        opt.step()
+    return train
+
+
+def run_scenario(sid, warmup, seconds):
+    """Warm-up, then iterations timed one by one for about `seconds`; the median in ms."""
+    if sid not in SCENARIOS:
+        raise SystemExit(f"unknown scenario {sid}: {' | '.join(SCENARIOS)}")
+    s = SCENARIOS[sid]
+    step = _iteration(s)
+    t0 = time.perf_counter()
+    done = 0
+    while done < warmup or time.perf_counter() - t0 < seconds / 4:
+        step()
+        done += 1
+    times = []
+    t1 = time.perf_counter()
+    while len(times) < 3 or (time.perf_counter() - t1 < seconds and len(times) < 500):
+        t = time.perf_counter()
+        step()
+        times.append((time.perf_counter() - t) * 1e3)
+    row = {"id": sid}
+    row.update({k: v for k, v in s.items() if k != "mode"})
+    row.update(train=s["mode"].startswith("train"), ms=round(statistics.median(times), 4),
+               iters=len(times), warmup=done, threads=torch.get_num_threads())
+    return row
+
+
+def ceiling(n=2048, reps=10):
+    """Median GFLOP/s of an n³ f32 torch.matmul (after 2 warm-up products)."""
+    a, b = torch.randn(n, n), torch.randn(n, n)
+    for _ in range(2):
+        torch.matmul(a, b)
+    times = []
+    for _ in range(reps):
+        t = time.perf_counter()
+        torch.matmul(a, b)
+        times.append(time.perf_counter() - t)
+    ms = statistics.median(times) * 1e3
+    return {"ceiling_n": n, "ms": round(ms, 3), "gflops": round(2 * n**3 / ms / 1e6, 2),
+            "threads": torch.get_num_threads(), "torch": torch.__version__}
+
+
 def main():
     p = argparse.ArgumentParser()
     p.add_argument("--runs", type=int, default=5)
     p.add_argument("--batch", type=int, default=100)
     p.add_argument("--hidden", type=int, default=128)
     p.add_argument("--seq", type=int, default=28)
+    p.add_argument("--scenario")
+    p.add_argument("--ceiling", action="store_true")
+    p.add_argument("--warmup", type=int, default=3)
+    p.add_argument("--seconds", type=float, default=0.5)
     a = p.parse_args()
-    torch.set_num_threads(int(os.environ.get("TORCH_THREADS", os.cpu_count() or 1)))
     torch.manual_seed(0)
+    if a.scenario or a.ceiling:
+        torch.set_num_threads(int(os.environ.get("TORCH_THREADS", 2)))
+        if a.ceiling:
+            print(json.dumps(ceiling()), flush=True)
+        else:
+            print(json.dumps(run_scenario(a.scenario, a.warmup, a.seconds)), flush=True)
+        return
+    torch.set_num_threads(int(os.environ.get("TORCH_THREADS", os.cpu_count() or 1)))
     bench("torch-nn-lstm", LayerModel(a.hidden), a.batch, a.seq, a.runs)
     bench("torch-book-cell", BookModel(a.hidden), a.batch, a.seq, a.runs)
 

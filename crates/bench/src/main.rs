@@ -1,6 +1,9 @@
 //! `lstm-bench`: training and inference throughput of the LSTM paths.
 //!
 //! ```text
+//! lstm-bench scenario ID [--warmup N] [--seconds S]   one scenario of the table in
+//!                                        `scenarios.rs`, JSON on stdout (`cargo xtask bench`)
+//! lstm-bench list                        the scenario ids
 //! lstm-bench compare [--runs N]          MNIST shape: fused Lstm, LstmCell loop, candle-nn LSTM
 //! lstm-bench one PATH B H T MODE [--runs N]   one measurement, JSON on stdout (used for the
 //!                                        scaling table, one process per row for peak memory)
@@ -9,6 +12,10 @@
 //! A training iteration is forward + cross-entropy + backward + SGD step of the MNIST
 //! classifier shape (sequence of T steps of 28 features, hidden H, 10 classes). Each
 //! measurement is the median over `runs` runs (after warm-up) of the mean time per iteration.
+//! `compare` and `one` call `configure_cpu_threads()` first; `scenario` does not (it
+//! measures what a program that only uses the model gets).
+
+mod scenarios;
 
 use std::time::Instant;
 
@@ -161,17 +168,43 @@ fn peak_rss_mib() -> Option<f64> {
 }
 
 fn arg_runs(args: &[String]) -> Result<usize> {
-    match args.iter().position(|a| a == "--runs") {
-        Some(i) => Ok(args.get(i + 1).context("--runs needs a value")?.parse()?),
-        None => Ok(5),
+    arg_value(args, "--runs", 5)
+}
+
+fn arg_value<T: std::str::FromStr>(args: &[String], flag: &str, default: T) -> Result<T>
+where
+    T::Err: std::error::Error + Send + Sync + 'static,
+{
+    match args.iter().position(|a| a == flag) {
+        Some(i) => Ok(args
+            .get(i + 1)
+            .with_context(|| format!("{flag} needs a value"))?
+            .parse()?),
+        None => Ok(default),
     }
 }
 
 fn main() -> Result<()> {
-    lstm_core::configure_cpu_threads();
     let args: Vec<String> = std::env::args().skip(1).collect();
+    let command = args.first().map(String::as_str);
+    if matches!(command, Some("compare" | "one")) {
+        lstm_core::configure_cpu_threads();
+    }
     let runs = arg_runs(&args)?;
-    match args.first().map(String::as_str) {
+    match command {
+        Some("scenario") => {
+            let id = args.get(1).context("lstm-bench scenario ID")?;
+            let s = scenarios::find(id)?;
+            let warmup = arg_value(&args, "--warmup", 3usize)?;
+            let seconds = arg_value(&args, "--seconds", 0.5f64)?;
+            let t = scenarios::measure(&s, warmup, seconds)?;
+            println!("{}", scenarios::json(&s, &t));
+        }
+        Some("list") => {
+            for s in scenarios::SCENARIOS {
+                println!("{}", s.id);
+            }
+        }
         Some("compare") => {
             let (batch, hidden, seq) = (100, 128, 28);
             println!(
@@ -208,7 +241,10 @@ fn main() -> Result<()> {
                 peak_rss_mib().unwrap_or(f64::NAN)
             );
         }
-        _ => bail!("usage: lstm-bench compare [--runs N] | lstm-bench one PATH BATCH HIDDEN SEQ [--runs N]"),
+        _ => bail!(
+            "usage: lstm-bench scenario ID [--warmup N] [--seconds S] | lstm-bench list | \
+             lstm-bench compare [--runs N] | lstm-bench one PATH BATCH HIDDEN SEQ [--runs N]"
+        ),
     }
     Ok(())
 }

@@ -1,0 +1,347 @@
+//! `cargo xtask bench`: the scenario table of ours against PyTorch.
+//!
+//! Ours is `lstm-bench scenario ID` in two builds: the project's default (`-C
+//! target-cpu=native` from `.cargo/config.toml`) and a plain one (`RUSTFLAGS=""`, as a
+//! library user builds it) in `target/plain`. PyTorch is `scripts/bench_torch.py
+//! --scenario ID` (2 threads). Every run starts one process per side and scenario; the
+//! three sides alternate (their order rotates from scenario to scenario and run to run),
+//! and the table gives the median over runs of each process's median iteration time.
+
+use std::collections::HashMap;
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Instant;
+
+use anyhow::{bail, Result};
+
+use crate::lines::{capture, capture_row, field, num};
+use crate::{cargo, run_cmd, target_dir};
+
+/// The three things measured for every scenario.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+enum Side {
+    Plain,
+    Native,
+    Torch,
+}
+
+const SIDES: [Side; 3] = [Side::Plain, Side::Native, Side::Torch];
+
+/// Builds `lstm-bench` in release: the plain build (empty `RUSTFLAGS`, which overrides
+/// `build.rustflags`) into `target/plain`, or the default native one; returns its path.
+pub fn build_ours(root: &Path, plain: bool) -> Result<PathBuf> {
+    let mut cmd = cargo(root);
+    cmd.args(["build", "--release", "-p", "lstm-bench"])
+        .env_remove("CARGO_ENCODED_RUSTFLAGS");
+    let dir = if plain {
+        let dir = target_dir(root).join("plain");
+        cmd.env("RUSTFLAGS", "").arg("--target-dir").arg(&dir);
+        dir
+    } else {
+        cmd.env_remove("RUSTFLAGS");
+        target_dir(root)
+    };
+    run_cmd(&mut cmd)?;
+    Ok(dir.join("release").join("lstm-bench"))
+}
+
+/// The CPU's model name and its AVX-512, AVX2 and FMA flags, from `/proc/cpuinfo`.
+fn cpu_info() -> (String, String) {
+    let info = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let value = |key: &str| {
+        info.lines()
+            .find(|l| l.starts_with(key))
+            .and_then(|l| l.split_once(':'))
+            .map(|(_, v)| v.trim().to_string())
+    };
+    let model = value("model name").unwrap_or_else(|| "unknown CPU".into());
+    let flags: Vec<String> = value("flags")
+        .unwrap_or_default()
+        .split_whitespace()
+        .filter(|f| f.starts_with("avx512") || *f == "avx2" || *f == "fma")
+        .map(String::from)
+        .collect();
+    let flags = if flags.is_empty() {
+        "none of avx512*/avx2/fma".into()
+    } else {
+        flags.join(" ")
+    };
+    (model, flags)
+}
+
+/// Forward FLOPs of one iteration's recurrent layers: `k·B·H·(I+H)·T` per layer and
+/// direction (`k` = 8 LSTM, 6 GRU, 2 RNN), times 3 when training (backward ≈ 2× forward).
+fn flops(row: &[(String, String)]) -> f64 {
+    let k = match field(row, "family") {
+        "lstm" => 8.0,
+        "gru" => 6.0,
+        _ => 2.0,
+    };
+    let (b, t, i, h) = (
+        num(row, "batch"),
+        num(row, "seq"),
+        num(row, "input"),
+        num(row, "hidden"),
+    );
+    let (layers, dirs) = (num(row, "layers") as usize, num(row, "directions"));
+    let forward: f64 = (0..layers)
+        .map(|l| {
+            let input = if l == 0 { i } else { h * dirs };
+            dirs * k * b * h * (input + h) * t
+        })
+        .sum();
+    if field(row, "train") == "true" {
+        3.0 * forward
+    } else {
+        forward
+    }
+}
+
+fn median(v: &[f64]) -> f64 {
+    let mut v = v.to_vec();
+    v.sort_by(|a, b| a.total_cmp(b));
+    match v.len() {
+        0 => f64::NAN,
+        n if n % 2 == 1 => v[n / 2],
+        n => (v[n / 2 - 1] + v[n / 2]) / 2.0,
+    }
+}
+
+/// The PyTorch ceiling: GFLOP/s of a 2048³ f32 matmul, measured by the script.
+fn ceiling(python: &str, script: &Path) -> Result<f64> {
+    let row = capture_row(Command::new(python).arg(script).arg("--ceiling"))?;
+    Ok(num(&row, "gflops"))
+}
+
+const SHAPE: [&str; 8] = [
+    "family",
+    "batch",
+    "seq",
+    "input",
+    "hidden",
+    "layers",
+    "directions",
+    "train",
+];
+
+/// Runs the scenario table and writes `target/bench/report.md`.
+pub fn run(root: &Path, quick: bool, runs: Option<usize>) -> Result<()> {
+    let runs = runs.unwrap_or(if quick { 3 } else { 5 }).max(1);
+    let (warmup, seconds) = if quick { ("2", "0.25") } else { ("2", "0.5") };
+    let load_before = load_average();
+    let mut head = String::new();
+    let (model, flags) = cpu_info();
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+    writeln!(head, "CPU: {model}, {cpus} logical CPUs; flags: {flags}")?;
+
+    let native = build_ours(root, false)?;
+    let plain = build_ours(root, true)?;
+    let python = std::env::var("LSTM_BENCH_PYTHON").unwrap_or_else(|_| "python3".into());
+    let script = root.join("scripts/bench_torch.py");
+    let has_torch = Command::new(&python)
+        .args(["-c", "import torch"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+
+    // Both sides use 2 threads: PyTorch by `torch.set_num_threads(2)`; ours by candle's
+    // default (the physical cores), pinned with RAYON_NUM_THREADS only on a larger machine.
+    let pin = cpus > 2;
+    if pin {
+        writeln!(head, "Threads: 2 (RAYON_NUM_THREADS=2 set for ours, {cpus} CPUs here; PyTorch torch.set_num_threads(2))")?;
+    } else {
+        writeln!(head, "Threads: 2 on both sides (ours: candle's default, RAYON_NUM_THREADS not set; PyTorch: torch.set_num_threads(2))")?;
+    }
+    let mut torch_version = String::from("skipped");
+    let mut ceilings = Vec::new();
+    if has_torch {
+        let row = capture_row(Command::new(&python).arg(&script).arg("--ceiling"))?;
+        torch_version = field(&row, "torch").to_string();
+        ceilings.push(num(&row, "gflops"));
+    }
+    let ids: Vec<String> = capture(Command::new(&native).arg("list"))?
+        .lines()
+        .map(str::to_string)
+        .collect();
+    print!("{head}");
+    if !has_torch {
+        println!("PyTorch skipped: `{python} -c 'import torch'` failed (set LSTM_BENCH_PYTHON)");
+    }
+
+    let mut times: HashMap<(String, Side), Vec<f64>> = HashMap::new();
+    let mut shapes: HashMap<String, Vec<(String, String)>> = HashMap::new();
+    let mut threads: HashMap<Side, String> = HashMap::new();
+    let t0 = Instant::now();
+    for run in 0..runs {
+        for (k, id) in ids.iter().enumerate() {
+            for j in 0..SIDES.len() {
+                let side = SIDES[(run + k + j) % SIDES.len()];
+                let mut cmd = match side {
+                    Side::Torch if !has_torch => continue,
+                    Side::Torch => {
+                        let mut c = Command::new(&python);
+                        c.arg(&script).args(["--scenario", id]);
+                        c
+                    }
+                    Side::Plain | Side::Native => {
+                        let mut c =
+                            Command::new(if side == Side::Plain { &plain } else { &native });
+                        c.args(["scenario", id]);
+                        if pin {
+                            c.env("RAYON_NUM_THREADS", "2");
+                        }
+                        c
+                    }
+                };
+                let row = capture_row(cmd.args(["--warmup", warmup, "--seconds", seconds]))?;
+                let shape = shapes.entry(id.clone()).or_insert_with(|| row.clone());
+                for key in SHAPE {
+                    if field(shape, key) != field(&row, key) {
+                        bail!("{id}: {side:?} runs {key} = {}, the first side ran {}: the scenario tables of lstm-bench and bench_torch.py differ", field(&row, key), field(shape, key));
+                    }
+                }
+                threads.insert(side, field(&row, "threads").to_string());
+                times
+                    .entry((id.clone(), side))
+                    .or_default()
+                    .push(num(&row, "ms"));
+            }
+        }
+        eprintln!(
+            "run {}/{runs} done ({:.0} s)",
+            run + 1,
+            t0.elapsed().as_secs_f64()
+        );
+    }
+    if has_torch {
+        ceilings.push(ceiling(&python, &script)?);
+    }
+    let peak = ceilings.iter().copied().fold(f64::NAN, f64::max);
+    let load_after = load_average();
+
+    let mut out = String::new();
+    writeln!(out, "{head}PyTorch: {torch_version}")?;
+    match ceilings.as_slice() {
+        [a, b] => writeln!(out, "Ceiling: torch.matmul 2048³ f32, 2 threads: {a:.1} GFLOP/s before the runs, {b:.1} after; the higher, {peak:.1}, is the ceiling")?,
+        _ => writeln!(out, "Ceiling: not measured (no PyTorch)")?,
+    }
+    writeln!(out, "Runs: {runs} per side, alternating process by process; each process: warm-up ({warmup} iterations and ≥ {seconds}/4 s), then iterations timed for ≈ {seconds} s, its median; below, the median over runs")?;
+    writeln!(
+        out,
+        "Load average (1 min, other work on the machine): {load_before} before the runs, {load_after} after"
+    )?;
+    writeln!(
+        out,
+        "Threads reported: plain {}, native {}, PyTorch {}",
+        side_threads(&threads, Side::Plain),
+        side_threads(&threads, Side::Native),
+        side_threads(&threads, Side::Torch)
+    )?;
+    writeln!(out, "FLOPs: recurrent layers only, 8·B·H·(I+H)·T per LSTM layer-direction forward (GRU 6·), training ×3\n")?;
+    out.push_str("| scenario | GFLOP/iter | plain ms | native ms | PyTorch ms | **PyTorch / plain** | PyTorch / native | plain / native time | plain GFLOP/s (ceiling) | native GFLOP/s (ceiling) | PyTorch GFLOP/s (ceiling) |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
+    let mut raw = String::from("\n| scenario | side | median ms | min ms | ms per run, in order |\n|---|---|---:|---:|---|\n");
+    let mut best = String::from("\nBest run of each side (minimum over runs; less affected by other work on the machine):\n\n| scenario | plain ms | native ms | PyTorch ms | PyTorch / plain | PyTorch / native | plain / native time |\n|---|---:|---:|---:|---:|---:|---:|\n");
+    for id in &ids {
+        let min = |side| {
+            times
+                .get(&(id.clone(), side))
+                .map_or(f64::NAN, |v| v.iter().copied().fold(f64::NAN, f64::min))
+        };
+        let (p, n, t) = (min(Side::Plain), min(Side::Native), min(Side::Torch));
+        writeln!(
+            best,
+            "| {id} | {} | {} | {} | {} | {} | {:.2} |",
+            fmt_ms(p),
+            fmt_ms(n),
+            fmt_ms(t),
+            ratio(t, p),
+            ratio(t, n),
+            p / n
+        )?;
+        let gflop = flops(&shapes[id]) / 1e9;
+        let ms = |side| median(times.get(&(id.clone(), side)).map_or(&[][..], |v| v));
+        let (p, n, t) = (ms(Side::Plain), ms(Side::Native), ms(Side::Torch));
+        let rate = |ms: f64| {
+            if ms.is_nan() {
+                return "-".to_string();
+            }
+            let g = gflop * 1e3 / ms;
+            if peak.is_nan() {
+                format!("{g:.1}")
+            } else {
+                format!("{g:.1} ({:.0}%)", 100.0 * g / peak)
+            }
+        };
+        writeln!(
+            out,
+            "| {id} | {gflop:.3} | {} | {} | {} | **{}** | {} | {:.2} | {} | {} | {} |",
+            fmt_ms(p),
+            fmt_ms(n),
+            fmt_ms(t),
+            ratio(t, p),
+            ratio(t, n),
+            p / n,
+            rate(p),
+            rate(n),
+            rate(t)
+        )?;
+        for side in SIDES {
+            if let Some(v) = times.get(&(id.clone(), side)) {
+                let list: Vec<String> = v.iter().map(|x| fmt_ms(*x)).collect();
+                let min = v.iter().copied().fold(f64::NAN, f64::min);
+                writeln!(
+                    raw,
+                    "| {id} | {side:?} | {} | {} | {} |",
+                    fmt_ms(median(v)),
+                    fmt_ms(min),
+                    list.join(", ")
+                )?;
+            }
+        }
+    }
+    out.push_str(&best);
+    if !has_torch {
+        out.push_str("\nPyTorch skipped: no Python with torch (set LSTM_BENCH_PYTHON).\n");
+    }
+    println!("\n{out}");
+    let dir = target_dir(root).join("bench");
+    std::fs::create_dir_all(&dir)?;
+    let report = format!("# Scenario benchmark\n\n{out}\n## Every run\n{raw}");
+    std::fs::write(dir.join("report.md"), report)?;
+    println!(
+        "wrote {} ({:.0} s of runs)",
+        dir.join("report.md").display(),
+        t0.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
+
+/// The 1-minute load average from `/proc/loadavg` (`?` where there is none).
+fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|s| s.split_whitespace().next().map(String::from))
+        .unwrap_or_else(|| "?".into())
+}
+
+fn side_threads(threads: &HashMap<Side, String>, side: Side) -> &str {
+    threads.get(&side).map_or("-", String::as_str)
+}
+
+fn fmt_ms(ms: f64) -> String {
+    if ms.is_nan() {
+        "-".into()
+    } else if ms < 10.0 {
+        format!("{ms:.3}")
+    } else {
+        format!("{ms:.2}")
+    }
+}
+
+fn ratio(a: f64, b: f64) -> String {
+    if a.is_nan() || b.is_nan() {
+        "-".into()
+    } else {
+        format!("{:.2}×", a / b)
+    }
+}
