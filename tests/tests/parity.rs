@@ -5,7 +5,7 @@
 
 use candle_core::{DType, Device, IndexOp, Tensor, Var};
 use candle_nn::VarBuilder;
-use lstm_core::{Gru, GruConfig, Rnn, RnnConfig};
+use lstm_core::{Gru, GruConfig, Nonlinearity, Rnn, RnnConfig};
 use lstm_core::{Kernel, Lstm, LstmCell, LstmConfig, LstmState};
 use lstm_tests::{get, load_fixture, max_abs_diff, varmap_from};
 
@@ -183,13 +183,26 @@ fn bidirectional_lstm_matches_torch_nn_lstm() {
 #[derive(Clone, Copy, Debug)]
 enum SingleState {
     Gru,
-    Rnn,
+    Rnn(Nonlinearity),
+}
+
+/// Checks a GRU or RNN fixture on both kernels.
+fn check_single_state(file: &str, kind: SingleState, layers: usize, bidirectional: bool) {
+    for kernel in [Kernel::Fused, Kernel::Reference] {
+        check_single_state_with(file, kind, layers, bidirectional, kernel);
+    }
 }
 
 /// Checks a GRU or RNN fixture: forward to [`FORWARD_TOL`], the loss
 /// `Σ out ⊙ probe_out + Σ h_n ⊙ probe_h`, and the gradients of `x`, `h0` and every
 /// parameter to [`GRAD_TOL`]; prints the largest differences.
-fn check_single_state(file: &str, kind: SingleState, layers: usize, bidirectional: bool) {
+fn check_single_state_with(
+    file: &str,
+    kind: SingleState,
+    layers: usize,
+    bidirectional: bool,
+    kernel: Kernel,
+) {
     let fx = load_fixture(file);
     let param_names = lstm_tests::param_names(&fx);
     let refs: Vec<&str> = param_names.iter().map(String::as_str).collect();
@@ -204,16 +217,19 @@ fn check_single_state(file: &str, kind: SingleState, layers: usize, bidirectiona
             let cfg = GruConfig::new(input, hidden)
                 .with_layers(layers)
                 .with_bidirectional(bidirectional);
-            Gru::new(cfg, vb)
-                .expect("gru")
-                .forward(x.as_tensor(), Some(h0.as_tensor()), true)
+            Gru::new(cfg, vb).expect("gru").with_kernel(kernel).forward(
+                x.as_tensor(),
+                Some(h0.as_tensor()),
+                true,
+            )
         }
-        SingleState::Rnn => {
+        SingleState::Rnn(nonlinearity) => {
             let cfg = RnnConfig::new(input, hidden)
                 .with_layers(layers)
                 .with_bidirectional(bidirectional);
-            Rnn::new(cfg, vb)
+            Rnn::new_with_nonlinearity(cfg, nonlinearity, vb)
                 .expect("rnn")
+                .with_kernel(kernel)
                 .forward(x.as_tensor(), Some(h0.as_tensor()), true)
         }
     }
@@ -223,7 +239,7 @@ fn check_single_state(file: &str, kind: SingleState, layers: usize, bidirectiona
         param_names.len(),
         "every parameter used"
     );
-    let tag = format!("{file} {kind:?}");
+    let tag = format!("{file} {kind:?} {kernel:?}");
     let mut max_forward = 0f32;
     for (name, ours) in [("out", &out), ("h_n", &h_n)] {
         let diff = max_abs_diff(ours, get(&fx, name));
@@ -269,5 +285,27 @@ fn bidirectional_gru_matches_torch_nn_gru() {
 
 #[test]
 fn two_layer_rnn_matches_torch_nn_rnn() {
-    check_single_state("rnn_2layer.safetensors", SingleState::Rnn, 2, false);
+    check_single_state(
+        "rnn_2layer.safetensors",
+        SingleState::Rnn(Nonlinearity::Tanh),
+        2,
+        false,
+    );
+}
+
+#[test]
+fn bidirectional_rnn_matches_torch_nn_rnn() {
+    let tanh = SingleState::Rnn(Nonlinearity::Tanh);
+    check_single_state("rnn_bidir_2layer.safetensors", tanh, 2, true);
+}
+
+#[test]
+fn bidirectional_relu_rnn_matches_torch_nn_rnn_relu() {
+    let relu = SingleState::Rnn(Nonlinearity::Relu);
+    check_single_state("rnn_relu_bidir_2layer.safetensors", relu, 2, true);
+}
+
+#[test]
+fn gru_with_batch_one_and_one_step_matches_torch() {
+    check_single_state("gru_b1_seq1.safetensors", SingleState::Gru, 1, false);
 }

@@ -177,14 +177,23 @@ impl<R: Rows> CustomOp3 for SequenceOp<R> {
                 true,
             );
         }
+        let mut w_hh_t = take_buffer(dirs * h * gh);
+        for (n, row) in w.chunks_exact(k).enumerate() {
+            let (d, n) = (n / gh, n % gh);
+            for (j, &v) in row[i..i + h].iter().enumerate() {
+                w_hh_t[(d * h + j) * gh + n] = v;
+            }
+        }
         let io = Forward {
             w,
+            w_hh_t: &w_hh_t,
             s0,
             out: Shared::new(&mut out),
             gates: Shared::new(&mut gates),
             saved: Shared::new(&mut saved),
         };
         recurrence::forward(self.rows, dm, &io);
+        recycle(w_hh_t);
         let fin = self.final_states(dm, &out, &saved);
         let states_shape = Shape::from((fin.len() / (dirs * b * h), dirs, b, h));
         let (result, shape, kept_out) = match self.output {

@@ -50,6 +50,9 @@ fn at(dm: Dims, r: usize, t: usize, d: usize, width: usize) -> usize {
 pub(crate) struct Forward<'a> {
     /// Packed weights `(D·G·H, K)`.
     pub w: &'a [f32],
+    /// `W_hhᵀ` of every direction, `(D, H, G·H)` contiguous: the layout in which the
+    /// GEMM reads it without re-packing it at every step.
+    pub w_hh_t: &'a [f32],
     /// Initial state `(D, B, S·H)`, `[h0 | c0]` for a family with a cell.
     pub s0: &'a [f32],
     /// Hidden states `(B, T, D·H)`.
@@ -105,8 +108,7 @@ fn forward_task<R: Rows>(rows: R, dm: Dims, task: Task, io: &Forward<'_>) {
         false => Vec::new(),
     };
     let mut hid = vec![0f32; if R::SPLIT { bl * gh } else { 0 }];
-    // W_hhᵀ: element (j, n) is W_hh[n][j], at w[n·K + I + j].
-    let w_hh_t = Mat::transposed(w[i..].as_ptr(), k);
+    let w_hh_t = Mat::rows(io.w_hh_t[dir * h * gh..].as_ptr(), gh);
     for step in 0..t {
         let ti = dm.time(dir, step);
         let prev = (step > 0).then(|| dm.time(dir, step - 1));
@@ -115,7 +117,7 @@ fn forward_task<R: Rows>(rows: R, dm: Dims, task: Task, io: &Forward<'_>) {
             Some(tp) => Mat::rows(io.out.at(at(dm, r0, tp, dir, h)), t * dirs * h),
         };
         // SAFETY: h_prev addresses bl rows of H floats (s0 or the previous step's states),
-        // W_hh lies inside w, and the destination (a scratch block or the step's gates of
+        // W_hhᵀ lies inside w_hh_t, and the destination (a scratch block or the step's gates of
         // this task's rows) overlaps neither.
         unsafe {
             if R::SPLIT {
