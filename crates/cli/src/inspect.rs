@@ -6,6 +6,7 @@ use candle_core::{Device, Tensor};
 use lstm_datasets::{normalize_pixels, read_digit_image, MnistOptions};
 use lstm_train::{evaluate as evaluate_split, load_classifier, predict_digit};
 
+use crate::output::print;
 use crate::{during, load_mnist_from, setup, Failure, SourceArg};
 
 /// Flags of `lstm evaluate`.
@@ -50,8 +51,12 @@ pub(crate) struct PredictArgs {
 
 /// `lstm evaluate`: the book's test line for a saved model.
 pub(crate) fn evaluate(args: EvaluateArgs) -> Result<(), Failure> {
-    if args.batch_size == 0 {
-        return Err(setup("batch size must be at least 1"));
+    if args.batch_size == 0 || args.batch_size > lstm_train::limits::MAX_BATCH {
+        return Err(setup(format!(
+            "--batch-size {} must be within 1..={}",
+            args.batch_size,
+            lstm_train::limits::MAX_BATCH
+        )));
     }
     let (cfg, trained) =
         load_classifier(&args.checkpoint, args.weights.as_deref()).map_err(setup)?;
@@ -62,18 +67,17 @@ pub(crate) fn evaluate(args: EvaluateArgs) -> Result<(), Failure> {
     };
     let data = load_mnist_from(args.source, &args.data, &options)?;
     let eval = evaluate_split(&trained.model, &data.test, args.batch_size).map_err(during)?;
-    println!(
+    print(format_args!(
         "Model: {} backbone, hidden {}, {} layer(s), from {}",
         format!("{:?}", cfg.backbone).to_lowercase(),
         cfg.hidden,
         cfg.layers,
         args.checkpoint.display()
-    );
-    println!(
+    ))?;
+    print(format_args!(
         "Test Loss: {:.4} | Test Accuracy: {:.4} ({} images)",
         eval.loss, eval.accuracy, eval.count
-    );
-    Ok(())
+    ))
 }
 
 /// `lstm predict`: the digit in one image.
@@ -84,11 +88,12 @@ pub(crate) fn predict(args: PredictArgs) -> Result<(), Failure> {
         Tensor::from_vec(normalize_pixels(&pixels), (28, 28), &Device::Cpu).map_err(during)?;
     let ranked = predict_digit(&trained.model, &image).map_err(during)?;
     let (digit, p) = ranked[0];
-    println!("Predicted digit: {digit} (probability {p:.4})");
+    print(format_args!(
+        "Predicted digit: {digit} (probability {p:.4})"
+    ))?;
     let others: Vec<String> = ranked[1..4]
         .iter()
         .map(|(d, p)| format!("{d}: {p:.4}"))
         .collect();
-    println!("Next most likely: {}", others.join(", "));
-    Ok(())
+    print(format_args!("Next most likely: {}", others.join(", ")))
 }

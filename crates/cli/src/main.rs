@@ -1,6 +1,7 @@
 //! `lstm`: train and evaluate the LSTM chapter's models from the command line.
 
 mod inspect;
+mod output;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -18,6 +19,8 @@ use lstm_train::{
     RegressorTrainConfig, RunDir, Selection,
 };
 use serde::{Deserialize, Serialize};
+
+use crate::output::{absolute, print};
 
 /// Train and evaluate the LSTM chapter's models.
 #[derive(Parser, Debug)]
@@ -160,9 +163,13 @@ struct MnistArgs {
     /// started with (other training flags are ignored).
     #[arg(long, value_name = "DIR", conflicts_with = "out")]
     resume: Option<PathBuf>,
-    /// Run directory (default: runs/mnist-<timestamp>).
+    /// Run directory (default: runs/mnist-<timestamp>). It must be new or empty.
     #[arg(long)]
     out: Option<PathBuf>,
+    /// If --out holds a previous run, move it aside to <out>.old-<timestamp> (it is
+    /// never deleted) and start afresh.
+    #[arg(long, conflicts_with = "resume")]
+    overwrite: bool,
     /// No progress bar.
     #[arg(long, short)]
     quiet: bool,
@@ -251,9 +258,13 @@ struct StockArgs {
     /// started with (other training flags are ignored).
     #[arg(long, value_name = "DIR", conflicts_with_all = ["out", "compare"])]
     resume: Option<PathBuf>,
-    /// Run directory (default: runs/stock-<timestamp>).
+    /// Run directory (default: runs/stock-<timestamp>). It must be new or empty.
     #[arg(long)]
     out: Option<PathBuf>,
+    /// If --out holds a previous run, move it aside to <out>.old-<timestamp> (it is
+    /// never deleted) and start afresh.
+    #[arg(long, conflicts_with = "resume")]
+    overwrite: bool,
     /// No progress bar.
     #[arg(long, short)]
     quiet: bool,
@@ -361,17 +372,14 @@ fn run_mnist(args: MnistArgs) -> Result<(), Failure> {
             .source
             .to_possible_value()
             .map_or_else(|| "files".into(), |v| v.get_name().to_string()),
-        data: args.data.clone(),
+        data: absolute(&args.data)?,
         validation_size,
         train_limit: args.train_limit,
         test_limit: args.test_limit,
     };
     let data = load_mnist_from(args.source, &args.data, &data_json.options())?;
-    let run_dir = match &args.out {
-        Some(path) => RunDir::create(path),
-        None => RunDir::timestamped(Path::new("runs"), "mnist"),
-    }
-    .map_err(setup)?;
+    cfg.total_iterations(data.train.len()).map_err(setup)?;
+    let run_dir = new_run_dir(args.out.as_deref(), args.overwrite, "mnist")?;
     tracing::info!(
         train = data.train.len(),
         test = data.test.len(),
@@ -383,8 +391,27 @@ fn run_mnist(args: MnistArgs) -> Result<(), Failure> {
     let (report, _) =
         train_classifier_with_context(&data, &cfg, context, Some(&run_dir), &mut stdout)
             .map_err(during)?;
-    print_mnist_done(&report, &run_dir);
-    Ok(())
+    print_mnist_done(&report, &run_dir)
+}
+
+/// The directory of a new run: `out` (refused if it holds a previous run, unless
+/// `overwrite` moves that aside) or `runs/<task>-<UTC time>`.
+fn new_run_dir(out: Option<&Path>, overwrite: bool, task: &str) -> Result<RunDir, Failure> {
+    match out {
+        Some(path) if overwrite => {
+            let (dir, moved) = RunDir::create_replacing(path).map_err(setup)?;
+            if let Some(aside) = moved {
+                output::note(&format!(
+                    "note: moved the previous run in {} to {}",
+                    path.display(),
+                    aside.display()
+                ));
+            }
+            Ok(dir)
+        }
+        Some(path) => RunDir::create(path).map_err(setup),
+        None => RunDir::timestamped(Path::new("runs"), task).map_err(setup),
+    }
 }
 
 /// The data options this command stored in a checkpoint's context, for `--resume`.
@@ -402,10 +429,12 @@ fn saved_data<T: serde::de::DeserializeOwned>(
 
 /// `lstm mnist --resume DIR`.
 fn resume_mnist(dir: &Path, stop_after: Option<usize>, progress: bool) -> Result<(), Failure> {
+    // The lock first: a run that is still training is refused at once.
+    let run_dir = RunDir::reopen(dir).map_err(setup)?;
     let checkpoint = read_classifier_checkpoint(dir).map_err(setup)?;
     let data_json: MnistDataJson = saved_data(&checkpoint.path, &checkpoint.progress.context)?;
     let data = load_mnist_from(data_json.source()?, &data_json.data, &data_json.options())?;
-    let run_dir = RunDir::create(dir).map_err(setup)?;
+    checkpoint.sampler(data.train.len()).map_err(setup)?;
     let mut stdout = std::io::stdout();
     let (report, _) = resume_classifier(
         &data,
@@ -416,19 +445,18 @@ fn resume_mnist(dir: &Path, stop_after: Option<usize>, progress: bool) -> Result
         &mut stdout,
     )
     .map_err(during)?;
-    print_mnist_done(&report, &run_dir);
-    Ok(())
+    print_mnist_done(&report, &run_dir)
 }
 
-fn print_mnist_done(report: &lstm_train::TrainReport, run_dir: &RunDir) {
-    println!(
+fn print_mnist_done(report: &lstm_train::TrainReport, run_dir: &RunDir) -> Result<(), Failure> {
+    print(format_args!(
         "Trained {} of {} iterations in {:.1} s ({:.0} samples/s); outputs in {}",
         report.iterations,
         report.total_iterations,
         report.train_seconds,
         report.samples_per_second,
         run_dir.path().display()
-    );
+    ))
 }
 
 /// Loads MNIST from where `--source` says (`dir` is for `--source files`).
@@ -511,11 +539,11 @@ fn run_stock(args: StockArgs) -> Result<(), Failure> {
     };
     let frame = StockFrame::read_csv(&args.data).map_err(setup)?;
     let data = prepare_stock(&frame, &options).map_err(setup)?;
-    let run_dir = match &args.out {
-        Some(path) => RunDir::create(path),
-        None => RunDir::timestamped(std::path::Path::new("runs"), "stock"),
+    for cfg in &configs {
+        cfg.check_model_size(options.features.len())
+            .map_err(setup)?;
     }
-    .map_err(setup)?;
+    let run_dir = new_run_dir(args.out.as_deref(), args.overwrite, "stock")?;
     let model_dirs: Vec<RunDir> = if args.compare {
         kinds
             .iter()
@@ -526,7 +554,7 @@ fn run_stock(args: StockArgs) -> Result<(), Failure> {
         vec![run_dir.clone()]
     };
     let data_json = DataJson {
-        path: args.data.clone(),
+        path: absolute(&args.data)?,
         rows: frame.len(),
         features: options.features.clone(),
         target: options.target.clone(),
@@ -553,22 +581,22 @@ fn run_stock(args: StockArgs) -> Result<(), Failure> {
     let mut reports: Vec<RegressionReport> = Vec::new();
     for (cfg, dir) in configs.iter().zip(&model_dirs) {
         if args.compare {
-            println!("\n## {}\n", cfg.kind);
+            print(format_args!("\n## {}\n", cfg.kind))?;
         }
         let context = serde_json::to_value(&data_json).map_err(setup)?;
         let report = train_regressor_with_context(&data, cfg, context, Some(dir), &mut stdout)
             .map_err(during)?;
-        println!(
+        print(format_args!(
             "Trained {} epochs in {:.1} s; outputs in {}",
             report.epochs,
             report.train_seconds,
             dir.path().display()
-        );
+        ))?;
         reports.push(report);
     }
     if args.compare {
         let table = comparison_table(&reports);
-        println!("\n{table}");
+        print(format_args!("\n{table}"))?;
         run_dir
             .write_atomic("comparison.md", table.as_bytes())
             .map_err(during)?;
@@ -591,11 +619,11 @@ fn run_stock(args: StockArgs) -> Result<(), Failure> {
             &format!("{} ({})", args.target, first.unit),
         )
         .map_err(during)?;
-        println!(
+        print(format_args!(
             "Wrote {} and {}",
             path.display(),
             run_dir.file("comparison.md").display()
-        );
+        ))?;
     }
     Ok(())
 }
@@ -617,6 +645,8 @@ struct DataJson {
 
 /// `lstm stock --resume DIR`.
 fn resume_stock(dir: &Path, stop_after: Option<usize>, progress: bool) -> Result<(), Failure> {
+    // The lock first: a run that is still training is refused at once.
+    let run_dir = RunDir::reopen(dir).map_err(setup)?;
     let checkpoint = read_regressor_checkpoint(dir).map_err(setup)?;
     let saved: DataJson = saved_data(&checkpoint.path, &checkpoint.progress.context)?;
     let options = StockOptions {
@@ -632,7 +662,6 @@ fn resume_stock(dir: &Path, stop_after: Option<usize>, progress: bool) -> Result
     };
     let frame = StockFrame::read_csv(&saved.path).map_err(setup)?;
     let data = prepare_stock(&frame, &options).map_err(setup)?;
-    let run_dir = RunDir::create(dir).map_err(setup)?;
     let mut stdout = std::io::stdout();
     let report = resume_regressor(
         &data,
@@ -643,13 +672,12 @@ fn resume_stock(dir: &Path, stop_after: Option<usize>, progress: bool) -> Result
         &mut stdout,
     )
     .map_err(during)?;
-    println!(
+    print(format_args!(
         "Trained {} epochs in {:.1} s; outputs in {}",
         report.epochs,
         report.train_seconds,
         run_dir.path().display()
-    );
-    Ok(())
+    ))
 }
 
 fn label(model: &str) -> &str {
@@ -707,7 +735,7 @@ fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(f) => {
-            eprintln!("error: {}", f.message);
+            output::note(&format!("error: {}", f.message));
             ExitCode::from(if f.before_training { 2 } else { 1 })
         }
     }

@@ -17,6 +17,29 @@ pub enum DatasetError {
         source: std::io::Error,
     },
 
+    /// The path is not a regular file, or is larger than its kind of file may be.
+    #[error("{}: {source}", path.display())]
+    File {
+        /// The file.
+        path: PathBuf,
+        /// Why it was not read.
+        source: crate::files::FileError,
+    },
+
+    /// An idx header announces more data than any data set of this kind holds.
+    #[error(
+        "{}: the idx header announces {announced} bytes of data, over the limit of {limit}",
+        path.display()
+    )]
+    IdxTooLarge {
+        /// The offending file.
+        path: PathBuf,
+        /// Bytes of data the header's counts and dimensions multiply to.
+        announced: u64,
+        /// The most accepted ([`crate::mnist::MAX_IDX_PAYLOAD`]).
+        limit: u64,
+    },
+
     /// The data directory itself does not exist or is not a directory.
     #[error("{}: data directory does not exist or is not a directory", dir.display())]
     MissingDir {
@@ -88,11 +111,16 @@ pub enum DatasetError {
     },
 
     /// The file holds more bytes than its header announces.
-    #[error("{}: {extra} unexpected trailing bytes after the idx data", path.display())]
+    #[error(
+        "{}: {}{extra} unexpected trailing bytes after the idx data",
+        path.display(),
+        if *extra >= crate::mnist::MAX_TRAILING_COUNT { "at least " } else { "" }
+    )]
     TrailingBytes {
         /// The offending file.
         path: PathBuf,
-        /// How many bytes follow the announced data.
+        /// How many bytes follow the announced data (counted up to
+        /// [`crate::mnist::MAX_TRAILING_COUNT`]).
         extra: u64,
     },
 
@@ -166,6 +194,39 @@ pub enum DatasetError {
         column: String,
         /// The columns the header does hold, in file order.
         available: Vec<String>,
+    },
+
+    /// Two columns of a CSV header have the same name.
+    #[error("{}: column {column:?} appears more than once in the header", path.display())]
+    DuplicateColumn {
+        /// The offending file.
+        path: PathBuf,
+        /// The repeated name.
+        column: String,
+    },
+
+    /// A CSV holds NUL bytes: not UTF-8 text (UTF-16, or a binary file).
+    #[error(
+        "{}: holds NUL bytes, so it is not UTF-8 text (UTF-16 or a binary file?); \
+         save it as a UTF-8 CSV",
+        path.display()
+    )]
+    NotUtf8Text {
+        /// The offending file.
+        path: PathBuf,
+    },
+
+    /// A CSV header is a single column with another separator inside it.
+    #[error(
+        "{}: the header is one column containing {separator}: columns must be separated \
+         by commas",
+        path.display()
+    )]
+    WrongSeparator {
+        /// The offending file.
+        path: PathBuf,
+        /// The separator found, in words ("tabs", "semicolons").
+        separator: String,
     },
 
     /// A cell of a numeric column is empty or not a number.

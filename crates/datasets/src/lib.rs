@@ -11,14 +11,18 @@
 //! - [`digit`] turns a PNG of one handwritten digit into MNIST-style pixels.
 //! - [`batch`] shuffles example indices into mini-batches, reproducibly
 //!   (per-epoch permutations depend only on seed and epoch) and resumably.
+//! - [`files`] opens input files with their kind and size checked first;
+//!   [`csv_text`] checks a CSV's text before polars reads it.
 //! - [`error`] holds [`DatasetError`], whose messages name the offending file.
 //! - `hub` (feature `hub`, off by default: it pulls hf-hub, parquet and image)
 //!   loads MNIST from the Hugging Face Hub cache through candle-datasets into the
 //!   same [`Mnist`] as [`load_mnist`].
 
 pub mod batch;
+pub mod csv_text;
 pub mod digit;
 pub mod error;
+pub mod files;
 #[cfg(feature = "hub")]
 pub mod hub;
 pub mod mnist;
@@ -28,6 +32,7 @@ pub mod stock;
 pub use batch::{EpochSampler, SamplerState};
 pub use digit::{digit_from_image_bytes, read_digit_image};
 pub use error::DatasetError;
+pub use files::{open_regular, read_capped, FileError};
 #[cfg(feature = "hub")]
 pub use hub::load_mnist_from_hub;
 pub use mnist::{

@@ -6,11 +6,11 @@
 //! (`0x00000801`, dim `count`). Every check names the file it rejects.
 
 use std::fs;
-use std::io::Read;
+use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
 
 use candle_core::{Device, Tensor};
-use flate2::read::GzDecoder;
+use flate2::read::MultiGzDecoder;
 
 use crate::error::DatasetError;
 
@@ -37,8 +37,11 @@ const PIXEL_MEAN: f32 = 0.5;
 /// Standard deviation divided out after subtracting the mean.
 const PIXEL_STD: f32 = 1.0;
 
-const IMAGE_HEADER: usize = 16;
-const LABEL_HEADER: usize = 8;
+/// Largest idx data accepted (pixels or labels), whatever a header claims: 1 GiB, over
+/// twenty times MNIST's training images.
+pub const MAX_IDX_PAYLOAD: u64 = 1 << 30;
+/// Trailing bytes counted past the announced data before the count stops ("at least").
+pub const MAX_TRAILING_COUNT: u64 = 1 << 20;
 const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
 /// Upper bound on the capacity reserved from a gzip trailer's size hint.
 const MAX_SIZE_HINT: usize = 256 << 20;
@@ -59,14 +62,6 @@ pub struct IdxImages {
     pub pixels: Vec<u8>,
 }
 
-/// Reads a file's raw bytes, naming it in the error.
-fn read_file(path: &Path) -> Result<Vec<u8>, DatasetError> {
-    fs::read(path).map_err(|source| DatasetError::Io {
-        path: path.to_path_buf(),
-        source,
-    })
-}
-
 /// The capacity to reserve for gunzipping `raw`: the gzip trailer's ISIZE
 /// (uncompressed size mod 2^32), which is only a hint and an untrusted one.
 ///
@@ -80,31 +75,6 @@ fn gzip_size_hint(raw: &[u8]) -> usize {
         .map_or(0, |b| u32::from_le_bytes(b) as usize)
         .min(MAX_SIZE_HINT)
         .min(raw.len().saturating_mul(MAX_DEFLATE_RATIO))
-}
-
-/// Gunzips `raw` when it starts with the gzip magic bytes; `path` names it in errors.
-fn decompress_maybe_gz(path: &Path, raw: Vec<u8>) -> Result<Vec<u8>, DatasetError> {
-    if raw.is_empty() {
-        return Err(DatasetError::Empty {
-            path: path.to_path_buf(),
-        });
-    }
-    if !raw.starts_with(&GZIP_MAGIC) {
-        return Ok(raw);
-    }
-    let mut out = Vec::with_capacity(gzip_size_hint(&raw));
-    GzDecoder::new(raw.as_slice())
-        .read_to_end(&mut out)
-        .map_err(|source| DatasetError::Gzip {
-            path: path.to_path_buf(),
-            source,
-        })?;
-    if out.is_empty() {
-        return Err(DatasetError::Empty {
-            path: path.to_path_buf(),
-        });
-    }
-    Ok(out)
 }
 
 /// Big-endian `u32` at `offset`, if the data is long enough.
@@ -141,41 +111,119 @@ fn parse_header<const N: usize>(
     Ok(dims)
 }
 
-/// Checks that `data` holds exactly `header + payload` bytes.
-fn check_length(path: &Path, data: &[u8], header: usize, payload: u64) -> Result<(), DatasetError> {
-    let expected = header as u64 + payload;
-    let found = data.len() as u64;
-    if found < expected {
+/// Reads one idx file from `source` (raw, or gzip when it starts with the gzip magic;
+/// several gzip members, as `cat a.gz b.gz` makes, are one stream), never holding more
+/// than the header announces: the header is read and checked (`check_dims`) first, then
+/// exactly the announced data, then trailing bytes are only counted (up to
+/// [`MAX_TRAILING_COUNT`]). `capacity_hint` caps the memory reserved up front.
+fn read_idx_into<const N: usize>(
+    path: &Path,
+    source: impl Read,
+    magic: u32,
+    capacity_hint: usize,
+    check_dims: impl Fn(&[usize; N]) -> Result<(), DatasetError>,
+) -> Result<([usize; N], Vec<u8>), DatasetError> {
+    let empty = || DatasetError::Empty {
+        path: path.to_path_buf(),
+    };
+    let mut buffered = BufReader::new(source);
+    let start = buffered.fill_buf().map_err(|source| DatasetError::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    if start.is_empty() {
+        return Err(empty());
+    }
+    let gzip = start.starts_with(&GZIP_MAGIC);
+    if gzip {
+        read_idx_stream(
+            path,
+            MultiGzDecoder::new(buffered),
+            true,
+            magic,
+            capacity_hint,
+            check_dims,
+        )
+    } else {
+        read_idx_stream(path, buffered, false, magic, capacity_hint, check_dims)
+    }
+}
+
+/// The body of [`read_idx_into`], on the (decompressed) stream.
+fn read_idx_stream<const N: usize>(
+    path: &Path,
+    mut reader: impl Read,
+    gzip: bool,
+    magic: u32,
+    capacity_hint: usize,
+    check_dims: impl Fn(&[usize; N]) -> Result<(), DatasetError>,
+) -> Result<([usize; N], Vec<u8>), DatasetError> {
+    let empty = || DatasetError::Empty {
+        path: path.to_path_buf(),
+    };
+    let failed = |source: std::io::Error| {
+        if gzip {
+            DatasetError::Gzip {
+                path: path.to_path_buf(),
+                source,
+            }
+        } else {
+            DatasetError::Io {
+                path: path.to_path_buf(),
+                source,
+            }
+        }
+    };
+    let header_len = 4 * (N + 1);
+    let mut header = Vec::with_capacity(header_len);
+    (&mut reader)
+        .take(header_len as u64)
+        .read_to_end(&mut header)
+        .map_err(failed)?;
+    if header.is_empty() {
+        return Err(empty());
+    }
+    let dims = parse_header::<N>(path, &header, magic)?;
+    check_dims(&dims)?;
+    let announced = dims
+        .iter()
+        .try_fold(1u64, |acc, &d| acc.checked_mul(d as u64))
+        .unwrap_or(u64::MAX);
+    if announced > MAX_IDX_PAYLOAD {
+        return Err(DatasetError::IdxTooLarge {
+            path: path.to_path_buf(),
+            announced,
+            limit: MAX_IDX_PAYLOAD,
+        });
+    }
+    let mut data = Vec::with_capacity((announced as usize).min(capacity_hint));
+    (&mut reader)
+        .take(announced)
+        .read_to_end(&mut data)
+        .map_err(failed)?;
+    if (data.len() as u64) < announced {
         return Err(DatasetError::Truncated {
             path: path.to_path_buf(),
-            expected_bytes: expected,
-            found_bytes: found,
+            expected_bytes: header_len as u64 + announced,
+            found_bytes: (header_len + data.len()) as u64,
         });
     }
-    if found > expected {
+    let extra = std::io::copy(
+        &mut (&mut reader).take(MAX_TRAILING_COUNT),
+        &mut std::io::sink(),
+    )
+    .map_err(failed)?;
+    if extra > 0 {
         return Err(DatasetError::TrailingBytes {
             path: path.to_path_buf(),
-            extra: found - expected,
+            extra,
         });
     }
-    Ok(())
+    Ok((dims, data))
 }
 
-/// Reads an idx image file (raw or gzip), requiring 28x28 images.
-///
-/// A count of zero is accepted; zero or non-28 dimensions are not. The bytes
-/// are checked by [`parse_idx_images`].
-pub fn read_idx_images(path: &Path) -> Result<IdxImages, DatasetError> {
-    parse_idx_images(path, read_file(path)?)
-}
-
-/// Parses the bytes of an idx image file (raw, or gzip when they start with
-/// the gzip magic), requiring 28x28 images, exactly as [`read_idx_images`] does.
-///
-/// `path` only names the source in error messages; nothing is read from it.
-pub fn parse_idx_images(path: &Path, bytes: Vec<u8>) -> Result<IdxImages, DatasetError> {
-    let mut data = decompress_maybe_gz(path, bytes)?;
-    let [count, rows, cols] = parse_header::<3>(path, &data, IMAGE_MAGIC)?;
+/// Rejects image dimensions other than 28x28.
+fn check_image_dims(path: &Path, &[_, rows, cols]: &[usize; 3]) -> Result<(), DatasetError> {
     if rows != IMAGE_SIDE || cols != IMAGE_SIDE {
         return Err(DatasetError::BadDimensions {
             path: path.to_path_buf(),
@@ -183,35 +231,12 @@ pub fn parse_idx_images(path: &Path, bytes: Vec<u8>) -> Result<IdxImages, Datase
             cols,
         });
     }
-    let payload = count as u64 * (rows as u64) * (cols as u64);
-    check_length(path, &data, IMAGE_HEADER, payload)?;
-    data.drain(..IMAGE_HEADER);
-    Ok(IdxImages {
-        count,
-        rows,
-        cols,
-        pixels: data,
-    })
+    Ok(())
 }
 
-/// Reads an idx label file (raw or gzip), requiring every label to be `0..=9`.
-///
-/// The bytes are checked by [`parse_idx_labels`].
-pub fn read_idx_labels(path: &Path) -> Result<Vec<u8>, DatasetError> {
-    parse_idx_labels(path, read_file(path)?)
-}
-
-/// Parses the bytes of an idx label file (raw, or gzip when they start with
-/// the gzip magic), requiring every label to be `0..=9`, exactly as
-/// [`read_idx_labels`] does.
-///
-/// `path` only names the source in error messages; nothing is read from it.
-pub fn parse_idx_labels(path: &Path, bytes: Vec<u8>) -> Result<Vec<u8>, DatasetError> {
-    let mut data = decompress_maybe_gz(path, bytes)?;
-    let [count] = parse_header::<1>(path, &data, LABEL_MAGIC)?;
-    check_length(path, &data, LABEL_HEADER, count as u64)?;
-    data.drain(..LABEL_HEADER);
-    if let Some((index, &label)) = data
+/// Rejects a label outside `0..=9`.
+fn check_labels(path: &Path, labels: &[u8]) -> Result<(), DatasetError> {
+    if let Some((index, &label)) = labels
         .iter()
         .enumerate()
         .find(|(_, &l)| usize::from(l) >= NUM_CLASSES)
@@ -222,7 +247,90 @@ pub fn parse_idx_labels(path: &Path, bytes: Vec<u8>) -> Result<Vec<u8>, DatasetE
             label,
         });
     }
-    Ok(data)
+    Ok(())
+}
+
+/// Opens an idx file (a regular file), with a capacity hint from its size.
+fn open_idx(path: &Path) -> Result<(fs::File, usize), DatasetError> {
+    let (file, size) = crate::files::open_regular(path).map_err(|e| e.at(path))?;
+    let hint = usize::try_from(size)
+        .unwrap_or(usize::MAX)
+        .saturating_mul(MAX_DEFLATE_RATIO)
+        .min(MAX_SIZE_HINT);
+    Ok((file, hint))
+}
+
+/// The hint for bytes already in memory: their length, or the gzip trailer's size.
+fn bytes_hint(bytes: &[u8]) -> usize {
+    if bytes.starts_with(&GZIP_MAGIC) {
+        gzip_size_hint(bytes)
+    } else {
+        bytes.len()
+    }
+}
+
+/// Images from a checked header and its data.
+fn images_of([count, rows, cols]: [usize; 3], pixels: Vec<u8>) -> IdxImages {
+    IdxImages {
+        count,
+        rows,
+        cols,
+        pixels,
+    }
+}
+
+/// Reads an idx image file (raw or gzip), requiring 28x28 images.
+///
+/// A count of zero is accepted; zero or non-28 dimensions are not. The file is
+/// streamed: memory never exceeds what its header announces (at most
+/// [`MAX_IDX_PAYLOAD`]), whatever the file's size or compression ratio.
+pub fn read_idx_images(path: &Path) -> Result<IdxImages, DatasetError> {
+    let (file, hint) = open_idx(path)?;
+    let (dims, pixels) =
+        read_idx_into(path, file, IMAGE_MAGIC, hint, |d| check_image_dims(path, d))?;
+    Ok(images_of(dims, pixels))
+}
+
+/// Parses the bytes of an idx image file (raw, or gzip when they start with
+/// the gzip magic), requiring 28x28 images, exactly as [`read_idx_images`] does.
+///
+/// `path` only names the source in error messages; nothing is read from it.
+pub fn parse_idx_images(path: &Path, bytes: Vec<u8>) -> Result<IdxImages, DatasetError> {
+    let (dims, pixels) = read_idx_into(
+        path,
+        bytes.as_slice(),
+        IMAGE_MAGIC,
+        bytes_hint(&bytes),
+        |d| check_image_dims(path, d),
+    )?;
+    Ok(images_of(dims, pixels))
+}
+
+/// Reads an idx label file (raw or gzip), requiring every label to be `0..=9`.
+///
+/// Streamed as [`read_idx_images`] is.
+pub fn read_idx_labels(path: &Path) -> Result<Vec<u8>, DatasetError> {
+    let (file, hint) = open_idx(path)?;
+    let (_, labels) = read_idx_into::<1>(path, file, LABEL_MAGIC, hint, |_| Ok(()))?;
+    check_labels(path, &labels)?;
+    Ok(labels)
+}
+
+/// Parses the bytes of an idx label file (raw, or gzip when they start with
+/// the gzip magic), requiring every label to be `0..=9`, exactly as
+/// [`read_idx_labels`] does.
+///
+/// `path` only names the source in error messages; nothing is read from it.
+pub fn parse_idx_labels(path: &Path, bytes: Vec<u8>) -> Result<Vec<u8>, DatasetError> {
+    let (_, labels) = read_idx_into::<1>(
+        path,
+        bytes.as_slice(),
+        LABEL_MAGIC,
+        bytes_hint(&bytes),
+        |_| Ok(()),
+    )?;
+    check_labels(path, &labels)?;
+    Ok(labels)
 }
 
 /// The textbook's transform: `x / 255`, then `(x - 0.5) / 1.0`, giving `[-0.5, 0.5]`.
@@ -469,6 +577,17 @@ impl Mnist {
         let test_n = opts
             .test_limit
             .map_or(test_labels.len(), |l| l.min(test_labels.len()));
+        if test_n == 0 {
+            return Err(DatasetError::InvalidSplit {
+                message: format!(
+                    "no test images to evaluate: the test set beside {origin} holds {} \
+                     images and the test limit is {} (it must be at least 1)",
+                    test_labels.len(),
+                    opts.test_limit
+                        .map_or_else(|| "not set".to_string(), |l| l.to_string()),
+                ),
+            });
+        }
         let test = MnistSplit::from_raw(
             &test_pixels[..test_n * pixels_per_image],
             &test_labels[..test_n],

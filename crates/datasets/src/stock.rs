@@ -39,6 +39,9 @@ pub const VOLUME_COLUMN: &str = "Volume";
 /// The book's features: the five price columns of a classic Yahoo CSV.
 pub const DEFAULT_FEATURES: [&str; 5] = ["Open", "High", "Low", "Close", "Adj Close"];
 
+/// Most input values (samples × window × features) [`prepare_stock`] builds.
+pub const MAX_SAMPLE_VALUES: usize = 64_000_000;
+
 const UTF8_BOM: &[u8] = b"\xEF\xBB\xBF";
 
 /// A validated stock CSV: a polars [`DataFrame`] whose `Date` column has
@@ -111,10 +114,14 @@ pub fn format_date(days: i32) -> String {
 }
 
 impl StockFrame {
-    /// Reads and validates a stock CSV with a header line.
+    /// Reads and validates a stock CSV with a header line (blank lines at the end
+    /// are ignored).
     ///
     /// Errors, each naming `path`: [`DatasetError::Io`] (cannot read, e.g.
-    /// missing), [`DatasetError::Empty`] (no bytes, or only whitespace),
+    /// missing), [`DatasetError::File`] (not a regular file, or over
+    /// [`crate::csv_text::MAX_CSV_BYTES`]), [`DatasetError::Empty`] (no bytes, or
+    /// only whitespace), [`DatasetError::NotUtf8Text`], [`DatasetError::WrongSeparator`],
+    /// [`DatasetError::DuplicateColumn`],
     /// [`DatasetError::Csv`] (polars cannot parse the CSV, e.g. ragged rows),
     /// [`DatasetError::NoDataRows`] (header only), [`DatasetError::MissingColumn`]
     /// (no `Date`), [`DatasetError::BadDate`], [`DatasetError::DateOrder`]
@@ -123,10 +130,8 @@ impl StockFrame {
     /// [`DatasetError::NonFinite`] (`NaN`, `inf`) and
     /// [`DatasetError::NegativeValue`] (negative `Volume`).
     pub fn read_csv(path: &Path) -> Result<Self, DatasetError> {
-        let bytes = std::fs::read(path).map_err(|source| DatasetError::Io {
-            path: path.to_path_buf(),
-            source,
-        })?;
+        let bytes = crate::files::read_capped(path, crate::csv_text::MAX_CSV_BYTES)
+            .map_err(|e| e.at(path))?;
         Self::from_csv_bytes(path, bytes)
     }
 
@@ -146,6 +151,8 @@ impl StockFrame {
                 path: path.to_path_buf(),
             });
         }
+        crate::csv_text::check_csv_text(path, &bytes)?;
+        let bytes = crate::csv_text::without_trailing_blank_lines(bytes);
         let csv_error = |source| DatasetError::Csv {
             path: path.to_path_buf(),
             source,
@@ -502,6 +509,17 @@ pub fn prepare_stock(
     }
     if opts.features.is_empty() {
         return Err(invalid(format!("{path}: no feature columns selected")));
+    }
+    let values = (rows + 1 - opts.window)
+        .checked_mul(opts.window)
+        .and_then(|v| v.checked_mul(opts.features.len()));
+    if values.is_none_or(|v| v > MAX_SAMPLE_VALUES) {
+        return Err(invalid(format!(
+            "{path}: window = {} over {rows} rows of {} features makes more than \
+             {MAX_SAMPLE_VALUES} input values; use a smaller window",
+            opts.window,
+            opts.features.len()
+        )));
     }
 
     let feature_columns = opts

@@ -172,3 +172,28 @@ fn stock_regressions() {
     }
     eprintln!("stock: {crashes} known crash inputs replayed");
 }
+
+#[test]
+fn png_regressions() {
+    let path = PathBuf::from(FAKE);
+    let mut crashes = 0;
+    for (name, bytes) in corpus("png") {
+        let digit = no_panic(&name, "digit_from_image_bytes", || {
+            lstm_datasets::digit_from_image_bytes(&path, &bytes)
+        });
+        if let Ok(pixels) = &digit {
+            assert_eq!(pixels.len(), 784, "{name}");
+        }
+        let crash = name.starts_with("crash-");
+        check(&name, "digit_from_image_bytes", &digit, crash);
+        if name.starts_with("ok-") {
+            assert!(
+                digit.is_ok(),
+                "{name}: {:?}",
+                digit.err().map(|e| e.to_string())
+            );
+        }
+        crashes += usize::from(crash);
+    }
+    eprintln!("png: {crashes} known crash inputs replayed");
+}

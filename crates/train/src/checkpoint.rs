@@ -19,6 +19,7 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Result, TrainError};
+use crate::limits::MAX_CHECKPOINT_BYTES;
 use crate::optim::Optimizer;
 use crate::run_dir::RunDir;
 
@@ -91,21 +92,64 @@ pub(crate) fn save_checkpoint<P: Serialize>(
 
 /// Reads a checkpoint written for `task`: a path to the file or to its run directory.
 ///
-/// Errors ([`TrainError::Checkpoint`], naming the file): missing, truncated or not a
-/// safetensors file, no progress metadata, another layout version, or written by another
-/// task (e.g. a stock checkpoint given to the MNIST command).
+/// Errors ([`TrainError::Checkpoint`], naming the file): missing, not a regular file,
+/// over [`MAX_CHECKPOINT_BYTES`], truncated or not a safetensors file, no progress
+/// metadata, another layout version, written by another task (e.g. a stock checkpoint
+/// given to the MNIST command), or best weights or optimizer state that are not finite
+/// or do not match the weights.
 pub fn read_checkpoint<P: DeserializeOwned>(path: &Path, task: &str) -> Result<Checkpoint<P>> {
     let path = if path.is_dir() {
         path.join(CHECKPOINT_FILE)
     } else {
         path.to_path_buf()
     };
+    let bytes = read_bounded(&path, MAX_CHECKPOINT_BYTES)?;
+    parse_checkpoint(&path, &bytes, task)
+}
+
+/// Reads `path`, a regular file of at most `limit` bytes, as a checkpoint error naming it.
+pub(crate) fn read_bounded(path: &Path, limit: u64) -> Result<Vec<u8>> {
+    lstm_datasets::read_capped(path, limit).map_err(|e| TrainError::Checkpoint {
+        path: path.to_path_buf(),
+        message: e.to_string(),
+    })
+}
+
+/// Every tensor of the safetensors file `bytes`, after checking that its header length
+/// fits in the file; `path` names it in errors.
+pub fn parse_safetensors(path: &Path, bytes: &[u8]) -> Result<HashMap<String, Tensor>> {
+    let bad = |detail: String| TrainError::Checkpoint {
+        path: path.to_path_buf(),
+        message: format!(
+            "not a complete safetensors file ({} bytes): {detail}",
+            bytes.len()
+        ),
+    };
+    let header = bytes
+        .get(..8)
+        .and_then(|b| <[u8; 8]>::try_from(b).ok())
+        .map(u64::from_le_bytes)
+        .ok_or_else(|| bad("too short for the header length".into()))?;
+    if header > bytes.len() as u64 - 8 {
+        return Err(bad(format!("its header claims {header} bytes")));
+    }
+    candle_core::safetensors::load_buffer(bytes, &candle_core::Device::Cpu)
+        .map_err(|e| bad(e.to_string()))
+}
+
+/// [`read_checkpoint`] on the bytes of a checkpoint file; `path` names it in errors.
+pub fn parse_checkpoint<P: DeserializeOwned>(
+    path: &Path,
+    bytes: &[u8],
+    task: &str,
+) -> Result<Checkpoint<P>> {
+    let path = path.to_path_buf();
     let bad = |message: String| TrainError::Checkpoint {
         path: path.clone(),
         message,
     };
-    let bytes = std::fs::read(&path).map_err(|e| bad(format!("cannot read: {e}")))?;
-    let (_, metadata) = safetensors::SafeTensors::read_metadata(&bytes).map_err(|e| {
+    let all = parse_safetensors(&path, bytes)?;
+    let (_, metadata) = safetensors::SafeTensors::read_metadata(bytes).map_err(|e| {
         bad(format!(
             "not a complete safetensors file ({} bytes): {e}",
             bytes.len()
@@ -138,13 +182,6 @@ pub fn read_checkpoint<P: DeserializeOwned>(path: &Path, task: &str) -> Result<C
     }
     let progress: P = serde_json::from_value(head.progress)
         .map_err(|e| bad(format!("unreadable progress: {e}")))?;
-    let all =
-        candle_core::safetensors::load_buffer(&bytes, &candle_core::Device::Cpu).map_err(|e| {
-            bad(format!(
-                "not a complete safetensors file ({} bytes): {e}",
-                bytes.len()
-            ))
-        })?;
     let (mut weights, mut best, mut optimizer) = (HashMap::new(), HashMap::new(), HashMap::new());
     for (name, tensor) in all {
         if Optimizer::is_state_name(&name) {
@@ -155,6 +192,7 @@ pub fn read_checkpoint<P: DeserializeOwned>(path: &Path, task: &str) -> Result<C
             weights.insert(name, tensor);
         }
     }
+    check_companions(&weights, &best, &optimizer).map_err(bad)?;
     Ok(Checkpoint {
         path,
         task: head.task,
@@ -163,6 +201,48 @@ pub fn read_checkpoint<P: DeserializeOwned>(path: &Path, task: &str) -> Result<C
         best,
         optimizer,
     })
+}
+
+/// Checks the best weights (none, or one finite tensor per weight, of its shape) and the
+/// optimizer state (finite), which are restored without going through the model's
+/// strict loading.
+fn check_companions(
+    weights: &HashMap<String, Tensor>,
+    best: &HashMap<String, Tensor>,
+    optimizer: &HashMap<String, Tensor>,
+) -> std::result::Result<(), String> {
+    if !best.is_empty() {
+        for (name, tensor) in weights {
+            match best.get(name) {
+                None => return Err(format!("the best weights lack {name}")),
+                Some(b) if b.dims() != tensor.dims() => {
+                    return Err(format!(
+                        "best weights {name}: shape {:?}, but the weights have {:?}",
+                        b.dims(),
+                        tensor.dims()
+                    ))
+                }
+                Some(_) => {}
+            }
+        }
+        if let Some(extra) = best.keys().find(|n| !weights.contains_key(*n)) {
+            return Err(format!("best weights {extra} belong to no weight"));
+        }
+    }
+    let tensors = best
+        .iter()
+        .map(|(n, t)| (format!("{BEST}{n}"), t))
+        .chain(optimizer.iter().map(|(n, t)| (n.clone(), t)));
+    for (name, tensor) in tensors {
+        let sum = tensor
+            .to_dtype(candle_core::DType::F32)
+            .and_then(|t| t.abs()?.sum_all()?.to_scalar::<f32>())
+            .map_err(|e| format!("tensor {name}: {e}"))?;
+        if !sum.is_finite() {
+            return Err(format!("tensor {name} holds NaN or infinite values"));
+        }
+    }
+    Ok(())
 }
 
 impl<P> Checkpoint<P> {

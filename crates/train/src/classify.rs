@@ -7,12 +7,19 @@ use std::time::Instant;
 use candle_core::{DType, Device, Tensor, D};
 use candle_nn::{loss, VarMap};
 use lstm_core::{seeded_var_builder, Backbone, ClassifierConfig, Kernel, SequenceClassifier};
+use lstm_datasets::mnist::{IMAGE_SIDE, NUM_CLASSES};
 use lstm_datasets::{EpochSampler, Mnist, MnistSplit, SamplerState, ValidationSource};
 use serde::{Deserialize, Serialize};
 
-use crate::checkpoint::{read_checkpoint, save_checkpoint, Checkpoint, CHECKPOINT_FILE};
+use crate::checkpoint::{
+    parse_checkpoint, read_checkpoint, save_checkpoint, Checkpoint, CHECKPOINT_FILE,
+};
 use crate::choice::{de_choice, ser_choice};
 use crate::error::{divergence, is_divergent, IoContext, Result, TrainError};
+use crate::limits::{
+    check_parameters, check_range, recurrent_parameters, MAX_BATCH, MAX_HIDDEN, MAX_ITERATIONS,
+    MAX_LAYERS,
+};
 use crate::optim::{Optimizer, OptimizerKind};
 use crate::run_dir::RunDir;
 use crate::snapshot::{all_finite, progress_bar, restore, snapshot, Snapshot};
@@ -162,18 +169,27 @@ impl ClassifierTrainConfig {
                 self.lr
             ));
         }
-        if self.batch_size == 0 {
-            return bad("batch size must be at least 1".into());
-        }
-        if self.hidden == 0 {
-            return bad("hidden size must be at least 1".into());
-        }
-        if self.layers == 0 {
-            return bad("layers must be at least 1".into());
-        }
+        check_range("batch size (--batch-size)", self.batch_size, MAX_BATCH)?;
+        check_range("hidden size (--hidden)", self.hidden, MAX_HIDDEN)?;
+        check_range("layers (--layers)", self.layers, MAX_LAYERS)?;
         if self.iters == Some(0) || (self.iters.is_none() && self.epochs == 0) {
             return bad("nothing to train: iterations or epochs must be at least 1".into());
         }
+        match self.iters {
+            Some(iters) => check_range("iterations (--iters)", iters, MAX_ITERATIONS)?,
+            None => check_range("epochs (--epochs)", self.epochs, MAX_ITERATIONS)?,
+        }
+        let gates = match self.backbone {
+            Backbone::Gru => 3,
+            Backbone::Cell | Backbone::Layer => 4,
+        };
+        let (input, hidden) = (IMAGE_SIDE as u64, self.hidden as u64);
+        let parameters = recurrent_parameters(gates, input, hidden, self.layers as u64, 1)
+            .and_then(|n| n.checked_add(hidden * NUM_CLASSES as u64 + NUM_CLASSES as u64));
+        check_parameters(
+            parameters,
+            &format!("hidden {}, {} layers", self.hidden, self.layers),
+        )?;
         if !(self.momentum.is_finite() && (0.0..1.0).contains(&self.momentum)) {
             return bad(format!("momentum must be in [0, 1), got {}", self.momentum));
         }
@@ -184,6 +200,27 @@ impl ClassifierTrainConfig {
             return bad("evaluation interval must be at least 1".into());
         }
         Ok(())
+    }
+
+    /// The iterations of a run on a training split of `train_len` images: `iters`, or
+    /// `epochs` × the batches per epoch, checked against [`MAX_ITERATIONS`] (never
+    /// wrapping, whatever `--epochs` says).
+    pub fn total_iterations(&self, train_len: usize) -> Result<usize> {
+        if let Some(iters) = self.iters {
+            return Ok(iters);
+        }
+        let per_epoch =
+            EpochSampler::new(train_len, self.batch_size, self.seed)?.batches_per_epoch();
+        self.epochs
+            .checked_mul(per_epoch)
+            .filter(|&n| n <= MAX_ITERATIONS)
+            .ok_or_else(|| {
+                TrainError::Config(format!(
+                    "epochs (--epochs) = {} × {per_epoch} batches per epoch is over the \
+                     limit of {MAX_ITERATIONS} iterations",
+                    self.epochs
+                ))
+            })
     }
 }
 
@@ -242,6 +279,7 @@ pub struct TrainedClassifier {
 
 /// Builds the classifier of `cfg` with seeded weights.
 pub fn build_classifier(cfg: &ClassifierTrainConfig) -> Result<TrainedClassifier> {
+    cfg.validate()?;
     let varmap = VarMap::new();
     let vb = seeded_var_builder(&varmap, cfg.seed, DType::F32, &Device::Cpu);
     let model_cfg = ClassifierConfig {
@@ -260,6 +298,11 @@ pub fn evaluate(
     batch_size: usize,
 ) -> Result<Evaluation> {
     let n = split.len();
+    if n == 0 {
+        return Err(TrainError::Config(
+            "nothing to evaluate: the split holds no images".into(),
+        ));
+    }
     let (mut loss_sum, mut correct) = (0f64, 0u64);
     let mut start = 0;
     while start < n {
@@ -288,63 +331,6 @@ pub fn evaluate(
         accuracy: correct as f64 / n.max(1) as f64,
         count: n,
     })
-}
-
-/// Loads a trained classifier from a run directory of `lstm mnist`: the architecture from
-/// its `config.json`, the parameters from its `model.safetensors`.
-///
-/// `path` may also be a file inside a run directory: a weights file (for example a
-/// PyTorch `state_dict` saved with safetensors, under the same names) or the run's
-/// `checkpoint.safetensors`; `weights` overrides the weights file. Errors name the file:
-/// a missing or unreadable `config.json` (or one of a stock run), and weights whose
-/// names or shapes differ from the model (listing every difference).
-pub fn load_classifier(
-    path: &std::path::Path,
-    weights: Option<&std::path::Path>,
-) -> Result<(ClassifierTrainConfig, TrainedClassifier)> {
-    let (dir, default_weights) = if path.is_dir() {
-        (path.to_path_buf(), path.join("model.safetensors"))
-    } else {
-        let dir = path
-            .parent()
-            .filter(|p| !p.as_os_str().is_empty())
-            .unwrap_or(std::path::Path::new("."));
-        (dir.to_path_buf(), path.to_path_buf())
-    };
-    if !path.exists() {
-        return Err(TrainError::Checkpoint {
-            path: path.to_path_buf(),
-            message: "no such run directory or weights file".into(),
-        });
-    }
-    let weights = weights.map_or(default_weights, std::path::Path::to_path_buf);
-    let config_path = dir.join("config.json");
-    let bad = |message: String| TrainError::Checkpoint {
-        path: config_path.clone(),
-        message,
-    };
-    let text = std::fs::read_to_string(&config_path).map_err(|e| {
-        bad(format!(
-            "cannot read the run's settings: {e} (an `lstm mnist` run directory holds \
-             config.json beside model.safetensors)"
-        ))
-    })?;
-    let value: serde_json::Value =
-        serde_json::from_str(&text).map_err(|e| bad(format!("not valid JSON: {e}")))?;
-    if value.get("train").is_some() {
-        return Err(bad(
-            "this is the config of a stock run; only MNIST runs can be evaluated here".into(),
-        ));
-    }
-    let cfg: ClassifierTrainConfig = serde_json::from_value(value)
-        .map_err(|e| bad(format!("not an MNIST run's settings: {e}")))?;
-    let trained = build_classifier(&cfg)?;
-    if weights.file_name() == Some(std::ffi::OsStr::new(CHECKPOINT_FILE)) {
-        read_classifier_checkpoint(&weights)?.restore_weights(&trained.varmap)?;
-    } else {
-        lstm_core::load_state_dict(&trained.varmap, &weights)?;
-    }
-    Ok((cfg, trained))
 }
 
 /// Class probabilities of one image `(28, 28)` (already normalised), most likely first:
@@ -428,8 +414,39 @@ pub type ClassifierCheckpoint = Checkpoint<ClassifierProgress>;
 pub const MNIST_TASK: &str = "mnist";
 
 /// Reads the checkpoint of an MNIST run (`path` is the run directory or the file).
+///
+/// Besides [`read_checkpoint`]'s checks, the progress is checked
+/// ([`ClassifierCheckpoint::check_progress`]).
 pub fn read_classifier_checkpoint(path: &std::path::Path) -> Result<ClassifierCheckpoint> {
-    read_checkpoint(path, MNIST_TASK)
+    let checkpoint: ClassifierCheckpoint = read_checkpoint(path, MNIST_TASK)?;
+    checkpoint.check_progress()?;
+    Ok(checkpoint)
+}
+
+/// [`read_classifier_checkpoint`] on a checkpoint's bytes; `path` names them in errors.
+pub fn parse_classifier_checkpoint(
+    path: &std::path::Path,
+    bytes: &[u8],
+) -> Result<ClassifierCheckpoint> {
+    let checkpoint: ClassifierCheckpoint = parse_checkpoint(path, bytes, MNIST_TASK)?;
+    checkpoint.check_progress()?;
+    Ok(checkpoint)
+}
+
+impl ClassifierCheckpoint {
+    /// The batch order saved in the checkpoint, for a training split of `train_len`
+    /// images: an error naming the file when the saved position does not fit it.
+    pub fn sampler(&self, train_len: usize) -> Result<EpochSampler> {
+        EpochSampler::from_state(
+            train_len,
+            self.progress.config.batch_size,
+            SamplerState::from(self.progress.sampler),
+        )
+        .map_err(|e| TrainError::Checkpoint {
+            path: self.path.clone(),
+            message: format!("its batch order does not fit the training data: {e}"),
+        })
+    }
 }
 
 /// Trains the classifier on `data`, printing the book's lines to `out`, and writes the
@@ -457,11 +474,9 @@ pub fn train_classifier_with_context(
     out: &mut dyn Write,
 ) -> Result<(TrainReport, TrainedClassifier)> {
     cfg.validate()?;
-    let trained = build_classifier(cfg)?;
+    let total = cfg.total_iterations(data.train.len())?;
     let sampler = EpochSampler::new(data.train.len(), cfg.batch_size, cfg.seed)?;
-    let total = cfg
-        .iters
-        .unwrap_or(cfg.epochs * sampler.batches_per_epoch());
+    let trained = build_classifier(cfg)?;
     let optimizer = Optimizer::new(
         OptimizerKind::Sgd {
             momentum: cfg.momentum,
@@ -508,6 +523,8 @@ pub fn resume_classifier(
         ..saved.config.clone()
     };
     cfg.validate()?;
+    checkpoint.check_progress()?;
+    let sampler = checkpoint.sampler(data.train.len())?;
     let trained = build_classifier(&cfg)?;
     checkpoint.restore_weights(&trained.varmap)?;
     let mut optimizer = Optimizer::new(saved.optimizer, &trained.varmap, cfg.lr);
@@ -515,11 +532,6 @@ pub fn resume_classifier(
         saved.optimizer_steps,
         &checkpoint.optimizer,
         &checkpoint.path,
-    )?;
-    let sampler = EpochSampler::from_state(
-        data.train.len(),
-        cfg.batch_size,
-        SamplerState::from(saved.sampler),
     )?;
     let best = match (saved.best, checkpoint.best_snapshot()) {
         (Some((iteration, accuracy)), Some(weights)) => Some((iteration, accuracy, weights)),

@@ -72,6 +72,33 @@ pub enum TrainError {
         /// What is wrong with it.
         message: String,
     },
+    /// Another process holds the run directory's lock.
+    #[error(
+        "{}: in use by another running lstm process ({}); wait for it to finish, or \
+         choose another directory",
+        path.display(),
+        pid.map_or_else(|| "PID unknown".to_string(), |p| format!("PID {p}"))
+    )]
+    RunDirInUse {
+        /// The run directory.
+        path: PathBuf,
+        /// The holder's process id, as written in its lock file.
+        pid: Option<u32>,
+    },
+    /// A new run's directory already holds files (a previous run).
+    #[error(
+        "{}: already holds a run ({}); continue it with --resume, move it aside with \
+         --overwrite, or choose another --out",
+        path.display(),
+        entries.iter().take(4).cloned().collect::<Vec<_>>().join(", ")
+            + if entries.len() > 4 { ", …" } else { "" }
+    )]
+    RunDirNotEmpty {
+        /// The run directory.
+        path: PathBuf,
+        /// What it holds.
+        entries: Vec<String>,
+    },
     /// A plot could not be drawn or its data is unusable.
     #[error("cannot draw the {what}: {message}")]
     Plot {

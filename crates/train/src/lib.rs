@@ -10,6 +10,8 @@
 //! - [`plot`]: SVG figures (the book's "Time-Series Prediction", the loss per epoch).
 //! - [`run_dir`]: where runs write `config.json`, `metrics.csv`, weights and summaries,
 //!   always atomically.
+//! - [`limits`]: upper limits on settings, checked before anything is allocated;
+//!   [`saved`]: loading a trained classifier from its run directory.
 //! - [`checkpoint`] and [`optim`]: checkpoints with the optimizer state and the batch
 //!   order, so a stopped run resumes bit for bit.
 
@@ -18,18 +20,21 @@ mod choice;
 pub mod classify;
 pub mod error;
 pub mod gradflow;
+pub mod limits;
 pub mod optim;
 pub mod plot;
+mod progress_check;
 pub mod regress;
 pub mod run_dir;
+pub mod saved;
 mod snapshot;
 
-pub use checkpoint::{read_checkpoint, Checkpoint, CHECKPOINT_FILE};
+pub use checkpoint::{parse_checkpoint, read_checkpoint, Checkpoint, CHECKPOINT_FILE};
 pub use classify::{
-    build_classifier, evaluate, load_classifier, predict_digit, read_classifier_checkpoint,
-    resume_classifier, train_classifier, train_classifier_with_context, ClassifierCheckpoint,
-    ClassifierProgress, ClassifierTrainConfig, EvalPoint, Evaluation, LrSchedule, Selection,
-    TrainReport, TrainedClassifier,
+    build_classifier, evaluate, parse_classifier_checkpoint, predict_digit,
+    read_classifier_checkpoint, resume_classifier, train_classifier, train_classifier_with_context,
+    ClassifierCheckpoint, ClassifierProgress, ClassifierTrainConfig, EvalPoint, Evaluation,
+    LrSchedule, Selection, TrainReport, TrainedClassifier,
 };
 pub use error::{Result, TrainError};
 pub use gradflow::{run_gradflow, GradFlowConfig, GradFlowReport, ModelFlow};
@@ -41,6 +46,7 @@ pub use regress::{
     RegressorProgress, RegressorTrainConfig, Split, TrainedRegressor,
 };
 pub use run_dir::RunDir;
+pub use saved::{classifier_config_from_json, load_classifier};
 
 /// A loss above this many times the run's first loss stops training as diverged
 /// ([`TrainError::Exploded`]), even while it is still a finite number.

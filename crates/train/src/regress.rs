@@ -22,6 +22,12 @@ use serde::{Deserialize, Serialize};
 use crate::checkpoint::{read_checkpoint, save_checkpoint, Checkpoint, CHECKPOINT_FILE};
 use crate::choice::{de_choice, ser_choice};
 use crate::error::{divergence, is_divergent, IoContext, Result, TrainError};
+use crate::limits::{
+    check_parameters, check_range, recurrent_parameters, MAX_EPOCHS, MAX_HIDDEN, MAX_LAYERS,
+};
+
+/// Width of the regressor's `fc_1` layer.
+const HEAD_WIDTH: u64 = 128;
 use crate::optim::{Optimizer, OptimizerKind};
 use crate::plot;
 use crate::run_dir::RunDir;
@@ -90,15 +96,9 @@ impl RegressorTrainConfig {
                 self.lr
             ));
         }
-        if self.epochs == 0 {
-            return bad("epochs must be at least 1".into());
-        }
-        if self.hidden == 0 {
-            return bad("hidden size must be at least 1".into());
-        }
-        if self.layers == 0 {
-            return bad("layers must be at least 1".into());
-        }
+        check_range("epochs (--epochs)", self.epochs, MAX_EPOCHS)?;
+        check_range("hidden size (--hidden)", self.hidden, MAX_HIDDEN)?;
+        check_range("layers (--layers)", self.layers, MAX_LAYERS)?;
         if self.log_every == 0 {
             return bad("log interval must be at least 1".into());
         }
@@ -106,6 +106,35 @@ impl RegressorTrainConfig {
             return bad("--stop-after must be at least 1".into());
         }
         Ok(())
+    }
+
+    /// Rejects a model over [`crate::limits::MAX_PARAMETERS`] for `input_size`
+    /// features, before it is built.
+    pub fn check_model_size(&self, input_size: usize) -> Result<()> {
+        let (gates, directions) = match self.kind {
+            RecurrentKind::Lstm => (4, 1),
+            RecurrentKind::Gru => (3, 1),
+            RecurrentKind::BiLstm => (4, 2),
+        };
+        let hidden = self.hidden as u64;
+        let head = hidden
+            .checked_mul(directions)
+            .and_then(|h| h.checked_mul(HEAD_WIDTH))
+            .and_then(|n| n.checked_add(2 * HEAD_WIDTH + 1));
+        let recurrent = recurrent_parameters(
+            gates,
+            input_size as u64,
+            hidden,
+            self.layers as u64,
+            directions,
+        );
+        check_parameters(
+            recurrent.zip(head).and_then(|(r, h)| r.checked_add(h)),
+            &format!(
+                "{} features, hidden {}, {} layers",
+                input_size, self.hidden, self.layers
+            ),
+        )
     }
 
     /// The unit of the target in raw values: `shares` for `Volume`.
@@ -234,6 +263,9 @@ pub struct TrainedRegressor {
 
 /// Builds the regressor of `cfg` for `input_size` features, with seeded weights.
 pub fn build_regressor(cfg: &RegressorTrainConfig, input_size: usize) -> Result<TrainedRegressor> {
+    check_range("hidden size (--hidden)", cfg.hidden, MAX_HIDDEN)?;
+    check_range("layers (--layers)", cfg.layers, MAX_LAYERS)?;
+    cfg.check_model_size(input_size)?;
     let varmap = VarMap::new();
     let vb = seeded_var_builder(&varmap, cfg.seed, DType::F32, &Device::Cpu);
     let model = SequenceRegressor::new(
@@ -316,7 +348,9 @@ pub const STOCK_TASK: &str = "stock";
 
 /// Reads the checkpoint of a stock run (`path` is the run directory or the file).
 pub fn read_regressor_checkpoint(path: &Path) -> Result<RegressorCheckpoint> {
-    read_checkpoint(path, STOCK_TASK)
+    let checkpoint: RegressorCheckpoint = read_checkpoint(path, STOCK_TASK)?;
+    checkpoint.check_progress()?;
+    Ok(checkpoint)
 }
 
 /// Trains the regressor of `cfg` on `data`'s training samples, printing the book's
@@ -383,6 +417,7 @@ pub fn resume_regressor(
         ..saved.config.clone()
     };
     cfg.validate()?;
+    checkpoint.check_progress()?;
     let (_, _, n_features) = data.train_x.dims3()?;
     let trained = build_regressor(&cfg, n_features)?;
     checkpoint.restore_weights(&trained.varmap)?;
