@@ -168,6 +168,9 @@ thread_local! {
 /// A buffer of `len` floats, recycled when possible. Its contents are unspecified (stale
 /// values of an earlier call): callers write every element before reading it.
 pub(crate) fn take_buffer(len: usize) -> Vec<f32> {
+    if len == 0 {
+        return Vec::new();
+    }
     let recycled = SCRATCH.with(|pool| {
         let mut pool = pool.borrow_mut();
         let pos = pool.iter().position(|v| v.capacity() >= len);

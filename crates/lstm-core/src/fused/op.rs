@@ -177,16 +177,19 @@ impl<R: Rows> CustomOp3 for SequenceOp<R> {
                 true,
             );
         }
-        let mut w_hh_t = take_buffer(dirs * h * gh);
-        for (n, row) in w.chunks_exact(k).enumerate() {
-            let (d, n) = (n / gh, n % gh);
-            for (j, &v) in row[i..i + h].iter().enumerate() {
-                w_hh_t[(d * h + j) * gh + n] = v;
+        // Lay W_hhᵀ out once when several steps read it.
+        let mut w_hh_t = take_buffer(if t > 2 { dirs * h * gh } else { 0 });
+        if t > 2 {
+            for (n, row) in w.chunks_exact(k).enumerate() {
+                let (d, n) = (n / gh, n % gh);
+                for (j, &v) in row[i..i + h].iter().enumerate() {
+                    w_hh_t[(d * h + j) * gh + n] = v;
+                }
             }
         }
         let io = Forward {
             w,
-            w_hh_t: &w_hh_t,
+            w_hh_t: (t > 2).then_some(&w_hh_t[..]),
             s0,
             out: Shared::new(&mut out),
             gates: Shared::new(&mut gates),

@@ -51,8 +51,9 @@ pub(crate) struct Forward<'a> {
     /// Packed weights `(D·G·H, K)`.
     pub w: &'a [f32],
     /// `W_hhᵀ` of every direction, `(D, H, G·H)` contiguous: the layout in which the
-    /// GEMM reads it without re-packing it at every step.
-    pub w_hh_t: &'a [f32],
+    /// GEMM reads it without re-packing it at every step (worth it from a few steps on;
+    /// `None` reads `W_hh` from `w`).
+    pub w_hh_t: Option<&'a [f32]>,
     /// Initial state `(D, B, S·H)`, `[h0 | c0]` for a family with a cell.
     pub s0: &'a [f32],
     /// Hidden states `(B, T, D·H)`.
@@ -108,7 +109,11 @@ fn forward_task<R: Rows>(rows: R, dm: Dims, task: Task, io: &Forward<'_>) {
         false => Vec::new(),
     };
     let mut hid = vec![0f32; if R::SPLIT { bl * gh } else { 0 }];
-    let w_hh_t = Mat::rows(io.w_hh_t[dir * h * gh..].as_ptr(), gh);
+    let w_hh_t = match io.w_hh_t {
+        Some(wt) => Mat::rows(wt[dir * h * gh..].as_ptr(), gh),
+        // Element (j, n) of W_hhᵀ is W_hh[n][j], at w[n·K + I + j].
+        None => Mat::transposed(w[i..].as_ptr(), k),
+    };
     for step in 0..t {
         let ti = dm.time(dir, step);
         let prev = (step > 0).then(|| dm.time(dir, step - 1));
