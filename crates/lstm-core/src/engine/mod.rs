@@ -45,11 +45,14 @@ impl DirectionWeights {
         })
     }
 
-    /// `[W_ih | W_hh | b_ih | b_hh]`, the fused op's layout.
-    fn packed(&self) -> Result<Tensor> {
-        Ok(fused::pack_weights(
-            &self.w_ih, &self.w_hh, &self.b_ih, &self.b_hh,
-        )?)
+    /// `[W_ih, W_hh, b_ih, b_hh]`.
+    fn params(&self) -> [Tensor; 4] {
+        [
+            self.w_ih.clone(),
+            self.w_hh.clone(),
+            self.b_ih.clone(),
+            self.b_hh.clone(),
+        ]
     }
 }
 
@@ -214,11 +217,7 @@ impl Stack {
         final_only: bool,
     ) -> Result<(Option<Tensor>, Tensor, Option<Tensor>)> {
         let (dirs, b, hidden) = (weights.len(), x.dim(0)?, self.config.hidden_size);
-        let packed = weights
-            .iter()
-            .map(|w| w.packed())
-            .collect::<Result<Vec<_>>>()?;
-        let w = Tensor::cat(&packed, 0)?;
+        let params: Vec<[Tensor; 4]> = weights.iter().map(|w| w.params()).collect();
         let cell = self.family.has_cell();
         let zeros = || Tensor::zeros((dirs, b, hidden), x.dtype(), x.device());
         let s0 = match (h0, cell) {
@@ -234,7 +233,7 @@ impl Stack {
             true => SequenceOutput::Final,
             false => SequenceOutput::All,
         };
-        let seq = fused::sequence(self.family, x, &w, &s0, dirs, train, mode)?;
+        let seq = fused::sequence(self.family, x, &params, &s0, train, mode)?;
         let c_n = cell.then(|| seq.states.i(1)).transpose()?;
         Ok((seq.out, seq.states.i(0)?, c_n))
     }

@@ -77,6 +77,87 @@ impl Mat {
     }
 }
 
+/// A vector with a stride between its elements.
+#[derive(Clone, Copy)]
+pub(crate) struct Strided {
+    pub ptr: *const f32,
+    pub stride: usize,
+}
+
+impl Strided {
+    /// Element `n`.
+    ///
+    /// # Safety
+    /// `n` must lie inside the vector this addresses.
+    #[inline(always)]
+    pub unsafe fn get(self, n: usize) -> f32 {
+        *self.ptr.add(n * self.stride)
+    }
+}
+
+/// Where one direction's parameters are: `W_ih (G·H, I)` and `W_hh (G·H, H)` row-major
+/// with their row strides, and the two bias vectors.
+#[derive(Clone, Copy)]
+pub(crate) struct DirWeights {
+    pub w_ih: Mat,
+    pub w_hh: Mat,
+    pub b_ih: Strided,
+    pub b_hh: Strided,
+}
+
+// SAFETY: only read, while the buffers they point into are alive (one op call).
+unsafe impl Send for DirWeights {}
+unsafe impl Sync for DirWeights {}
+
+impl DirWeights {
+    /// The directions of packed weights `(D·G·H, I + H + 2)`, each direction's rows
+    /// `[W_ih | W_hh | b_ih | b_hh]`.
+    pub fn packed(w: &[f32], dirs: usize, (i, h): (usize, usize)) -> Vec<Self> {
+        let k = i + h + 2;
+        let gh = w.len() / (dirs * k);
+        (0..dirs)
+            .map(|d| {
+                let base = w[d * gh * k..].as_ptr();
+                let at = |col: usize| base.wrapping_add(col);
+                Self {
+                    w_ih: Mat::rows(base, k),
+                    w_hh: Mat::rows(at(i), k),
+                    b_ih: Strided {
+                        ptr: at(i + h),
+                        stride: k,
+                    },
+                    b_hh: Strided {
+                        ptr: at(i + h + 1),
+                        stride: k,
+                    },
+                }
+            })
+            .collect()
+    }
+
+    /// One direction from its four contiguous parameters.
+    pub fn separate(
+        w_ih: &[f32],
+        w_hh: &[f32],
+        b_ih: &[f32],
+        b_hh: &[f32],
+        (i, h): (usize, usize),
+    ) -> Self {
+        Self {
+            w_ih: Mat::rows(w_ih.as_ptr(), i),
+            w_hh: Mat::rows(w_hh.as_ptr(), h),
+            b_ih: Strided {
+                ptr: b_ih.as_ptr(),
+                stride: 1,
+            },
+            b_hh: Strided {
+                ptr: b_hh.as_ptr(),
+                stride: 1,
+            },
+        }
+    }
+}
+
 /// `dst (m×n, row stride dst_rs) = [dst +] lhs (m×k) · rhs (k×n)`; with `parallel`, a
 /// large product is split by rows of `dst` over the pool's threads.
 ///

@@ -21,7 +21,7 @@ use candle_core::{DType, Result, Tensor};
 
 use crate::engine::Family;
 use crate::kernels::{GruRows, LstmRows, RnnRows, Rows};
-use op::{FinalStatesOp, Link, SequenceOp};
+use op::{FinalStatesOp, Link, SequenceOp, WeightSource};
 
 pub(crate) use recurrence::{isa, Isa};
 
@@ -46,13 +46,45 @@ pub(crate) struct Sequence {
 
 /// Runs one layer of `family` over `x (B, T, I)`.
 ///
-/// - `weights`: `(D·G·H, I + H + 2)`, each direction's `[W_ih | W_hh | b_ih | b_hh]`
-///   ([`pack_weights`]) stacked;
+/// - `params`: each direction's `[W_ih, W_hh, b_ih, b_hh]` (1, or 2 for a bidirectional
+///   layer, whose second direction runs backwards in time). Training packs them into one
+///   operand so that autograd reaches each; inference reads them where they are;
 /// - `s0`: `(D, B, S·H)`, the initial state (`[h0 | c0]` for the LSTM);
-/// - `directions`: 1, or 2 for a bidirectional layer (the second runs backwards in time);
 /// - `train`: keep what the backward pass needs (the result can be differentiated once);
 ///   inference keeps nothing.
 pub(crate) fn sequence(
+    family: Family,
+    x: &Tensor,
+    params: &[[Tensor; 4]],
+    s0: &Tensor,
+    train: bool,
+    output: SequenceOutput,
+) -> Result<Sequence> {
+    let contiguous = params.iter().flatten().all(|p| p.is_contiguous());
+    if train || !contiguous {
+        let packed = params
+            .iter()
+            .map(|[w_ih, w_hh, b_ih, b_hh]| pack_weights(w_ih, w_hh, b_ih, b_hh))
+            .collect::<Result<Vec<_>>>()?;
+        let packed = Tensor::cat(&packed, 0)?;
+        return sequence_packed(family, x, &packed, s0, params.len(), train, output);
+    }
+    let source = WeightSource::Separate(params.to_vec());
+    dispatch(
+        family,
+        x,
+        &params[0][0],
+        s0,
+        (params.len(), source),
+        train,
+        output,
+    )
+}
+
+/// As [`sequence`], with the parameters already packed: `weights` is
+/// `(D·G·H, I + H + 2)`, each direction's `[W_ih | W_hh | b_ih | b_hh]` ([`pack_weights`])
+/// stacked.
+pub(crate) fn sequence_packed(
     family: Family,
     x: &Tensor,
     weights: &Tensor,
@@ -61,14 +93,27 @@ pub(crate) fn sequence(
     train: bool,
     output: SequenceOutput,
 ) -> Result<Sequence> {
+    let how = (directions, WeightSource::Packed);
+    dispatch(family, x, weights, s0, how, train, output)
+}
+
+fn dispatch(
+    family: Family,
+    x: &Tensor,
+    weights: &Tensor,
+    s0: &Tensor,
+    how: (usize, WeightSource),
+    train: bool,
+    output: SequenceOutput,
+) -> Result<Sequence> {
     match family {
-        Family::Lstm => run(LstmRows, x, weights, s0, directions, train, output),
-        Family::Gru => run(GruRows, x, weights, s0, directions, train, output),
+        Family::Lstm => run(LstmRows, x, weights, s0, how, train, output),
+        Family::Gru => run(GruRows, x, weights, s0, how, train, output),
         Family::Rnn(nl) => {
             let rows = RnnRows {
                 relu: nl == crate::Nonlinearity::Relu,
             };
-            run(rows, x, weights, s0, directions, train, output)
+            run(rows, x, weights, s0, how, train, output)
         }
     }
 }
@@ -78,7 +123,7 @@ fn run<R: Rows>(
     x: &Tensor,
     weights: &Tensor,
     s0: &Tensor,
-    dirs: usize,
+    (dirs, source): (usize, WeightSource),
     train: bool,
     output: SequenceOutput,
 ) -> Result<Sequence> {
@@ -86,6 +131,7 @@ fn run<R: Rows>(
     let op = SequenceOp {
         rows,
         dirs,
+        source,
         train,
         input_grad: x.track_op(),
         output,

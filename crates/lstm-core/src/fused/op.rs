@@ -15,7 +15,7 @@ use candle_core::{
     Tensor,
 };
 
-use super::buffers::{matmul, recycle, take_buffer, Mat, Shared};
+use super::buffers::{matmul, recycle, take_buffer, DirWeights, Mat, Shared};
 use super::recurrence::{self, state_width, Backward, Dims, Forward};
 use super::SequenceOutput;
 use crate::kernels::Rows;
@@ -68,10 +68,23 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
+/// Where a [`SequenceOp`] finds its parameters.
+pub(crate) enum WeightSource {
+    /// Its second argument, `(D·G·H, I + H + 2)`: each direction's
+    /// `[W_ih | W_hh | b_ih | b_hh]`, so that autograd reaches every parameter (training).
+    Packed,
+    /// `[W_ih, W_hh, b_ih, b_hh]` of each direction, read where they are (inference: no
+    /// copy into a packed operand per call). The second argument is `W_ih` of the first
+    /// direction itself, so the result still tracks the parameters and a backward pass
+    /// through it fails with a clear message.
+    Separate(Vec<[Tensor; 4]>),
+}
+
 /// One layer of family `R`, every direction, over a whole sequence.
 pub(crate) struct SequenceOp<R: Rows> {
     pub rows: R,
     pub dirs: usize,
+    pub source: WeightSource,
     /// Keep what the backward pass needs (training).
     pub train: bool,
     /// Whether the input needs a gradient (not for a first layer fed with data).
@@ -84,8 +97,8 @@ impl<R: Rows> SequenceOp<R> {
     fn dims(&self, x: &Shape, w: &Shape, s0: &Shape) -> Result<Dims> {
         let (b, t, i) = x.dims3()?;
         let (rows, k) = w.dims2()?;
-        let gh = rows / self.dirs.max(1);
-        let h = gh / R::GATES;
+        let s = if R::CELL { 2 } else { 1 };
+        let h = s0.dims3()?.2 / s;
         let dm = Dims {
             b,
             t,
@@ -93,10 +106,22 @@ impl<R: Rows> SequenceOp<R> {
             h,
             dirs: self.dirs,
         };
+        let gh = R::GATES * h;
+        let weights_ok = match &self.source {
+            WeightSource::Packed => rows == self.dirs * gh && k == dm.k(),
+            WeightSource::Separate(ws) => {
+                ws.len() == self.dirs
+                    && ws.iter().all(|[w_ih, w_hh, b_ih, b_hh]| {
+                        w_ih.dims() == [gh, i]
+                            && w_hh.dims() == [gh, h]
+                            && b_ih.dims() == [gh]
+                            && b_hh.dims() == [gh]
+                    })
+            }
+        };
         let ok = self.dirs > 0
             && h > 0
-            && rows == self.dirs * R::GATES * h
-            && k == dm.k()
+            && weights_ok
             && s0.dims3()? == (self.dirs, b, state_width::<R>(h))
             && t > 0;
         if !ok {
@@ -142,48 +167,105 @@ impl<R: Rows> CustomOp3 for SequenceOp<R> {
         l3: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
         let dm = self.dims(l1.shape(), l2.shape(), l3.shape())?;
-        let Dims { b, t, i, h, dirs } = dm;
+        let Dims { i, h, dirs, .. } = dm;
         let (x, w) = (
             contiguous_f32(s1, l1, "input")?,
             contiguous_f32(s2, l2, "weights")?,
         );
         let s0 = contiguous_f32(s3, l3, "initial state")?;
-        let (gh, k) = (R::GATES * h, dm.k());
+        match &self.source {
+            WeightSource::Packed => {
+                let views = DirWeights::packed(w, dirs, (i, h));
+                self.forward(dm, x, &views, s0)
+            }
+            WeightSource::Separate(ws) => {
+                // Read locks on every parameter but the first, which candle holds as the
+                // op's second argument (`w`).
+                let guards: Vec<_> = ws
+                    .iter()
+                    .flatten()
+                    .skip(1)
+                    .map(|t| t.storage_and_layout())
+                    .collect();
+                let mut slices = vec![w];
+                for (storage, layout) in &guards {
+                    match &**storage {
+                        Storage::Cpu(cpu) => slices.push(contiguous_f32(cpu, layout, "weights")?),
+                        _ => candle_core::bail!("fused recurrence: weights must be on the CPU"),
+                    }
+                }
+                let views: Vec<DirWeights> = slices
+                    .chunks_exact(4)
+                    .map(|p| DirWeights::separate(p[0], p[1], p[2], p[3], (i, h)))
+                    .collect();
+                self.forward(dm, x, &views, s0)
+            }
+        }
+    }
+
+    fn bwd(
+        &self,
+        x: &Tensor,
+        weights: &Tensor,
+        s0: &Tensor,
+        res: &Tensor,
+        grad_res: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
+        self.backward(x, weights, s0, res, grad_res)
+    }
+}
+
+impl<R: Rows> SequenceOp<R> {
+    /// The forward pass over each direction's parameters `w`.
+    fn forward(
+        &self,
+        dm: Dims,
+        x: &[f32],
+        w: &[DirWeights],
+        s0: &[f32],
+    ) -> Result<(CpuStorage, Shape)> {
+        let Dims { b, t, i, h, dirs } = dm;
+        let gh = R::GATES * h;
         let mut out = match self.output {
             SequenceOutput::All => vec![0f32; b * t * dirs * h],
             SequenceOutput::Final => take_buffer(b * t * dirs * h),
         };
         let mut gates = take_buffer(b * t * dirs * gh);
         let mut saved = take_buffer(b * t * dirs * R::SAVED * h);
-        // gates = b_ih (+ b_hh) + x W_ihᵀ, every step and direction at once.
-        let bias: Vec<f32> = (0..dirs * gh)
-            .map(|n| w[n * k + i + h] + if R::SPLIT { 0.0 } else { w[n * k + i + h + 1] })
+        // gates = b_ih (+ b_hh) + x W_ihᵀ, every step, one GEMM per direction.
+        // SAFETY (bias, W_hh reads): every index lies inside the G·H rows of a direction.
+        let bias: Vec<f32> = w
+            .iter()
+            .flat_map(|d| {
+                (0..gh).map(move |n| unsafe {
+                    d.b_ih.get(n) + if R::SPLIT { 0.0 } else { d.b_hh.get(n) }
+                })
+            })
             .collect();
         for row in gates.chunks_exact_mut(dirs * gh) {
             row.copy_from_slice(&bias);
         }
-        // SAFETY: x is (BT, I); the first I columns of w's D·G·H rows are W_ih, read
-        // transposed; gates is (BT, D·G·H).
-        unsafe {
-            let w_ih_t = Mat::transposed(w.as_ptr(), k);
-            let x = Mat::rows(x.as_ptr(), i);
-            matmul(
-                (b * t, dirs * gh, i),
-                gates.as_mut_ptr(),
-                dirs * gh,
-                true,
-                x,
-                w_ih_t,
-                true,
-            );
+        for (d, dw) in w.iter().enumerate() {
+            // SAFETY: x is (BT, I); W_ih (G·H, I) is read transposed; the destination is
+            // direction d's columns of gates (BT, D·G·H).
+            unsafe {
+                let w_ih_t = Mat::transposed(dw.w_ih.ptr, dw.w_ih.rs);
+                let x = Mat::rows(x.as_ptr(), i);
+                let dst = gates[d * gh..].as_mut_ptr();
+                matmul((b * t, gh, i), dst, dirs * gh, true, x, w_ih_t, true);
+            }
         }
         // Lay W_hhᵀ out once when several steps read it.
         let mut w_hh_t = take_buffer(if t > 2 { dirs * h * gh } else { 0 });
         if t > 2 {
-            for (n, row) in w.chunks_exact(k).enumerate() {
-                let (d, n) = (n / gh, n % gh);
-                for (j, &v) in row[i..i + h].iter().enumerate() {
-                    w_hh_t[(d * h + j) * gh + n] = v;
+            for (d, dw) in w.iter().enumerate() {
+                for n in 0..gh {
+                    // SAFETY: row n of W_hh has H elements.
+                    let row =
+                        unsafe { std::slice::from_raw_parts(dw.w_hh.ptr.add(n * dw.w_hh.rs), h) };
+                    for (j, &v) in row.iter().enumerate() {
+                        w_hh_t[(d * h + j) * gh + n] = v;
+                    }
                 }
             }
         }
@@ -222,7 +304,8 @@ impl<R: Rows> CustomOp3 for SequenceOp<R> {
         Ok((CpuStorage::F32(result), shape))
     }
 
-    fn bwd(
+    /// The backward pass (training, packed weights).
+    fn backward(
         &self,
         x: &Tensor,
         weights: &Tensor,
@@ -230,9 +313,6 @@ impl<R: Rows> CustomOp3 for SequenceOp<R> {
         res: &Tensor,
         grad_res: &Tensor,
     ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
-        let dm = self.dims(x.shape(), weights.shape(), s0.shape())?;
-        let Dims { b, t, i, h, dirs } = dm;
-        let gh = R::GATES * h;
         let Some(Saved {
             mut gates,
             saved,
@@ -244,6 +324,9 @@ impl<R: Rows> CustomOp3 for SequenceOp<R> {
                  differentiate it, and call backward once per forward"
             )
         };
+        let dm = self.dims(x.shape(), weights.shape(), s0.shape())?;
+        let Dims { b, t, i, h, dirs } = dm;
+        let gh = R::GATES * h;
         let s = if R::CELL { 2 } else { 1 };
         let final_len = s * dirs * b * h;
         let (d_out, d_final) = match self.output {
@@ -263,9 +346,10 @@ impl<R: Rows> CustomOp3 for SequenceOp<R> {
         with_f32(x, "input", |x| {
             with_f32(weights, "weights", |w| {
                 with_f32(s0, "initial state", |s0| {
+                    let views = DirWeights::packed(w, dirs, (i, h));
                     let mut run = |out: &[f32], d_out: Option<&[f32]>| {
                         let io = Backward {
-                            w,
+                            w: &views,
                             s0,
                             out,
                             saved: &saved,

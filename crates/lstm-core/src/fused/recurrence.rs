@@ -11,7 +11,7 @@
 //! instruction set, and the best one the CPU has is picked at run time, so a library user
 //! gets vectorised kernels without `-C target-cpu=native`.
 
-use super::buffers::{matmul, parallel_for, tasks, Mat, Shared, Task};
+use super::buffers::{matmul, parallel_for, tasks, DirWeights, Mat, Shared, Task};
 use crate::kernels::Rows;
 
 /// Sizes of one call: batch, steps, input features, hidden size, directions.
@@ -48,8 +48,8 @@ fn at(dm: Dims, r: usize, t: usize, d: usize, width: usize) -> usize {
 
 /// What the forward loops read and write.
 pub(crate) struct Forward<'a> {
-    /// Packed weights `(D·G·H, K)`.
-    pub w: &'a [f32],
+    /// Each direction's parameters.
+    pub w: &'a [DirWeights],
     /// `W_hhᵀ` of every direction, `(D, H, G·H)` contiguous: the layout in which the
     /// GEMM reads it without re-packing it at every step (worth it from a few steps on;
     /// `None` reads `W_hh` from `w`).
@@ -66,7 +66,7 @@ pub(crate) struct Forward<'a> {
 
 /// What the backward loops read and write.
 pub(crate) struct Backward<'a> {
-    pub w: &'a [f32],
+    pub w: &'a [DirWeights],
     pub s0: &'a [f32],
     /// Hidden states of the forward pass `(B, T, D·H)`.
     pub out: &'a [f32],
@@ -96,23 +96,23 @@ pub(crate) fn state_width<R: Rows>(h: usize) -> usize {
 
 #[inline(always)]
 fn forward_task<R: Rows>(rows: R, dm: Dims, task: Task, io: &Forward<'_>) {
-    let Dims { b, t, i, h, dirs } = dm;
-    let (gh, k, sw, sv) = (R::GATES * h, dm.k(), state_width::<R>(h), R::SAVED * h);
+    let Dims { b, t, h, dirs, .. } = dm;
+    let (gh, sw, sv) = (R::GATES * h, state_width::<R>(h), R::SAVED * h);
     let Task {
         dir,
         rows: (r0, r1),
     } = task;
     let bl = r1 - r0;
-    let w = &io.w[dir * gh * k..(dir + 1) * gh * k];
+    let w = io.w[dir];
     let b_hh: Vec<f32> = match R::SPLIT {
-        true => (0..gh).map(|n| w[n * k + i + h + 1]).collect(),
+        // SAFETY: b_hh has G·H elements.
+        true => (0..gh).map(|n| unsafe { w.b_hh.get(n) }).collect(),
         false => Vec::new(),
     };
     let mut hid = vec![0f32; if R::SPLIT { bl * gh } else { 0 }];
     let w_hh_t = match io.w_hh_t {
         Some(wt) => Mat::rows(wt[dir * h * gh..].as_ptr(), gh),
-        // Element (j, n) of W_hhᵀ is W_hh[n][j], at w[n·K + I + j].
-        None => Mat::transposed(w[i..].as_ptr(), k),
+        None => Mat::transposed(w.w_hh.ptr, w.w_hh.rs),
     };
     for step in 0..t {
         let ti = dm.time(dir, step);
@@ -122,7 +122,7 @@ fn forward_task<R: Rows>(rows: R, dm: Dims, task: Task, io: &Forward<'_>) {
             Some(tp) => Mat::rows(io.out.at(at(dm, r0, tp, dir, h)), t * dirs * h),
         };
         // SAFETY: h_prev addresses bl rows of H floats (s0 or the previous step's states),
-        // W_hhᵀ lies inside w_hh_t, and the destination (a scratch block or the step's gates of
+        // W_hhᵀ lies inside w_hh_t or the parameters, and the destination (a scratch block or the step's gates of
         // this task's rows) overlaps neither.
         unsafe {
             if R::SPLIT {
@@ -181,14 +181,14 @@ fn forward_task<R: Rows>(rows: R, dm: Dims, task: Task, io: &Forward<'_>) {
 
 #[inline(always)]
 fn backward_task<R: Rows>(rows: R, dm: Dims, task: Task, io: &Backward<'_>) {
-    let Dims { b, t, i, h, dirs } = dm;
-    let (gh, k, sw, sv) = (R::GATES * h, dm.k(), state_width::<R>(h), R::SAVED * h);
+    let Dims { b, t, h, dirs, .. } = dm;
+    let (gh, sw, sv) = (R::GATES * h, state_width::<R>(h), R::SAVED * h);
     let Task {
         dir,
         rows: (r0, r1),
     } = task;
     let bl = r1 - r0;
-    let w = &io.w[dir * gh * k..(dir + 1) * gh * k];
+    let w_hh = io.w[dir].w_hh;
     let mut dh_next = vec![0f32; bl * h];
     let mut dc = vec![0f32; if R::CELL { bl * h } else { 0 }];
     for r in r0..r1 {
@@ -199,8 +199,6 @@ fn backward_task<R: Rows>(rows: R, dm: Dims, task: Task, io: &Backward<'_>) {
         }
     }
     let mut dh = vec![0f32; h];
-    // W_hh: element (n, j) at w[n·K + I + j].
-    let w_hh = Mat::rows(w[i..].as_ptr(), k);
     let d_rec = if R::SPLIT { io.d_hid } else { io.gates };
     for step in (0..t).rev() {
         let ti = dm.time(dir, step);
@@ -251,7 +249,7 @@ fn backward_task<R: Rows>(rows: R, dm: Dims, task: Task, io: &Backward<'_>) {
             }
         }
         // dh_{t-1} [+]= dG_t · W_hh
-        // SAFETY: the step's gradient rows of this task (row stride T·D·G·H), W_hh inside w.
+        // SAFETY: the step's gradient rows of this task (row stride T·D·G·H); W_hh.
         unsafe {
             let lhs = Mat::rows(d_rec.at(at(dm, r0, ti, dir, gh)), t * dirs * gh);
             matmul(
