@@ -42,8 +42,12 @@ impl Rows for GruRows {
         }
         let (r, z) = rz.split_at(h);
         saved[..h].copy_from_slice(hid_n);
+        // Two simple passes, which LLVM vectorises reliably (one fused loop did not).
         for ((nv, &r), &a) in n.iter_mut().zip(r).zip(hid_n) {
-            *nv = tanh(r.mul_add(a, *nv));
+            *nv = r.mul_add(a, *nv);
+        }
+        for nv in n.iter_mut() {
+            *nv = tanh(*nv);
         }
         // h' = n + z ⊙ (h − n)
         for (((ho, &z), &n), &hp) in h_out[..h].iter_mut().zip(z).zip(n.iter()).zip(h_prev) {
