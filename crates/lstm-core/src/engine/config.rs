@@ -41,7 +41,7 @@ pub enum Nonlinearity {
     Relu,
 }
 
-/// The shape of a stack of recurrent layers: [`Lstm`], [`Gru`](crate::Gru) or
+/// The shape of a stack of recurrent layers: [`Lstm`](crate::Lstm), [`Gru`](crate::Gru) or
 /// [`Rnn`](crate::Rnn) (as `LstmConfig`, `GruConfig`, `RnnConfig`).
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct RecurrentConfig {
