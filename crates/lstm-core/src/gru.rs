@@ -4,7 +4,7 @@
 use candle_core::{DType, Device, Tensor, Var};
 use candle_nn::{Init, VarBuilder};
 
-use crate::engine::{zero_taps, Family, RecurrentConfig, Stack};
+use crate::engine::{Family, RecurrentConfig, Stack};
 use crate::error::{check_shape, LstmError, Result};
 use crate::Kernel;
 
@@ -152,11 +152,8 @@ impl Gru {
         h0: Option<&Tensor>,
         train: bool,
     ) -> Result<(Tensor, Tensor)> {
-        let run = self.stack.run(x, h0, None, train, false)?;
-        let out = run
-            .out
-            .ok_or_else(|| LstmError::Config("no output sequence".into()))?;
-        Ok((out, run.h_n))
+        let (out, h_n, _) = self.stack.forward(x, (h0, None), train)?;
+        Ok((out, h_n))
     }
 
     /// Runs the model and returns only the final state `h_n`, `(layers·D, B, H)`: the
@@ -184,9 +181,7 @@ impl Gru {
         x: &Tensor,
         h0: Option<&Tensor>,
     ) -> Result<(Vec<Tensor>, Vec<Var>)> {
-        let taps = zero_taps(x, self.stack.config().hidden_size)?;
-        let steps = self.stack.last_layer_steps(x, (h0, None), Some(&taps))?;
-        Ok((steps, taps))
+        self.stack.steps_with_taps(x, (h0, None))
     }
 }
 
@@ -194,18 +189,9 @@ impl Gru {
 mod tests {
     use super::*;
     use crate::init::seeded_var_builder;
+    use crate::test_util::max_diff;
     use candle_core::IndexOp;
     use candle_nn::VarMap;
-
-    fn max_diff(a: &Tensor, b: &Tensor) -> f32 {
-        assert_eq!(a.dims(), b.dims());
-        (a - b)
-            .and_then(|d| d.abs())
-            .and_then(|d| d.flatten_all())
-            .and_then(|d| d.max(0))
-            .and_then(|d| d.to_scalar::<f32>())
-            .expect("diff")
-    }
 
     fn gru(cfg: GruConfig, seed: u64) -> Result<(Gru, VarMap)> {
         let vm = VarMap::new();

@@ -43,6 +43,8 @@ pub mod model;
 pub mod regressor;
 pub mod rnn;
 pub mod state_dict;
+#[cfg(test)]
+mod test_util;
 pub mod threads;
 
 pub use cell::LstmCell;

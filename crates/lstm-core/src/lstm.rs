@@ -3,7 +3,7 @@
 use candle_core::{DType, Tensor, Var};
 use candle_nn::VarBuilder;
 
-use crate::engine::{zero_taps, Family, RecurrentConfig, Stack};
+use crate::engine::{Family, RecurrentConfig, Stack};
 use crate::error::{LstmError, Result};
 use crate::{Kernel, LstmState};
 
@@ -64,12 +64,8 @@ impl Lstm {
         state: Option<&LstmState>,
         train: bool,
     ) -> Result<(Tensor, LstmState)> {
-        let (h0, c0) = split(state);
-        let run = self.stack.run(x, h0, c0, train, false)?;
-        let out = run
-            .out
-            .ok_or_else(|| LstmError::Config("no output sequence".into()))?;
-        Ok((out, state_of(run.h_n, run.c_n)?))
+        let (out, h, c) = self.stack.forward(x, split(state), train)?;
+        Ok((out, state_of(h, c)?))
     }
 
     /// Runs the model and returns only the final state `(h_n, c_n)`, each
@@ -129,9 +125,7 @@ impl Lstm {
         x: &Tensor,
         state: Option<&LstmState>,
     ) -> Result<(Vec<Tensor>, Vec<Var>)> {
-        let taps = zero_taps(x, self.stack.config().hidden_size)?;
-        let steps = self.stack.last_layer_steps(x, split(state), Some(&taps))?;
-        Ok((steps, taps))
+        self.stack.steps_with_taps(x, split(state))
     }
 }
 
@@ -156,18 +150,10 @@ pub fn zero_state(
 mod tests {
     use super::*;
     use crate::init::seeded_var_builder;
+    use crate::test_util::max_diff;
     use candle_core::IndexOp;
     use candle_core::{Device, Var};
     use candle_nn::VarMap;
-
-    fn max_diff(a: &Tensor, b: &Tensor) -> f32 {
-        (a - b)
-            .and_then(|d| d.abs())
-            .and_then(|d| d.flatten_all())
-            .and_then(|d| d.max(0))
-            .and_then(|d| d.to_scalar::<f32>())
-            .expect("diff")
-    }
 
     #[test]
     fn parameter_names_follow_pytorch() -> Result<()> {

@@ -166,6 +166,32 @@ impl Stack {
 
     /// Runs `layers` with `dropout` between them, keeping what the backward pass needs
     /// when `save`.
+    /// [`Stack::run`] with the output sequence: `(out, h_n, c_n)`.
+    pub fn forward(
+        &self,
+        x: &Tensor,
+        (h0, c0): (Option<&Tensor>, Option<&Tensor>),
+        train: bool,
+    ) -> Result<(Tensor, Tensor, Option<Tensor>)> {
+        let run = self.run(x, h0, c0, train, false)?;
+        let out = run
+            .out
+            .ok_or_else(|| LstmError::Config("no output sequence".into()))?;
+        Ok((out, run.h_n, run.c_n))
+    }
+
+    /// [`Stack::last_layer_steps`] with one zero tap per step (see there), returned with
+    /// the steps.
+    pub fn steps_with_taps(
+        &self,
+        x: &Tensor,
+        start: (Option<&Tensor>, Option<&Tensor>),
+    ) -> Result<(Vec<Tensor>, Vec<Var>)> {
+        let taps = zero_taps(x, self.config.hidden_size)?;
+        let steps = self.last_layer_steps(x, start, Some(&taps))?;
+        Ok((steps, taps))
+    }
+
     fn run_layers(
         &self,
         layers: &[Vec<DirectionWeights>],
@@ -319,7 +345,7 @@ impl Stack {
 /// Per-step zero variables `(B, H)`, one per time step of `x`, to add to the hidden
 /// states so that their gradients are `∂L/∂h_t` (candle keeps gradients of variables
 /// only).
-pub(crate) fn zero_taps(x: &Tensor, hidden: usize) -> Result<Vec<Var>> {
+fn zero_taps(x: &Tensor, hidden: usize) -> Result<Vec<Var>> {
     let b = x.dim(0)?;
     (0..x.dim(1)?)
         .map(|_| Ok(Var::zeros((b, hidden), x.dtype(), x.device())?))

@@ -5,16 +5,7 @@ use candle_nn::VarMap;
 
 use super::*;
 use crate::init::seeded_var_builder;
-
-fn max_diff(a: &Tensor, b: &Tensor) -> f32 {
-    assert_eq!(a.dims(), b.dims());
-    (a - b)
-        .and_then(|d| d.abs())
-        .and_then(|d| d.flatten_all())
-        .and_then(|d| d.max(0))
-        .and_then(|d| d.to_scalar::<f32>())
-        .expect("diff")
-}
+use crate::test_util::max_diff;
 
 const FAMILIES: [Family; 4] = [
     Family::Lstm,

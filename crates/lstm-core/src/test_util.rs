@@ -1,0 +1,14 @@
+//! Helpers shared by the unit tests.
+
+use candle_core::Tensor;
+
+/// The largest absolute difference between two tensors of the same shape.
+pub(crate) fn max_diff(a: &Tensor, b: &Tensor) -> f32 {
+    assert_eq!(a.dims(), b.dims());
+    (a - b)
+        .and_then(|d| d.abs())
+        .and_then(|d| d.flatten_all())
+        .and_then(|d| d.max(0))
+        .and_then(|d| d.to_scalar::<f32>())
+        .expect("diff")
+}
