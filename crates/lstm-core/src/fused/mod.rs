@@ -14,6 +14,7 @@
 mod buffers;
 mod op;
 mod recurrence;
+mod weight_grads;
 
 use std::sync::Arc;
 
