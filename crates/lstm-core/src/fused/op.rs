@@ -204,6 +204,7 @@ impl<R: Rows> CustomOp3 for SequenceOp<R> {
         }
     }
 
+    /// The backward pass (training: the weights are packed).
     fn bwd(
         &self,
         x: &Tensor,
@@ -212,7 +213,86 @@ impl<R: Rows> CustomOp3 for SequenceOp<R> {
         res: &Tensor,
         grad_res: &Tensor,
     ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
-        self.backward(x, weights, s0, res, grad_res)
+        let Some(Saved {
+            mut gates,
+            saved,
+            out,
+        }) = lock(&self.link.saved).take()
+        else {
+            candle_core::bail!(
+                "fused recurrence: no saved activations; run the model with train = true to \
+                 differentiate it, and call backward once per forward"
+            )
+        };
+        let dm = self.dims(x.shape(), weights.shape(), s0.shape())?;
+        let Dims { b, t, i, h, dirs } = dm;
+        let gh = R::GATES * h;
+        let s = if R::CELL { 2 } else { 1 };
+        let final_len = s * dirs * b * h;
+        let (d_out, d_final) = match self.output {
+            SequenceOutput::All => {
+                let d_final = lock(&self.link.final_grad)
+                    .take()
+                    .unwrap_or_else(|| vec![0f32; final_len]);
+                (Some(grad_res.clone()), d_final)
+            }
+            SequenceOutput::Final => (None, grad_res.flatten_all()?.to_vec1::<f32>()?),
+        };
+        let mut d_hid = take_buffer(if R::SPLIT { b * t * dirs * gh } else { 0 });
+        let mut h_prev = take_buffer(b * t * dirs * h);
+        let mut d_s0 = vec![0f32; dirs * b * state_width::<R>(h)];
+        let mut dw = vec![0f32; dirs * gh * dm.k()];
+        let mut dx = vec![0f32; if self.input_grad { b * t * i } else { 0 }];
+        with_f32(x, "input", |x| {
+            with_f32(weights, "weights", |w| {
+                with_f32(s0, "initial state", |s0| {
+                    let views = DirWeights::packed(w, dirs, (i, h));
+                    let mut run = |out: &[f32], d_out: Option<&[f32]>| {
+                        let io = Backward {
+                            w: &views,
+                            s0,
+                            out,
+                            saved: &saved,
+                            d_out,
+                            d_final: &d_final,
+                            gates: Shared::new(&mut gates),
+                            d_hid: Shared::new(&mut d_hid),
+                            h_prev: Shared::new(&mut h_prev),
+                            d_s0: Shared::new(&mut d_s0),
+                        };
+                        recurrence::backward(self.rows, dm, &io);
+                        Ok(())
+                    };
+                    match (&out, &d_out) {
+                        (Some(out), _) => run(out, None)?,
+                        (None, Some(g)) => with_f32(res, "output", |out| {
+                            with_f32(g, "output gradient", |g| run(out, Some(g)))
+                        })?,
+                        (None, None) => candle_core::bail!("fused recurrence: no output"),
+                    }
+                    let d_rec = if R::SPLIT { &d_hid } else { &gates };
+                    weight_gradients(dm, R::GATES, x, w, &gates, d_rec, &h_prev, &mut dw, &mut dx);
+                    Ok(())
+                })
+            })
+        })?;
+        recycle(gates);
+        recycle(saved);
+        recycle(d_hid);
+        recycle(h_prev);
+        if let Some(o) = out {
+            recycle(o);
+        }
+        let dev = res.device();
+        let dx = match self.input_grad {
+            true => Some(Tensor::from_vec(dx, (b, t, i), dev)?),
+            false => None,
+        };
+        Ok((
+            dx,
+            Some(Tensor::from_vec(dw, weights.shape(), dev)?),
+            Some(Tensor::from_vec(d_s0, s0.shape(), dev)?),
+        ))
     }
 }
 
@@ -303,97 +383,6 @@ impl<R: Rows> SequenceOp<R> {
             }
         }
         Ok((CpuStorage::F32(result), shape))
-    }
-
-    /// The backward pass (training, packed weights).
-    fn backward(
-        &self,
-        x: &Tensor,
-        weights: &Tensor,
-        s0: &Tensor,
-        res: &Tensor,
-        grad_res: &Tensor,
-    ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
-        let Some(Saved {
-            mut gates,
-            saved,
-            out,
-        }) = lock(&self.link.saved).take()
-        else {
-            candle_core::bail!(
-                "fused recurrence: no saved activations; run the model with train = true to \
-                 differentiate it, and call backward once per forward"
-            )
-        };
-        let dm = self.dims(x.shape(), weights.shape(), s0.shape())?;
-        let Dims { b, t, i, h, dirs } = dm;
-        let gh = R::GATES * h;
-        let s = if R::CELL { 2 } else { 1 };
-        let final_len = s * dirs * b * h;
-        let (d_out, d_final) = match self.output {
-            SequenceOutput::All => {
-                let d_final = lock(&self.link.final_grad)
-                    .take()
-                    .unwrap_or_else(|| vec![0f32; final_len]);
-                (Some(grad_res.clone()), d_final)
-            }
-            SequenceOutput::Final => (None, grad_res.flatten_all()?.to_vec1::<f32>()?),
-        };
-        let mut d_hid = take_buffer(if R::SPLIT { b * t * dirs * gh } else { 0 });
-        let mut h_prev = take_buffer(b * t * dirs * h);
-        let mut d_s0 = vec![0f32; dirs * b * state_width::<R>(h)];
-        let mut dw = vec![0f32; dirs * gh * dm.k()];
-        let mut dx = vec![0f32; if self.input_grad { b * t * i } else { 0 }];
-        with_f32(x, "input", |x| {
-            with_f32(weights, "weights", |w| {
-                with_f32(s0, "initial state", |s0| {
-                    let views = DirWeights::packed(w, dirs, (i, h));
-                    let mut run = |out: &[f32], d_out: Option<&[f32]>| {
-                        let io = Backward {
-                            w: &views,
-                            s0,
-                            out,
-                            saved: &saved,
-                            d_out,
-                            d_final: &d_final,
-                            gates: Shared::new(&mut gates),
-                            d_hid: Shared::new(&mut d_hid),
-                            h_prev: Shared::new(&mut h_prev),
-                            d_s0: Shared::new(&mut d_s0),
-                        };
-                        recurrence::backward(self.rows, dm, &io);
-                        Ok(())
-                    };
-                    match (&out, &d_out) {
-                        (Some(out), _) => run(out, None)?,
-                        (None, Some(g)) => with_f32(res, "output", |out| {
-                            with_f32(g, "output gradient", |g| run(out, Some(g)))
-                        })?,
-                        (None, None) => candle_core::bail!("fused recurrence: no output"),
-                    }
-                    let d_rec = if R::SPLIT { &d_hid } else { &gates };
-                    weight_gradients(dm, R::GATES, x, w, &gates, d_rec, &h_prev, &mut dw, &mut dx);
-                    Ok(())
-                })
-            })
-        })?;
-        recycle(gates);
-        recycle(saved);
-        recycle(d_hid);
-        recycle(h_prev);
-        if let Some(o) = out {
-            recycle(o);
-        }
-        let dev = res.device();
-        let dx = match self.input_grad {
-            true => Some(Tensor::from_vec(dx, (b, t, i), dev)?),
-            false => None,
-        };
-        Ok((
-            dx,
-            Some(Tensor::from_vec(dw, weights.shape(), dev)?),
-            Some(Tensor::from_vec(d_s0, s0.shape(), dev)?),
-        ))
     }
 }
 
