@@ -14,6 +14,7 @@
 //!   [`saved`]: loading a trained classifier from its run directory.
 //! - [`checkpoint`] and [`optim`]: checkpoints with the optimizer state and the batch
 //!   order, so a stopped run resumes bit for bit.
+//! - [`tensorboard`]: TensorBoard event files of scalars (`tensorboard --logdir runs`).
 
 pub mod checkpoint;
 mod choice;
@@ -28,6 +29,7 @@ pub mod regress;
 pub mod run_dir;
 pub mod saved;
 mod snapshot;
+pub mod tensorboard;
 
 pub use checkpoint::{parse_checkpoint, read_checkpoint, Checkpoint, CHECKPOINT_FILE};
 pub use classify::{
