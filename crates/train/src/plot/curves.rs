@@ -16,6 +16,10 @@ pub enum Line {
     Solid,
     /// A dashed line, 2 px.
     Dashed,
+    /// A thin, faint line (1 px, 35% opacity), for noisy raw values under a smoothed curve.
+    Light,
+    /// A bold line, 3 px.
+    Bold,
 }
 
 /// One line of a [`Figure`].
@@ -55,6 +59,8 @@ impl Curve {
         match self.line {
             Line::Solid => color.stroke_width(2),
             Line::Dashed => style::dash_key(color).stroke_width(2),
+            Line::Light => color.mix(0.35).stroke_width(1),
+            Line::Bold => color.stroke_width(3),
         }
     }
 }

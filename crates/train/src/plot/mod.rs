@@ -1,6 +1,6 @@
 //! SVG figures, drawn with [plotters]: the book's "Time-Series Prediction" figure
 //! ([`PredictionFigure`]), and figures of x/y curves ([`Figure`]) such as the training
-//! loss per epoch ([`epoch_loss_figure`]).
+//! loss per epoch ([`epoch_loss_figure`]) or per iteration ([`training_loss_figure`]).
 //!
 //! A figure is plain data; its `svg` method renders it to a string (SVG needs no system
 //! fonts: the text is left to whatever displays the file), and [`write_predictions`] and
@@ -27,7 +27,7 @@ mod prediction;
 mod style;
 
 pub use curves::{Curve, Figure, Line};
-pub use loss::epoch_loss_figure;
+pub use loss::{epoch_loss_figure, loss_window, training_loss_figure};
 pub use prediction::{PredictionFigure, PREDICTION_TITLE};
 
 use crate::error::{Result, TrainError};
@@ -71,8 +71,8 @@ mod tests {
         assert_eq!(written, dir.file("prediction.svg"));
         let svg = std::fs::read_to_string(&written).unwrap();
         assert!(svg.contains(PREDICTION_TITLE) && svg.contains("lstm"));
-        let loss = write_curves(&dir, "loss.svg", &epoch_loss_figure(&[0.9, 0.5, 0.3]))?;
-        assert!(std::fs::read_to_string(loss).unwrap().contains("Epoch"));
+        let loss = write_curves(&dir, "loss.svg", &training_loss_figure(&[0.9, 0.5, 0.3]))?;
+        assert!(std::fs::read_to_string(loss).unwrap().contains("Iteration"));
         let bad = Figure::new("t", "x", "y");
         assert!(write_curves(&dir, "bad.svg", &bad).is_err());
         assert!(!dir.file("bad.svg").exists());
