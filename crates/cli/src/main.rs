@@ -13,10 +13,10 @@ use lstm_datasets::{
     ValidationSource,
 };
 use lstm_train::{
-    plot_predictions_multi, read_classifier_checkpoint, read_regressor_checkpoint,
-    resume_classifier, resume_regressor, train_classifier_with_context,
-    train_regressor_with_context, ClassifierTrainConfig, LrSchedule, RegressionReport,
-    RegressorTrainConfig, RunDir, Selection,
+    read_classifier_checkpoint, read_regressor_checkpoint, resume_classifier, resume_regressor,
+    train_classifier_with_context, train_regressor_with_context, write_predictions,
+    ClassifierTrainConfig, LrSchedule, PredictionFigure, RegressionReport, RegressorTrainConfig,
+    RunDir, Selection,
 };
 use serde::{Deserialize, Serialize};
 
@@ -601,24 +601,17 @@ fn run_stock(args: StockArgs) -> Result<(), Failure> {
             .write_atomic("comparison.md", table.as_bytes())
             .map_err(during)?;
         let first = &reports[0];
-        let predicted: Vec<(String, Vec<f64>)> = reports
-            .iter()
-            .map(|r| (format!("{} predicted", label(&r.model)), r.predicted()))
-            .collect();
-        let series: Vec<(&str, &[f64])> = predicted
-            .iter()
-            .map(|(l, v)| (l.as_str(), v.as_slice()))
-            .collect();
-        let path = run_dir.file("comparison.svg");
-        plot_predictions_multi(
-            &path,
-            &first.dates(),
-            &first.actual(),
-            &series,
-            first.boundary(),
-            &format!("{} ({})", args.target, first.unit),
-        )
-        .map_err(during)?;
+        let figure = PredictionFigure {
+            dates: first.dates(),
+            actual: first.actual(),
+            predictions: reports
+                .iter()
+                .map(|r| (format!("{} predicted", label(&r.model)), r.predicted()))
+                .collect(),
+            boundary: first.boundary(),
+            y_label: format!("{} ({})", args.target, first.unit),
+        };
+        let path = write_predictions(&run_dir, "comparison.svg", &figure).map_err(during)?;
         print(format_args!(
             "Wrote {} and {}",
             path.display(),

@@ -110,28 +110,21 @@ pub enum Selection {
 /// `loss.svg` (validation loss, log scale) and `accuracy.svg` (validation accuracy, %)
 /// over the iterations of a run.
 fn write_curves(dir: &RunDir, history: &[EvalPoint]) -> Result<()> {
+    use crate::plot::{Curve, Figure};
     if history.is_empty() {
         return Ok(());
     }
     let at = |f: &dyn Fn(&EvalPoint) -> f64| -> Vec<(f64, f64)> {
         history.iter().map(|p| (p.iteration as f64, f(p))).collect()
     };
-    crate::plot::plot_curve(
-        &dir.file("loss.svg"),
-        "Validation loss (cross-entropy)",
-        "Iteration",
-        "Loss",
-        &at(&|p| p.validation.loss),
-        true,
-    )?;
-    crate::plot::plot_curve(
-        &dir.file("accuracy.svg"),
-        "Validation accuracy",
-        "Iteration",
-        "Accuracy (%)",
-        &at(&|p| 100.0 * p.validation.accuracy),
-        false,
-    )
+    let loss = Figure::new("Validation loss (cross-entropy)", "Iteration", "Loss")
+        .with_log_y()
+        .with_curve(Curve::new("", at(&|p| p.validation.loss), 0));
+    crate::plot::write_curves(dir, "loss.svg", &loss)?;
+    let accuracy = Figure::new("Validation accuracy", "Iteration", "Accuracy (%)")
+        .with_curve(Curve::new("", at(&|p| 100.0 * p.validation.accuracy), 0));
+    crate::plot::write_curves(dir, "accuracy.svg", &accuracy)?;
+    Ok(())
 }
 
 impl Default for ClassifierTrainConfig {

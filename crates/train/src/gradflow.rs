@@ -27,7 +27,7 @@ use lstm_core::{linear_torch, seeded_var_builder, Lstm, LstmConfig, Rnn, RnnConf
 use serde::Serialize;
 
 use crate::error::{Result, TrainError};
-use crate::plot::{curves_svg, Curve};
+use crate::plot::{Curve, Figure, Line};
 use crate::run_dir::RunDir;
 use crate::snapshot::progress_bar;
 
@@ -566,28 +566,26 @@ impl GradFlowReport {
                     .collect()
             })
             .collect();
-        let curves: Vec<Curve> = self
-            .columns()
-            .iter()
-            .zip(&points)
-            .enumerate()
-            .map(|(k, ((label, _), pts))| Curve {
-                label,
-                points: pts,
-                color: k / 2,
-                dashed: k % 2 == 0,
-            })
-            .collect();
-        curves_svg(
-            &format!(
+        let mut figure = Figure::new(
+            format!(
                 "Gradient flow through time: adding problem, T = {}, H = {}",
                 self.config.seq_len, self.config.hidden
             ),
             "Time step t (the loss reads the final state, t = T)",
             "Mean ‖∂L/∂h_t‖",
-            &curves,
-            true,
         )
+        .with_log_y();
+        for (k, ((label, _), pts)) in self.columns().iter().zip(points).enumerate() {
+            let line = if k % 2 == 0 {
+                Line::Dashed
+            } else {
+                Line::Solid
+            };
+            figure
+                .curves
+                .push(Curve::new(*label, pts, k / 2).with_line(line));
+        }
+        figure.svg()
     }
 
     /// The test MSE of both models over the iterations, on a log y axis.
@@ -600,32 +598,19 @@ impl GradFlowReport {
             .iter()
             .map(|&x| (x, self.baseline_mse))
             .collect();
-        curves_svg(
+        Figure::new(
             "Adding problem: test MSE during training",
             "Iteration",
             "Test MSE",
-            &[
-                Curve {
-                    label: "RNN",
-                    points: &rnn,
-                    color: 0,
-                    dashed: false,
-                },
-                Curve {
-                    label: "LSTM",
-                    points: &lstm,
-                    color: 1,
-                    dashed: false,
-                },
-                Curve {
-                    label: "always predicting 1 (the mean target)",
-                    points: &baseline,
-                    color: 2,
-                    dashed: true,
-                },
-            ],
-            true,
         )
+        .with_log_y()
+        .with_curve(Curve::new("RNN", rnn, 0))
+        .with_curve(Curve::new("LSTM", lstm, 1))
+        .with_curve(
+            Curve::new("always predicting 1 (the mean target)", baseline, 2)
+                .with_line(Line::Dashed),
+        )
+        .svg()
     }
 
     /// Writes `gradflow.csv`, `gradflow.svg`, `loss.svg`, `table.md` and `summary.json`

@@ -7,7 +7,8 @@
 //!   lines, predictions in raw units and plots.
 //! - [`gradflow`]: `‖∂L/∂h_t‖` over the steps of a plain RNN and an LSTM on the adding
 //!   problem, at initialisation and after training (`cargo xtask gradflow`).
-//! - [`plot`]: SVG figures (the book's "Time-Series Prediction", the loss per epoch).
+//! - [`plot`]: SVG figures (the book's "Time-Series Prediction", training losses per epoch
+//!   or per iteration, other curves), written into run directories.
 //! - [`run_dir`]: where runs write `config.json`, `metrics.csv`, weights and summaries,
 //!   always atomically.
 //! - [`limits`]: upper limits on settings, checked before anything is allocated;
@@ -41,7 +42,9 @@ pub use classify::{
 pub use error::{Result, TrainError};
 pub use gradflow::{run_gradflow, GradFlowConfig, GradFlowReport, ModelFlow};
 pub use optim::{Optimizer, OptimizerKind};
-pub use plot::{plot_losses, plot_predictions, plot_predictions_multi, PREDICTION_TITLE};
+pub use plot::{
+    write_curves, write_predictions, Curve, Figure, PredictionFigure, PREDICTION_TITLE,
+};
 pub use regress::{
     build_regressor, read_regressor_checkpoint, resume_regressor, train_regressor,
     train_regressor_with_context, LossPoint, PredictionRow, RegressionReport, RegressorCheckpoint,

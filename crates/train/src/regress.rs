@@ -734,15 +734,16 @@ fn write_outputs(
     dir.save_weights("model.safetensors", varmap)?;
     dir.write_json("summary.json", report)?;
     let y_label = format!("{} ({})", cfg.target, cfg.unit());
-    plot::plot_predictions(
-        &dir.file("prediction.svg"),
-        &report.dates(),
-        &report.actual(),
-        &report.predicted(),
-        report.boundary(),
-        &y_label,
-    )?;
-    plot::plot_losses(&dir.file("loss.svg"), &report.all_losses)?;
+    let figure = plot::PredictionFigure {
+        dates: report.dates(),
+        actual: report.actual(),
+        predictions: vec![("Predicted Data".into(), report.predicted())],
+        boundary: report.boundary(),
+        y_label,
+    };
+    plot::write_predictions(dir, "prediction.svg", &figure)?;
+    let loss = plot::epoch_loss_figure(&report.all_losses);
+    plot::write_curves(dir, "loss.svg", &loss)?;
     Ok(())
 }
 
