@@ -11,15 +11,15 @@ use std::path::Path;
 
 use libfuzzer_sys::fuzz_target;
 use lstm_train::limits::{MAX_HIDDEN, MAX_LAYERS};
-use lstm_train::{classifier_config_from_json, parse_classifier_checkpoint};
+use lstm_train::{classifier_config_from_json, parse_session_checkpoint, MnistTask};
 
 const CHECKPOINT: &str = "fuzz/checkpoint.safetensors";
 const CONFIG: &str = "fuzz/config.json";
 
 fuzz_target!(|data: &[u8]| {
-    match parse_classifier_checkpoint(Path::new(CHECKPOINT), data) {
+    match parse_session_checkpoint::<MnistTask>(Path::new(CHECKPOINT), data) {
         Ok(c) => {
-            assert!(c.progress.iteration <= c.progress.total);
+            assert!(c.progress.step <= c.progress.total);
             assert!(c.progress.config.hidden <= MAX_HIDDEN);
         }
         Err(e) => assert!(e.to_string().starts_with(CHECKPOINT), "{e}"),

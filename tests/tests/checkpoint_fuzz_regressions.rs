@@ -7,7 +7,7 @@
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::Path;
 
-use lstm_train::{classifier_config_from_json, parse_classifier_checkpoint};
+use lstm_train::{classifier_config_from_json, parse_session_checkpoint, MnistTask};
 
 const FAKE: &str = "fuzz-regressions/input";
 
@@ -25,7 +25,7 @@ fn checkpoint_and_config_regressions() {
         let bytes = std::fs::read(&file).unwrap();
         let (checkpoint, config) = catch_unwind(AssertUnwindSafe(|| {
             (
-                parse_classifier_checkpoint(Path::new(FAKE), &bytes).map(|_| ()),
+                parse_session_checkpoint::<MnistTask>(Path::new(FAKE), &bytes).map(|_| ()),
                 classifier_config_from_json(Path::new(FAKE), &bytes).map(|_| ()),
             )
         }))

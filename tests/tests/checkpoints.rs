@@ -6,13 +6,48 @@ use std::path::{Path, PathBuf};
 
 use candle_core::Tensor;
 use candle_nn::VarMap;
+use lstm_datasets::StockDataset;
 use lstm_datasets::{load_mnist, prepare_stock, Mnist, MnistOptions, StockFrame, StockOptions};
 use lstm_tests::data_dir;
 use lstm_train::{
-    build_classifier, read_classifier_checkpoint, read_regressor_checkpoint, resume_classifier,
-    resume_regressor, train_classifier, train_regressor, ClassifierTrainConfig,
-    RegressorTrainConfig, RunDir, Selection, TrainError, CHECKPOINT_FILE,
+    build_classifier, read_session_checkpoint, resume, train, MnistConfig, MnistTask,
+    OptimizerKind, RegressionReport, RunDir, Selection, SessionConfig, StockConfig, StockTask,
+    TrainError, TrainReport, TrainedClassifier, CHECKPOINT_FILE,
 };
+
+type Mnistcfg = (MnistConfig, SessionConfig);
+
+fn train_mnist(
+    data: &Mnist,
+    (cfg, session): &Mnistcfg,
+    dir: Option<&RunDir>,
+    out: &mut Vec<u8>,
+) -> lstm_train::Result<(TrainReport, TrainedClassifier)> {
+    let task = MnistTask::new(data, cfg, session)?;
+    train(task, session, serde_json::Value::Null, dir, out)
+}
+
+fn train_stock(
+    data: &StockDataset,
+    (cfg, session): &(StockConfig, SessionConfig),
+    dir: Option<&RunDir>,
+    out: &mut Vec<u8>,
+) -> lstm_train::Result<RegressionReport> {
+    let task = StockTask::new(data, cfg, session)?;
+    train(task, session, serde_json::Value::Null, dir, out)
+}
+
+fn read_mnist(
+    path: &Path,
+) -> lstm_train::Result<lstm_train::SessionCheckpoint<MnistTask<'static>>> {
+    read_session_checkpoint::<MnistTask>(path)
+}
+
+fn read_stock(
+    path: &Path,
+) -> lstm_train::Result<lstm_train::SessionCheckpoint<StockTask<'static>>> {
+    read_session_checkpoint::<StockTask>(path)
+}
 
 fn small_mnist() -> Mnist {
     let options = MnistOptions {
@@ -45,19 +80,22 @@ fn values(varmap: &VarMap) -> HashMap<String, Vec<f32>> {
         .collect()
 }
 
-fn mnist_cfg(select: Selection) -> ClassifierTrainConfig {
-    ClassifierTrainConfig {
+fn mnist_cfg(select: Selection) -> Mnistcfg {
+    let cfg = MnistConfig {
         hidden: 24,
-        lr: 0.3,
-        momentum: 0.9,
         batch_size: 16,
         iters: Some(30),
         eval_every: 10,
-        checkpoint_every: 10,
         select,
-        progress: false,
-        ..ClassifierTrainConfig::default()
-    }
+        ..MnistConfig::default()
+    };
+    let session = SessionConfig {
+        lr: 0.3,
+        optimizer: OptimizerKind::Sgd { momentum: 0.9 },
+        checkpoint_every: 10,
+        ..MnistConfig::session()
+    };
+    (cfg, session)
 }
 
 #[test]
@@ -67,16 +105,19 @@ fn an_mnist_run_stopped_and_resumed_ends_with_the_same_weights_bit_for_bit() {
         let cfg = mnist_cfg(select);
         let straight_dir = temp_run("straight");
         let (straight, straight_model) =
-            train_classifier(&data, &cfg, Some(&straight_dir), &mut Vec::new()).expect("train");
+            train_mnist(&data, &cfg, Some(&straight_dir), &mut Vec::new()).expect("train");
 
         let dir = temp_run("stopped");
-        let stopped_cfg = ClassifierTrainConfig {
-            stop_after: Some(stop),
-            ..cfg.clone()
-        };
+        let stopped_cfg = (
+            cfg.0.clone(),
+            SessionConfig {
+                stop_after: Some(stop),
+                ..cfg.1.clone()
+            },
+        );
         let mut printed = Vec::new();
         let (partial, partial_model) =
-            train_classifier(&data, &stopped_cfg, Some(&dir), &mut printed).expect("first part");
+            train_mnist(&data, &stopped_cfg, Some(&dir), &mut printed).expect("first part");
         let text = String::from_utf8(printed).unwrap();
         assert!(
             text.contains(&format!("Stopped after iteration {stop} of 30")),
@@ -91,16 +132,22 @@ fn an_mnist_run_stopped_and_resumed_ends_with_the_same_weights_bit_for_bit() {
             );
         }
 
-        let checkpoint = read_classifier_checkpoint(dir.path()).expect("checkpoint");
-        assert_eq!(checkpoint.progress.iteration, stop);
+        let checkpoint = read_mnist(dir.path()).expect("checkpoint");
+        assert_eq!(checkpoint.progress.step, stop);
+        assert_eq!(checkpoint.progress.losses.len(), stop);
         assert!(
             !checkpoint.optimizer.is_empty(),
             "momentum buffers are saved"
         );
         let mut printed = Vec::new();
+        let task = MnistTask::new(
+            &data,
+            &checkpoint.progress.config,
+            &checkpoint.progress.session,
+        )
+        .expect("task");
         let (resumed, resumed_model) =
-            resume_classifier(&data, &checkpoint, None, false, Some(&dir), &mut printed)
-                .expect("resume");
+            resume(task, &checkpoint, None, false, Some(&dir), &mut printed).expect("resume");
         let text = String::from_utf8(printed).unwrap();
         assert!(
             text.contains(&format!("at iteration {stop} of 30")),
@@ -115,8 +162,8 @@ fn an_mnist_run_stopped_and_resumed_ends_with_the_same_weights_bit_for_bit() {
         assert_eq!(resumed.selected_iteration, straight.selected_iteration);
         assert_eq!(resumed.test, straight.test);
         assert!(resumed.test.is_some());
-        let last = read_classifier_checkpoint(dir.path()).expect("final checkpoint");
-        assert_eq!(last.progress.iteration, 30);
+        let last = read_mnist(dir.path()).expect("final checkpoint");
+        assert_eq!(last.progress.step, 30);
         for d in [dir, straight_dir] {
             std::fs::remove_dir_all(d.path()).ok();
         }
@@ -131,27 +178,41 @@ fn sbux() -> lstm_datasets::StockDataset {
 #[test]
 fn a_stock_run_stopped_and_resumed_matches_an_uninterrupted_one() {
     let data = sbux();
-    let cfg = RegressorTrainConfig {
-        epochs: 60,
-        lr: 1e-2,
-        log_every: 10,
-        checkpoint_every: 20,
-        progress: false,
-        ..RegressorTrainConfig::default()
-    };
-    let straight = train_regressor(&data, &cfg, None, &mut Vec::new()).expect("train");
+    let cfg = (
+        StockConfig {
+            epochs: 60,
+            log_every: 10,
+            ..StockConfig::default()
+        },
+        SessionConfig {
+            lr: 1e-2,
+            checkpoint_every: 20,
+            ..StockConfig::session()
+        },
+    );
+    let straight = train_stock(&data, &cfg, None, &mut Vec::new()).expect("train");
     let dir = temp_run("stock");
-    let stopped = RegressorTrainConfig {
-        stop_after: Some(25),
-        ..cfg.clone()
-    };
-    let partial = train_regressor(&data, &stopped, Some(&dir), &mut Vec::new()).expect("part");
+    let stopped = (
+        cfg.0.clone(),
+        SessionConfig {
+            stop_after: Some(25),
+            ..cfg.1.clone()
+        },
+    );
+    let partial = train_stock(&data, &stopped, Some(&dir), &mut Vec::new()).expect("part");
     assert_eq!(partial.epochs, 25);
-    let checkpoint = read_regressor_checkpoint(dir.path()).expect("checkpoint");
-    assert_eq!(checkpoint.progress.epoch, 25);
+    assert_eq!(partial.stopped_at, Some(60));
+    let checkpoint = read_stock(dir.path()).expect("checkpoint");
+    assert_eq!(checkpoint.progress.step, 25);
     assert_eq!(checkpoint.optimizer.len(), 2 * checkpoint.weights.len());
-    let resumed = resume_regressor(&data, &checkpoint, None, false, Some(&dir), &mut Vec::new())
-        .expect("resume");
+    let task = StockTask::new(
+        &data,
+        &checkpoint.progress.config,
+        &checkpoint.progress.session,
+    )
+    .expect("task");
+    let resumed =
+        resume(task, &checkpoint, None, false, Some(&dir), &mut Vec::new()).expect("resume");
     assert_eq!(resumed.epochs, 60);
     assert_eq!(resumed.all_losses, straight.all_losses);
     assert_eq!(resumed.losses, straight.losses);
@@ -163,12 +224,16 @@ fn a_stock_run_stopped_and_resumed_matches_an_uninterrupted_one() {
 fn a_diverging_run_stops_naming_the_iteration_and_keeps_the_last_good_checkpoint() {
     let data = small_mnist();
     let dir = temp_run("diverge");
-    let cfg = ClassifierTrainConfig {
-        lr: 1e36,
-        checkpoint_every: 1,
-        ..mnist_cfg(Selection::Last)
-    };
-    let err = match train_classifier(&data, &cfg, Some(&dir), &mut Vec::new()) {
+    let (task_cfg, session) = mnist_cfg(Selection::Last);
+    let cfg = (
+        task_cfg,
+        SessionConfig {
+            lr: 1e36,
+            checkpoint_every: 1,
+            ..session
+        },
+    );
+    let err = match train_mnist(&data, &cfg, Some(&dir), &mut Vec::new()) {
         Err(e) => e,
         Ok(_) => panic!("lr 1e36 must diverge"),
     };
@@ -181,17 +246,22 @@ fn a_diverging_run_stops_naming_the_iteration_and_keeps_the_last_good_checkpoint
         text.contains(&format!("diverged at iteration {iteration}")),
         "{text}"
     );
-    let checkpoint = read_classifier_checkpoint(dir.path()).expect("the last good checkpoint");
-    assert!(checkpoint.progress.iteration < *iteration);
+    let checkpoint = read_mnist(dir.path()).expect("the last good checkpoint");
+    assert!(checkpoint.progress.step < *iteration);
     assert!(
-        text.contains(&format!("(iteration {})", checkpoint.progress.iteration)),
+        text.contains(&format!("(iteration {})", checkpoint.progress.step)),
         "{text}"
     );
-    // Its weights are finite and load into the model.
-    let fresh = build_classifier(&cfg).expect("model");
+    // Its weights are finite and load into the model; so are the last good weights,
+    // written beside it.
+    let fresh = build_classifier(&cfg.0, 0).expect("model");
     checkpoint
         .restore_weights(&fresh.varmap)
         .expect("finite weights");
+    let last_good = dir.file("last-good.safetensors");
+    assert!(text.contains(&last_good.display().to_string()), "{text}");
+    let weights = candle_core::safetensors::load(&last_good, &candle_core::Device::Cpu).unwrap();
+    lstm_core::assign_state_dict(&fresh.varmap, &weights, &last_good).expect("finite");
     std::fs::remove_dir_all(dir.path()).ok();
 }
 
@@ -200,11 +270,9 @@ fn a_finite_but_exploding_loss_stops_the_run_too() {
     // lr 1e4 keeps the numbers finite (the LSTM saturates) but the loss leaves any
     // sensible range within a few iterations.
     let data = small_mnist();
-    let cfg = ClassifierTrainConfig {
-        lr: 1e4,
-        ..mnist_cfg(Selection::Last)
-    };
-    let err = match train_classifier(&data, &cfg, None, &mut Vec::new()) {
+    let (task_cfg, session) = mnist_cfg(Selection::Last);
+    let cfg = (task_cfg, SessionConfig { lr: 1e4, ..session });
+    let err = match train_mnist(&data, &cfg, None, &mut Vec::new()) {
         Err(e) => e,
         Ok(_) => panic!("lr 1e4 must be stopped"),
     };
@@ -222,13 +290,17 @@ fn a_finite_but_exploding_loss_stops_the_run_too() {
     assert!(err.to_string().contains("smaller learning rate"), "{err}");
 
     let stock = sbux();
-    let cfg = RegressorTrainConfig {
-        lr: 1e4,
-        epochs: 50,
-        progress: false,
-        ..RegressorTrainConfig::default()
-    };
-    let err = train_regressor(&stock, &cfg, None, &mut Vec::new()).unwrap_err();
+    let cfg = (
+        StockConfig {
+            epochs: 50,
+            ..StockConfig::default()
+        },
+        SessionConfig {
+            lr: 1e4,
+            ..StockConfig::session()
+        },
+    );
+    let err = train_stock(&stock, &cfg, None, &mut Vec::new()).unwrap_err();
     assert!(
         matches!(
             err,
@@ -242,16 +314,18 @@ fn a_finite_but_exploding_loss_stops_the_run_too() {
 fn truncated_foreign_and_misshapen_checkpoints_are_clear_errors() {
     let data = sbux();
     let dir = temp_run("foreign");
-    let cfg = RegressorTrainConfig {
-        epochs: 3,
-        progress: false,
-        ..RegressorTrainConfig::default()
-    };
-    train_regressor(&data, &cfg, Some(&dir), &mut Vec::new()).expect("train");
+    let cfg = (
+        StockConfig {
+            epochs: 3,
+            ..StockConfig::default()
+        },
+        StockConfig::session(),
+    );
+    train_stock(&data, &cfg, Some(&dir), &mut Vec::new()).expect("train");
     let path: PathBuf = dir.file(CHECKPOINT_FILE);
 
     // Another kind of run.
-    let err = read_classifier_checkpoint(&path).unwrap_err().to_string();
+    let err = read_mnist(&path).unwrap_err().to_string();
     assert!(
         err.contains("checkpoint of a `stock` run, not of a `mnist` run"),
         "{err}"
@@ -259,13 +333,14 @@ fn truncated_foreign_and_misshapen_checkpoints_are_clear_errors() {
     assert!(err.contains(&path.display().to_string()), "{err}");
 
     // Another shape: the stock checkpoint's weights into a model of hidden 3.
-    let checkpoint = read_regressor_checkpoint(&path).expect("read");
+    let checkpoint = read_stock(&path).expect("read");
     let other = lstm_train::build_regressor(
-        &RegressorTrainConfig {
+        &StockConfig {
             hidden: 3,
-            ..cfg.clone()
+            ..cfg.0.clone()
         },
         5,
+        0,
     )
     .expect("model");
     let err = checkpoint
@@ -278,7 +353,7 @@ fn truncated_foreign_and_misshapen_checkpoints_are_clear_errors() {
     );
 
     // A weights file is not a checkpoint.
-    let err = read_regressor_checkpoint(&dir.file("model.safetensors"))
+    let err = read_stock(&dir.file("model.safetensors"))
         .unwrap_err()
         .to_string();
     assert!(
@@ -290,16 +365,76 @@ fn truncated_foreign_and_misshapen_checkpoints_are_clear_errors() {
     let bytes = std::fs::read(&path).unwrap();
     for cut in [0, 7, 100, bytes.len() - 1] {
         std::fs::write(&path, &bytes[..cut]).unwrap();
-        let err = read_regressor_checkpoint(&path).unwrap_err().to_string();
+        let err = read_stock(&path).unwrap_err().to_string();
         assert!(
             err.contains("not a complete safetensors file"),
             "cut {cut}: {err}"
         );
     }
     // Missing.
-    let err = read_regressor_checkpoint(Path::new("/nonexistent/run"))
+    let err = read_stock(Path::new("/nonexistent/run"))
         .unwrap_err()
         .to_string();
     assert!(err.contains("/nonexistent/run"), "{err}");
+    std::fs::remove_dir_all(dir.path()).ok();
+}
+
+/// A run directory holding a copy of the format-1 checkpoint of `task` (committed in
+/// `tests/fixtures/format1`, written by the code before the one session loop).
+fn format1_run(task: &str) -> RunDir {
+    let dir = temp_run(&format!("format1-{task}"));
+    let fixture = data_dir().join("../tests/fixtures/format1").join(task);
+    std::fs::copy(fixture.join(CHECKPOINT_FILE), dir.file(CHECKPOINT_FILE)).unwrap();
+    dir
+}
+
+/// Checkpoints of format 1 still load, and resuming them ends exactly where the code that
+/// wrote them ended the same runs (figures printed by that code, resuming these files).
+#[test]
+fn checkpoints_of_format_1_resume_to_the_results_of_the_code_that_wrote_them() {
+    let dir = format1_run("mnist");
+    let checkpoint = read_mnist(dir.path()).expect("a format-1 MNIST checkpoint");
+    let p = &checkpoint.progress;
+    assert_eq!((p.step, p.total, p.optimizer_steps), (20, 40, 20));
+    assert_eq!(p.session.lr_schedule, lstm_train::LrSchedule::StepDown);
+    assert_eq!(p.session.optimizer, OptimizerKind::Sgd { momentum: 0.0 });
+    assert_eq!(p.config.hidden, 16);
+    assert_eq!(p.state.history.len(), 2);
+    assert_eq!(p.state.best.map(|b| b.0), Some(20));
+    assert!(p.losses.is_empty(), "format 1 kept no per-iteration losses");
+    assert_eq!(p.context["source"], "files");
+    let data = load_mnist(
+        &data_dir().join("mnist"),
+        &MnistOptions {
+            validation_size: 200,
+            train_limit: Some(2000),
+            test_limit: Some(500),
+        },
+    )
+    .expect("MNIST");
+    let task = MnistTask::new(&data, &p.config, &p.session).expect("task");
+    let (report, _) =
+        resume(task, &checkpoint, None, false, Some(&dir), &mut Vec::new()).expect("resume");
+    let test = report.test.expect("a finished run is tested");
+    assert_eq!(test.loss, 2.2951904296875);
+    assert_eq!(test.accuracy, 0.148);
+    let upgraded = read_mnist(dir.path()).expect("rewritten as format 2");
+    assert_eq!(upgraded.progress.step, 40);
+    assert_eq!(upgraded.progress.losses.len(), 20);
+    std::fs::remove_dir_all(dir.path()).ok();
+
+    let dir = format1_run("stock");
+    let checkpoint = read_stock(dir.path()).expect("a format-1 stock checkpoint");
+    let p = &checkpoint.progress;
+    assert_eq!((p.step, p.total, p.losses.len()), (20, 30, 20));
+    assert_eq!(p.config.unit, lstm_train::TargetUnit::Shares);
+    assert_eq!(p.context["fit_scalers_on"], "train");
+    let data = sbux();
+    let task = StockTask::new(&data, &p.config, &p.session).expect("task");
+    let report =
+        resume(task, &checkpoint, None, false, Some(&dir), &mut Vec::new()).expect("resume");
+    assert_eq!(report.final_loss, 0.10845565795898438);
+    assert_eq!(report.test_mse, 0.027587075369847724);
+    assert_eq!(report.all_losses.len(), 30);
     std::fs::remove_dir_all(dir.path()).ok();
 }

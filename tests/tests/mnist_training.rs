@@ -3,7 +3,7 @@
 use lstm_core::Backbone;
 use lstm_datasets::{load_mnist, MnistOptions};
 use lstm_tests::data_dir;
-use lstm_train::{train_classifier, ClassifierTrainConfig};
+use lstm_train::{train, MnistConfig, MnistTask, SessionConfig};
 
 /// 4,000 training images, 300 iterations of batch 32: chance is 10%; the run reaches
 /// about 74% test accuracy on 1,000 test images, so 60% is a real threshold.
@@ -15,16 +15,22 @@ fn short_run_learns_well_above_chance_and_is_reproducible() {
         test_limit: Some(1000),
     };
     let data = load_mnist(&data_dir().join("mnist"), &options).expect("MNIST in data/mnist");
-    let cfg = ClassifierTrainConfig {
-        lr: 1.0,
+    let cfg = MnistConfig {
         batch_size: 32,
         iters: Some(300),
         eval_every: 100,
-        progress: false,
-        ..ClassifierTrainConfig::default()
+        ..MnistConfig::default()
+    };
+    let session = SessionConfig {
+        lr: 1.0,
+        ..MnistConfig::session()
+    };
+    let run = |printed: &mut Vec<u8>| {
+        let task = MnistTask::new(&data, &cfg, &session).expect("task");
+        train(task, &session, serde_json::Value::Null, None, printed).expect("training")
     };
     let mut printed = Vec::new();
-    let (report, _) = train_classifier(&data, &cfg, None, &mut printed).expect("training");
+    let (report, _) = run(&mut printed);
     let test = report.test.expect("a finished run is tested");
     let text = String::from_utf8(printed).unwrap();
     assert!(text.contains("Iteration: 300. Loss: "), "{text}");
@@ -35,7 +41,7 @@ fn short_run_learns_well_above_chance_and_is_reproducible() {
     assert!(test.loss < 1.2, "test loss {}", test.loss);
 
     // Same seed, same numbers.
-    let (again, _) = train_classifier(&data, &cfg, None, &mut Vec::new()).expect("training");
+    let (again, _) = run(&mut Vec::new());
     assert_eq!(again.test, Some(test));
 }
 
@@ -48,16 +54,26 @@ fn cell_model_learns() {
         test_limit: Some(500),
     };
     let data = load_mnist(&data_dir().join("mnist"), &options).expect("MNIST in data/mnist");
-    let cfg = ClassifierTrainConfig {
+    let cfg = MnistConfig {
         backbone: Backbone::Cell,
-        lr: 1.0,
         batch_size: 32,
         iters: Some(200),
         eval_every: 100,
-        progress: false,
-        ..ClassifierTrainConfig::default()
+        ..MnistConfig::default()
     };
-    let (report, _) = train_classifier(&data, &cfg, None, &mut Vec::new()).expect("training");
+    let session = SessionConfig {
+        lr: 1.0,
+        ..MnistConfig::session()
+    };
+    let task = MnistTask::new(&data, &cfg, &session).expect("task");
+    let (report, _) = train(
+        task,
+        &session,
+        serde_json::Value::Null,
+        None,
+        &mut Vec::new(),
+    )
+    .expect("training");
     let test = report.test.expect("a finished run is tested");
     assert!(test.accuracy >= 0.35, "test accuracy {}", test.accuracy);
 }

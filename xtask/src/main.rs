@@ -5,8 +5,8 @@
 //! - `cargo xtask stock [ARGS]`: build the `lstm` binary in release and train the book's
 //!   stock-price model on `data/SBUX.csv` (extra arguments go to `lstm stock`, e.g.
 //!   `--compare` for the LSTM, GRU and bidirectional LSTM side by side).
-//! - `cargo xtask gradflow [FLAGS]`: build the `gradflow` example of `lstm-train` in
-//!   release and run it: `‖∂L/∂h_t‖` of a plain RNN and an LSTM on the adding problem
+//! - `cargo xtask gradflow [FLAGS]`: build the `lstm` binary in release and run `lstm
+//!   gradflow`: `‖∂L/∂h_t‖` of a plain RNN and an LSTM on the adding problem
 //!   (T = 100), before and after training, as a table and a log-scale plot.
 //! - `cargo xtask bench [--quick] [--runs N]`: the scenario table (LSTM, GRU, bidirectional,
 //!   2-layer, streaming; training and inference) of two builds of ours (plain and
@@ -81,16 +81,14 @@ fn run() -> Result<()> {
             run_cmd(cmd.args(&rest))
         }
         Some("gradflow") => {
-            run_cmd(cargo(&root).args([
-                "build",
-                "--release",
-                "-p",
-                "lstm-train",
-                "--example",
-                "gradflow",
-            ]))?;
-            let exe = target_dir(&root).join("release/examples/gradflow");
-            run_cmd(Command::new(exe).current_dir(&root).args(&rest))
+            run_cmd(cargo(&root).args(["build", "--release", "-p", "lstm-cli"]))?;
+            let exe = target_dir(&root).join("release/lstm");
+            run_cmd(
+                Command::new(exe)
+                    .current_dir(&root)
+                    .arg("gradflow")
+                    .args(&rest),
+            )
         }
         Some("bench") => {
             let quick = rest.iter().any(|a| a == "--quick");

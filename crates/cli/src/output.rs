@@ -5,7 +5,7 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use crate::{setup, Failure};
+use crate::failure::{setup, Failure};
 
 /// Writes one line to standard output; a failed write is a [`Failure`] (exit code 1).
 pub(crate) fn print(line: std::fmt::Arguments<'_>) -> Result<(), Failure> {

@@ -206,7 +206,11 @@ fn a_stock_run_stopped_early_resumes_to_the_same_losses() {
     let o = run(&stopped, &["--stop-after", "120"]);
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(
-        stdout(&o).contains("Stopped after epoch 120 of 200; resume with `lstm stock --resume"),
+        stdout(&o).contains("Stopped after epoch 120 of 200\nTrain MSE")
+            && stdout(&o).contains(&format!(
+                "Resume with `lstm stock --resume {}`",
+                stopped.display()
+            )),
         "{}",
         stdout(&o)
     );

@@ -5,7 +5,7 @@ mod common;
 use std::path::PathBuf;
 use std::process::Command;
 
-use common::{data, lstm, stderr, tmp};
+use common::{data, lstm, stderr, stdout, tmp};
 
 #[test]
 fn help_lists_the_flags() {
@@ -34,14 +34,28 @@ fn bad_values_exit_2_before_training() {
     let out_s = out.display().to_string();
     let d = data();
     let cases: &[(&[&str], &str)] = &[
-        (&["mnist", "--lr", "-0.1"], "learning rate"),
-        (&["mnist", "--lr", "0"], "learning rate"),
-        (&["mnist", "--batch-size", "0"], "batch size"),
-        (&["mnist", "--hidden", "0"], "hidden"),
-        (&["mnist", "--iters", "0"], "nothing to train"),
+        (
+            &["mnist", "--lr", "-0.1"],
+            "invalid setting --lr: must be a positive",
+        ),
+        (&["mnist", "--lr", "0"], "invalid setting --lr"),
+        (
+            &["mnist", "--batch-size", "0"],
+            "--batch-size: must be at least 1",
+        ),
+        (&["mnist", "--hidden", "0"], "--hidden: must be at least 1"),
+        (&["mnist", "--iters", "0"], "--iters: must be at least 1"),
+        (
+            &["mnist", "--momentum", "1"],
+            "--momentum: must be in [0, 1)",
+        ),
+        (
+            &["mnist", "--clip", "0"],
+            "--clip: must be a positive number",
+        ),
         (
             &["mnist", "--model", "cell", "--layers", "2"],
-            "--model layer",
+            "--layers: the book's cell backbone has one layer",
         ),
         (
             &["mnist", "--data", "/nonexistent/mnist"],
@@ -270,10 +284,11 @@ fn stock_bad_inputs_exit_2_naming_the_file() {
         (&["--data", &header_s], &[&header_s, "no data rows"]),
         (&["--window", "201"], &[&good, "window = 201"]),
         (&["--train-rows", "253"], &[&good, "train_rows = 253"]),
-        (&["--lr", "-1"], &["learning rate", "-1"]),
-        (&["--lr", "0"], &["learning rate"]),
-        (&["--epochs", "0"], &["epochs"]),
-        (&["--hidden", "0"], &["hidden"]),
+        (&["--lr", "-1"], &["invalid setting --lr", "-1"]),
+        (&["--lr", "0"], &["invalid setting --lr"]),
+        (&["--epochs", "0"], &["--epochs: must be at least 1"]),
+        (&["--hidden", "0"], &["--hidden: must be at least 1"]),
+        (&["--log-every", "0"], &["--log-every: must be at least 1"]),
         (&["--features", "Open,,Close"], &["empty column name"]),
         (&["--out", "/proc/forbidden/run"], &["/proc/forbidden/run"]),
         (&["--model", "transformer"], &["invalid value"]),
@@ -397,4 +412,68 @@ fn stock_compare_trains_the_three_models_and_tabulates_them() {
     }
     assert!(out.join("comparison.md").is_file());
     std::fs::remove_dir_all(&out).unwrap();
+}
+
+#[test]
+fn gradflow_is_a_subcommand_with_its_table_files_and_checked_flags() {
+    let out = tmp("gradflow");
+    let out_s = out.display().to_string();
+    let o = lstm(&[
+        "gradflow",
+        "--seq-len",
+        "12",
+        "--hidden",
+        "8",
+        "--steps",
+        "10",
+        "--batch-size",
+        "8",
+        "--out",
+        &out_s,
+        "--quiet",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let text = stdout(&o);
+    assert!(
+        text.contains("| t | RNN init | RNN trained | LSTM init | LSTM trained |"),
+        "{text}"
+    );
+    assert!(text.contains("| h_1 / h_12 |"), "{text}");
+    for file in [
+        "gradflow.svg",
+        "gradflow.csv",
+        "loss.svg",
+        "table.md",
+        "summary.json",
+    ] {
+        assert!(out.join(file).is_file(), "no {file}");
+    }
+    let summary: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("summary.json")).unwrap()).unwrap();
+    assert_eq!(summary["rnn"]["model"], "rnn");
+    assert_eq!(summary["lstm"]["model"], "lstm");
+    // The test MSE at initialisation and at the end (every 100 iterations between).
+    assert_eq!(summary["lstm"]["history"].as_array().unwrap().len(), 2);
+    // The same directory again is a previous run: refused, not overwritten.
+    let o = lstm(&["gradflow", "--steps", "0", "--out", &out_s, "--quiet"]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(stderr(&o).contains("already holds a run"), "{}", stderr(&o));
+    for (args, needle) in [
+        (
+            &["--seq-len", "1"][..],
+            "invalid setting --seq-len: must be at least 2",
+        ),
+        (&["--clip", "0"][..], "invalid setting --clip"),
+        (&["--lr", "nan"][..], "invalid setting --lr"),
+        (&["--forget-bias", "abc"][..], "neither a number nor `book`"),
+        (&["--hidden", "0"][..], "invalid setting --hidden"),
+    ] {
+        let mut full = vec!["gradflow", "--quiet"];
+        full.extend_from_slice(args);
+        let o = lstm(&full);
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {}", stderr(&o));
+        assert!(stderr(&o).contains(needle), "{args:?}: {}", stderr(&o));
+        assert!(o.stdout.is_empty(), "{args:?} ran");
+    }
+    std::fs::remove_dir_all(&out).ok();
 }

@@ -241,7 +241,7 @@ fn forged_checkpoints_are_refused_naming_the_file() {
         (Box::new(|_| {}), Box::new(nan), "best.fc.weight holds NaN"),
         (
             Box::new(|p| {
-                p["iteration"] = 17.into();
+                p["step"] = 17.into();
                 p["total"] = 12.into()
             }),
             Box::new(|_| {}),
@@ -249,16 +249,31 @@ fn forged_checkpoints_are_refused_naming_the_file() {
         ),
         (
             Box::new(|p| {
-                p["iteration"] = 50.into();
+                p["step"] = 50.into();
                 p["total"] = 40.into()
             }),
             Box::new(|_| {}),
             "iteration 50 of a run of 40",
         ),
         (
-            Box::new(|p| p["sampler"]["position"] = 1_000_000_000u64.into()),
+            Box::new(|p| p["state"]["sampler"]["position"] = 1_000_000_000u64.into()),
             Box::new(|_| {}),
             "batch order",
+        ),
+        (
+            Box::new(|p| p["total"] = 41.into()),
+            Box::new(|_| {}),
+            "its settings and this data make 40",
+        ),
+        (
+            Box::new(|p| p["state"]["history"][0]["iteration"] = 99.into()),
+            Box::new(|_| {}),
+            "validation at iteration 99",
+        ),
+        (
+            Box::new(|p| p["config"]["validate_on"] = "held_out".into()),
+            Box::new(|_| {}),
+            "expected one of held-out, test",
         ),
     ];
     for (progress, tensors, needle) in cases {

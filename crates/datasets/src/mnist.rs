@@ -404,6 +404,7 @@ impl MnistSplit {
 }
 
 /// Which split to evaluate on during training.
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum ValidationSource {
     /// The held-out tail of the training file ([`Mnist::validation`]).

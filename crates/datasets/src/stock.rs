@@ -367,10 +367,12 @@ fn parse_numbers(path: &Path, column: &str, cells: &[String]) -> Result<Vec<f64>
 }
 
 /// Which rows the scalers are fitted on.
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum FitOn {
     /// Only the training rows (`0..train_rows`): no look-ahead into the test period.
     #[default]
+    #[cfg_attr(feature = "clap", value(name = "train"))]
     TrainOnly,
     /// Every row, as the book does: the test period leaks into the scaling.
     All,

@@ -86,6 +86,7 @@ pub struct LstmState {
 }
 
 /// How the recurrence is computed.
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub enum Kernel {
     /// One fused op per layer (f32 on the CPU; other tensors fall back to

@@ -8,6 +8,7 @@ use crate::init::linear_torch;
 use crate::{Gru, GruConfig, Kernel, Lstm, LstmCell, LstmConfig};
 
 /// Which recurrent part a [`SequenceClassifier`] uses.
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub enum Backbone {
     /// The book's from-scratch [`LstmCell`], unrolled in a Rust loop (one layer).

@@ -25,6 +25,7 @@ use crate::{Gru, GruConfig, Lstm, LstmConfig};
 pub const HEAD_SIZE: usize = 128;
 
 /// Which recurrent layer a [`SequenceRegressor`] uses.
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default, Hash)]
 pub enum RecurrentKind {
     /// `nn.LSTM` (the book's main model); parameters `lstm.*`.
@@ -33,6 +34,7 @@ pub enum RecurrentKind {
     /// `nn.GRU`; parameters `gru.*`.
     Gru,
     /// `nn.LSTM(bidirectional=True)`; parameters `lstm.*` and `lstm.*_reverse`.
+    #[cfg_attr(feature = "clap", value(name = "bilstm"))]
     BiLstm,
 }
 

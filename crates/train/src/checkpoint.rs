@@ -7,7 +7,7 @@
 //! iteration beside an optimizer file from another.
 //!
 //! Tensor names: the model's own (PyTorch's) names for the current weights, `best.<name>`
-//! for the best weights kept by [`crate::Selection::Best`], `optimizer.first.<name>` and
+//! for the best weights kept by [`crate::tasks::mnist::Selection::Best`], `optimizer.first.<name>` and
 //! `optimizer.second.<name>` for momentum buffers and Adam's moments.
 
 use std::collections::HashMap;
@@ -27,8 +27,9 @@ use crate::run_dir::RunDir;
 pub const CHECKPOINT_FILE: &str = "checkpoint.safetensors";
 /// Metadata key holding the progress JSON.
 const PROGRESS_KEY: &str = "lstm.checkpoint";
-/// Version of the checkpoint layout.
-const FORMAT: u32 = 1;
+/// Version of the checkpoint layout: 2 since every task runs in one session (format 1
+/// had one progress layout per task; [`read_checkpoint_with`] upgrades it).
+const FORMAT: u32 = 2;
 /// Prefix of the best weights' tensors.
 const BEST: &str = "best.";
 
@@ -91,20 +92,25 @@ pub(crate) fn save_checkpoint<P: Serialize>(
 }
 
 /// Reads a checkpoint written for `task`: a path to the file or to its run directory.
+/// Progress of format 1 goes through `upgrade`.
 ///
 /// Errors ([`TrainError::Checkpoint`], naming the file): missing, not a regular file,
 /// over [`MAX_CHECKPOINT_BYTES`], truncated or not a safetensors file, no progress
-/// metadata, another layout version, written by another task (e.g. a stock checkpoint
+/// metadata, an unknown layout version, written by another task (e.g. a stock checkpoint
 /// given to the MNIST command), or best weights or optimizer state that are not finite
 /// or do not match the weights.
-pub fn read_checkpoint<P: DeserializeOwned>(path: &Path, task: &str) -> Result<Checkpoint<P>> {
+pub fn read_checkpoint_with<P: DeserializeOwned>(
+    path: &Path,
+    task: &str,
+    upgrade: impl Fn(serde_json::Value) -> std::result::Result<P, String>,
+) -> Result<Checkpoint<P>> {
     let path = if path.is_dir() {
         path.join(CHECKPOINT_FILE)
     } else {
         path.to_path_buf()
     };
     let bytes = read_bounded(&path, MAX_CHECKPOINT_BYTES)?;
-    parse_checkpoint(&path, &bytes, task)
+    parse_checkpoint_with(&path, &bytes, task, upgrade)
 }
 
 /// Reads `path`, a regular file of at most `limit` bytes, as a checkpoint error naming it.
@@ -137,11 +143,12 @@ pub fn parse_safetensors(path: &Path, bytes: &[u8]) -> Result<HashMap<String, Te
         .map_err(|e| bad(e.to_string()))
 }
 
-/// [`read_checkpoint`] on the bytes of a checkpoint file; `path` names it in errors.
-pub fn parse_checkpoint<P: DeserializeOwned>(
+/// [`read_checkpoint_with`] on the bytes of a checkpoint file; `path` names it in errors.
+pub fn parse_checkpoint_with<P: DeserializeOwned>(
     path: &Path,
     bytes: &[u8],
     task: &str,
+    upgrade: impl Fn(serde_json::Value) -> std::result::Result<P, String>,
 ) -> Result<Checkpoint<P>> {
     let path = path.to_path_buf();
     let bad = |message: String| TrainError::Checkpoint {
@@ -168,20 +175,23 @@ pub fn parse_checkpoint<P: DeserializeOwned>(
         })?;
     let head: Envelope<serde_json::Value> =
         serde_json::from_str(json).map_err(|e| bad(format!("unreadable progress: {e}")))?;
-    if head.format != FORMAT {
-        return Err(bad(format!(
-            "checkpoint format {} is not supported (this build reads format {FORMAT})",
-            head.format
-        )));
-    }
     if head.task != task {
         return Err(bad(format!(
             "this is a checkpoint of a `{}` run, not of a `{task}` run",
             head.task
         )));
     }
-    let progress: P = serde_json::from_value(head.progress)
-        .map_err(|e| bad(format!("unreadable progress: {e}")))?;
+    let progress: P = match head.format {
+        FORMAT => serde_json::from_value(head.progress).map_err(|e| e.to_string()),
+        1 => upgrade(head.progress),
+        other => {
+            return Err(bad(format!(
+                "checkpoint format {other} is not supported (this build reads formats 1 \
+                 and {FORMAT})"
+            )))
+        }
+    }
+    .map_err(|e| bad(format!("unreadable progress: {e}")))?;
     let (mut weights, mut best, mut optimizer) = (HashMap::new(), HashMap::new(), HashMap::new());
     for (name, tensor) in all {
         if Optimizer::is_state_name(&name) {

@@ -1,18 +1,29 @@
-//! Enum settings in `config.json` and checkpoints, written as lowercase words
-//! (`"layer"`, `"fused"`, `"stepdown"`, …) and read back from them.
+//! Settings of other crates' enums in `config.json` and checkpoints, written as the
+//! command line spells them (`"layer"`, `"fused"`, `"held-out"`, …) and read back from
+//! them; the spellings of format 1 (`"heldout"`) are still read.
 
-use lstm_core::{Backbone, Kernel, RecurrentKind};
+use lstm_core::{Backbone, Family, Kernel, Nonlinearity, RecurrentKind};
 use lstm_datasets::ValidationSource;
-
-use crate::classify::{LrSchedule, Selection};
 
 /// An enum whose every value is listed, so it can be named in JSON.
 pub(crate) trait Choice: Copy + std::fmt::Debug + 'static {
     /// Every value.
     const ALL: &'static [Self];
 
-    /// The lowercase name written to JSON.
+    /// The kebab-case name written to JSON (`HeldOut` → `held-out`).
     fn word(self) -> String {
+        let mut word = String::new();
+        for (i, c) in format!("{self:?}").chars().enumerate() {
+            if c.is_uppercase() && i > 0 {
+                word.push('-');
+            }
+            word.extend(c.to_lowercase());
+        }
+        word
+    }
+
+    /// The name format 1 wrote: lowercase, no dashes.
+    fn old_word(self) -> String {
         format!("{self:?}").to_lowercase()
     }
 }
@@ -22,12 +33,6 @@ impl Choice for Backbone {
 }
 impl Choice for Kernel {
     const ALL: &'static [Self] = &[Kernel::Fused, Kernel::Reference];
-}
-impl Choice for LrSchedule {
-    const ALL: &'static [Self] = &[LrSchedule::Constant, LrSchedule::StepDown];
-}
-impl Choice for Selection {
-    const ALL: &'static [Self] = &[Selection::Best, Selection::Last];
 }
 impl Choice for ValidationSource {
     const ALL: &'static [Self] = &[ValidationSource::HeldOut, ValidationSource::Test];
@@ -41,6 +46,28 @@ impl Choice for RecurrentKind {
 
     fn word(self) -> String {
         self.name().to_string()
+    }
+
+    fn old_word(self) -> String {
+        self.name().to_string()
+    }
+}
+
+impl Choice for Family {
+    const ALL: &'static [Self] = &[
+        Family::Lstm,
+        Family::Gru,
+        Family::Rnn(Nonlinearity::Tanh),
+        Family::Rnn(Nonlinearity::Relu),
+    ];
+
+    /// `lstm`, `gru`, `rnn`, `relu-rnn`.
+    fn word(self) -> String {
+        self.name().to_lowercase().replace(' ', "-")
+    }
+
+    fn old_word(self) -> String {
+        self.word()
     }
 }
 
@@ -60,7 +87,7 @@ pub(crate) fn de_choice<'de, T: Choice, D: serde::Deserializer<'de>>(
     T::ALL
         .iter()
         .copied()
-        .find(|v| v.word() == word)
+        .find(|v| v.word() == word || v.old_word() == word)
         .ok_or_else(|| {
             let accepted: Vec<String> = T::ALL.iter().map(|v| v.word()).collect();
             serde::de::Error::custom(format!(
@@ -127,6 +154,9 @@ mod tests {
         }
         let back: Backbone = de_choice(serde_json::json!("cell")).unwrap();
         assert_eq!(back, Backbone::Cell);
+        assert_eq!(ValidationSource::HeldOut.word(), "held-out");
+        let old: ValidationSource = de_choice(serde_json::json!("heldout")).unwrap();
+        assert_eq!(old, ValidationSource::HeldOut);
         let err = de_choice::<Kernel, _>(serde_json::json!("cuda")).unwrap_err();
         assert!(
             err.to_string().contains("expected one of fused, reference"),

@@ -22,16 +22,28 @@ pub enum TrainError {
         /// What the OS said.
         source: std::io::Error,
     },
-    /// A hyperparameter is out of range.
-    #[error("invalid setting: {0}")]
+    /// A setting is out of range; `field` names it as in the configuration structs
+    /// (`batch_size`, `lr`), which a command line maps to its flags.
+    #[error("invalid setting `{field}`: {message}")]
+    Setting {
+        /// The configuration field.
+        field: String,
+        /// What is wrong with its value.
+        message: String,
+    },
+    /// Settings that cannot train together, or a run that cannot be done (no field alone
+    /// is wrong).
+    #[error("invalid settings: {0}")]
     Config(String),
     /// The loss became NaN or infinite.
     #[error(
-        "training diverged at iteration {iteration}: loss is {loss} (try a smaller learning rate); \
-         last good weights: {kept}"
+        "training diverged at {unit} {iteration}: loss is {loss} (try a smaller learning \
+         rate); last good weights: {kept}"
     )]
     Diverged {
-        /// The iteration whose loss was not finite.
+        /// What a step is called (`iteration`, `epoch`).
+        unit: &'static str,
+        /// The step whose loss was not finite.
         iteration: usize,
         /// The loss value.
         loss: f32,
@@ -41,11 +53,13 @@ pub enum TrainError {
     /// The loss grew beyond [`crate::DIVERGENCE_FACTOR`] times the run's first loss: the
     /// run is diverging although the numbers are still finite (e.g. `--lr 1e4`).
     #[error(
-        "training diverged at iteration {iteration}: loss {loss} is over {factor}× the first \
-         iteration's loss {first:.4} (try a smaller learning rate); last good weights: {kept}"
+        "training diverged at {unit} {iteration}: loss {loss} is over {factor}× the first \
+         {unit}'s loss {first:.4} (try a smaller learning rate); last good weights: {kept}"
     )]
     Exploded {
-        /// The iteration whose loss exploded.
+        /// What a step is called (`iteration`, `epoch`).
+        unit: &'static str,
+        /// The step whose loss exploded.
         iteration: usize,
         /// Its loss.
         loss: f32,
@@ -113,6 +127,7 @@ pub enum TrainError {
 /// but over [`crate::DIVERGENCE_FACTOR`] times `first` (the run's first loss),
 /// [`TrainError::Diverged`] otherwise. `kept` says where the last good weights are.
 pub(crate) fn divergence(
+    unit: &'static str,
     iteration: usize,
     loss: f32,
     first: Option<f64>,
@@ -120,6 +135,7 @@ pub(crate) fn divergence(
 ) -> TrainError {
     match first {
         Some(first) if loss.is_finite() => TrainError::Exploded {
+            unit,
             iteration,
             loss,
             first,
@@ -127,6 +143,7 @@ pub(crate) fn divergence(
             kept,
         },
         _ => TrainError::Diverged {
+            unit,
             iteration,
             loss,
             kept,
@@ -138,6 +155,16 @@ pub(crate) fn divergence(
 /// [`crate::DIVERGENCE_FACTOR`] times `first`.
 pub(crate) fn is_divergent(loss: f32, first: f64) -> bool {
     !loss.is_finite() || f64::from(loss) > crate::DIVERGENCE_FACTOR * first
+}
+
+impl TrainError {
+    /// [`TrainError::Setting`] for `field`.
+    pub fn setting(field: &str, message: impl Into<String>) -> Self {
+        TrainError::Setting {
+            field: field.to_string(),
+            message: message.into(),
+        }
+    }
 }
 
 /// `Result` with [`TrainError`].

@@ -25,15 +25,16 @@ pub const MAX_WEIGHTS_BYTES: u64 = MAX_PARAMETERS * 8 + (16 << 20);
 /// Largest checkpoint read (four `f32` copies of the most parameters, plus progress).
 pub const MAX_CHECKPOINT_BYTES: u64 = MAX_PARAMETERS * 16 + (64 << 20);
 
-/// An error unless `1 <= value <= max`; `what` names the setting and its flag.
-pub(crate) fn check_range(what: &str, value: usize, max: usize) -> Result<()> {
+/// An error unless `1 <= value <= max`; `field` names the setting.
+pub(crate) fn check_range(field: &str, value: usize, max: usize) -> Result<()> {
     if value == 0 {
-        return Err(TrainError::Config(format!("{what} must be at least 1")));
+        return Err(TrainError::setting(field, "must be at least 1"));
     }
     if value > max {
-        return Err(TrainError::Config(format!(
-            "{what} = {value} is over the limit of {max}"
-        )));
+        return Err(TrainError::setting(
+            field,
+            format!("{value} is over the limit of {max}"),
+        ));
     }
     Ok(())
 }
@@ -84,10 +85,10 @@ mod tests {
         assert_eq!(recurrent_parameters(4, 5, 2, 2, 2), Some(144 + 128));
         assert_eq!(recurrent_parameters(4, 28, u64::MAX, 1, 1), None);
         assert!(check_parameters(recurrent_parameters(4, 28, 4096, 16, 1), "x").is_err());
-        let err = check_range("hidden size (--hidden)", 50_000, MAX_HIDDEN).unwrap_err();
+        let err = check_range("hidden", 50_000, MAX_HIDDEN).unwrap_err();
         assert_eq!(
             err.to_string(),
-            "invalid setting: hidden size (--hidden) = 50000 is over the limit of 4096"
+            "invalid setting `hidden`: 50000 is over the limit of 4096"
         );
     }
 }

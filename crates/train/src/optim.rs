@@ -36,6 +36,35 @@ pub enum OptimizerKind {
 }
 
 impl OptimizerKind {
+    /// Rejects hyper-parameters that cannot train; the error names the field.
+    pub fn validate(&self) -> Result<()> {
+        let unit = |field: &str, v: f64| {
+            if v.is_finite() && (0.0..1.0).contains(&v) {
+                Ok(())
+            } else {
+                Err(TrainError::setting(
+                    field,
+                    format!("must be in [0, 1), got {v}"),
+                ))
+            }
+        };
+        match *self {
+            OptimizerKind::Sgd { momentum } => unit("momentum", momentum),
+            OptimizerKind::Adam { beta1, beta2, eps } => {
+                unit("beta1", beta1)?;
+                unit("beta2", beta2)?;
+                if eps.is_finite() && eps > 0.0 {
+                    Ok(())
+                } else {
+                    Err(TrainError::setting(
+                        "eps",
+                        format!("must be positive, got {eps}"),
+                    ))
+                }
+            }
+        }
+    }
+
     /// Adam with betas (0.9, 0.999) and eps 1e-8, as `torch.optim.Adam`.
     pub fn adam() -> Self {
         Self::Adam {
@@ -60,8 +89,34 @@ struct Slot {
 pub struct Optimizer {
     kind: OptimizerKind,
     lr: f64,
+    clip: Option<f64>,
     steps: u64,
     slots: Vec<Slot>,
+}
+
+/// Scales every gradient of `vars` so that their global norm is at most `max_norm`;
+/// returns the norm before clipping. The norm is summed in f64.
+pub fn clip_gradients(grads: &mut GradStore, vars: &[Var], max_norm: f64) -> Result<f64> {
+    let mut total = 0f64;
+    for v in vars {
+        if let Some(g) = grads.get(v.as_tensor()) {
+            total += g
+                .to_dtype(candle_core::DType::F64)?
+                .sqr()?
+                .sum_all()?
+                .to_scalar::<f64>()?;
+        }
+    }
+    let norm = total.sqrt();
+    if norm > max_norm {
+        let scale = max_norm / norm;
+        for v in vars {
+            if let Some(g) = grads.remove(v.as_tensor()) {
+                grads.insert(v.as_tensor(), (g * scale)?);
+            }
+        }
+    }
+    Ok(norm)
 }
 
 /// Prefix of the optimizer's tensors in a checkpoint.
@@ -85,9 +140,17 @@ impl Optimizer {
         Self {
             kind,
             lr,
+            clip: None,
             steps: 0,
             slots,
         }
+    }
+
+    /// Scales the gradients of every step so that their global norm is at most `max_norm`
+    /// (PyTorch's `clip_grad_norm_`), when given.
+    pub fn with_clip(mut self, max_norm: Option<f64>) -> Self {
+        self.clip = max_norm;
+        self
     }
 
     /// The optimizer and its hyper-parameters.
@@ -105,9 +168,14 @@ impl Optimizer {
         self.lr = lr;
     }
 
-    /// Back-propagates `loss` and updates every variable.
+    /// Back-propagates `loss`, clips the gradients (see [`Optimizer::with_clip`]) and
+    /// updates every variable.
     pub fn backward_step(&mut self, loss: &Tensor) -> Result<()> {
-        let grads = loss.backward()?;
+        let mut grads = loss.backward()?;
+        if let Some(max_norm) = self.clip {
+            let vars: Vec<Var> = self.slots.iter().map(|s| s.var.clone()).collect();
+            clip_gradients(&mut grads, &vars, max_norm)?;
+        }
         self.step(&grads)
     }
 
@@ -361,6 +429,35 @@ mod tests {
             }
             assert_eq!(weights(&straight), weights(&second), "{kind:?}");
         }
+        Ok(())
+    }
+
+    #[test]
+    fn clipping_scales_the_global_norm_down_to_the_limit_only() -> Result<()> {
+        let (varmap, x, y) = problem(0.7)?;
+        let vars = varmap.all_vars();
+        let norm_of = |grads: &GradStore| -> Result<f64> {
+            let mut total = 0f64;
+            for v in &vars {
+                let g = grads.get(v.as_tensor()).expect("a gradient");
+                total += g.sqr()?.sum_all()?.to_scalar::<f32>()? as f64;
+            }
+            Ok(total.sqrt())
+        };
+        let mut grads = loss(&varmap, &x, &y)?.backward()?;
+        let before = norm_of(&grads)?;
+        assert!(before > 0.01, "{before}");
+        let reported = clip_gradients(&mut grads, &vars, before / 4.0)?;
+        assert!((reported - before).abs() < 1e-6 * before);
+        assert!((norm_of(&grads)? - before / 4.0).abs() < 1e-5 * before);
+        let mut grads = loss(&varmap, &x, &y)?.backward()?;
+        clip_gradients(&mut grads, &vars, before * 2.0)?;
+        assert!(
+            (norm_of(&grads)? - before).abs() < 1e-6 * before,
+            "changed below the limit"
+        );
+        assert!(OptimizerKind::Sgd { momentum: 1.0 }.validate().is_err());
+        assert!(OptimizerKind::adam().validate().is_ok());
         Ok(())
     }
 

@@ -6,14 +6,14 @@ use std::ffi::OsStr;
 use std::path::Path;
 
 use crate::checkpoint::{parse_safetensors, read_bounded, CHECKPOINT_FILE};
-use crate::classify::{build_classifier, ClassifierTrainConfig, TrainedClassifier};
 use crate::error::{Result, TrainError};
 use crate::limits::{MAX_CONFIG_BYTES, MAX_WEIGHTS_BYTES};
+use crate::tasks::mnist::{build_classifier, MnistConfig, MnistTask, TrainedClassifier};
 
 /// Parses and validates the `config.json` of an `lstm mnist` run; `path` names it in
 /// errors (not JSON, a stock run's config, not an MNIST run's settings, or settings
 /// out of range, e.g. hidden 0 or 10⁹).
-pub fn classifier_config_from_json(path: &Path, bytes: &[u8]) -> Result<ClassifierTrainConfig> {
+pub fn classifier_config_from_json(path: &Path, bytes: &[u8]) -> Result<MnistConfig> {
     let bad = |message: String| TrainError::Checkpoint {
         path: path.to_path_buf(),
         message,
@@ -25,7 +25,7 @@ pub fn classifier_config_from_json(path: &Path, bytes: &[u8]) -> Result<Classifi
             "this is the config of a stock run; only MNIST runs can be evaluated here".into(),
         ));
     }
-    let cfg: ClassifierTrainConfig = serde_json::from_value(value)
+    let cfg: MnistConfig = serde_json::from_value(value)
         .map_err(|e| bad(format!("not an MNIST run's settings: {e}")))?;
     cfg.validate().map_err(|e| bad(e.to_string()))?;
     Ok(cfg)
@@ -43,7 +43,7 @@ pub fn classifier_config_from_json(path: &Path, bytes: &[u8]) -> Result<Classifi
 pub fn load_classifier(
     path: &Path,
     weights: Option<&Path>,
-) -> Result<(ClassifierTrainConfig, TrainedClassifier)> {
+) -> Result<(MnistConfig, TrainedClassifier)> {
     let (dir, default_weights) = if path.is_dir() {
         (path.to_path_buf(), path.join("model.safetensors"))
     } else {
@@ -71,9 +71,11 @@ pub fn load_classifier(
         }
     })?;
     let cfg = classifier_config_from_json(&config_path, &text)?;
-    let trained = build_classifier(&cfg)?;
+    // The seed does not matter: every weight is loaded.
+    let trained = build_classifier(&cfg, 0)?;
     if weights.file_name() == Some(OsStr::new(CHECKPOINT_FILE)) {
-        crate::classify::read_classifier_checkpoint(&weights)?.restore_weights(&trained.varmap)?;
+        crate::session::read_session_checkpoint::<MnistTask>(&weights)?
+            .restore_weights(&trained.varmap)?;
     } else {
         load_weights(&trained, &weights)?;
     }

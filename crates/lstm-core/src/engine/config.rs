@@ -29,6 +29,16 @@ impl Family {
     pub fn has_cell(self) -> bool {
         self == Family::Lstm
     }
+
+    /// The family's usual name: `LSTM`, `GRU`, `RNN` (tanh) or `ReLU RNN`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Family::Lstm => "LSTM",
+            Family::Gru => "GRU",
+            Family::Rnn(Nonlinearity::Tanh) => "RNN",
+            Family::Rnn(Nonlinearity::Relu) => "ReLU RNN",
+        }
+    }
 }
 
 /// The non-linearity of an [`crate::Rnn`], as `nn.RNN`'s `nonlinearity`.

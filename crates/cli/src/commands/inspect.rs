@@ -1,53 +1,13 @@
 //! `lstm evaluate` and `lstm predict`: using a trained MNIST model from its run directory.
 
-use std::path::PathBuf;
-
 use candle_core::{Device, Tensor};
 use lstm_datasets::{normalize_pixels, read_digit_image, MnistOptions};
 use lstm_train::{evaluate as evaluate_split, load_classifier, predict_digit};
 
+use crate::commands::mnist::load_mnist_from;
+use crate::failure::{during, setup, Failure};
+use crate::flags::{EvaluateArgs, PredictArgs};
 use crate::output::print;
-use crate::{during, load_mnist_from, setup, Failure, SourceArg};
-
-/// Flags of `lstm evaluate`.
-#[derive(clap::Args, Debug)]
-pub(crate) struct EvaluateArgs {
-    /// Run directory of `lstm mnist` (config.json + model.safetensors), or a weights file
-    /// inside one (e.g. checkpoint.safetensors or a PyTorch export).
-    #[arg(long, value_name = "DIR")]
-    checkpoint: PathBuf,
-    /// Weights to load instead of the run's model.safetensors (same names and shapes).
-    #[arg(long, value_name = "FILE")]
-    weights: Option<PathBuf>,
-    /// Where the test images come from.
-    #[arg(long, value_enum, default_value_t = SourceArg::Files)]
-    source: SourceArg,
-    /// Directory with the MNIST idx files, for --source files.
-    #[arg(long, default_value = "data/mnist")]
-    data: PathBuf,
-    /// Evaluate only the first N test images.
-    #[arg(long)]
-    test_limit: Option<usize>,
-    /// Images per forward pass.
-    #[arg(long, default_value_t = 1000)]
-    batch_size: usize,
-}
-
-/// Flags of `lstm predict`.
-#[derive(clap::Args, Debug)]
-pub(crate) struct PredictArgs {
-    /// Run directory of `lstm mnist` (config.json + model.safetensors), or a weights file
-    /// inside one.
-    #[arg(long, value_name = "DIR")]
-    checkpoint: PathBuf,
-    /// Weights to load instead of the run's model.safetensors.
-    #[arg(long, value_name = "FILE")]
-    weights: Option<PathBuf>,
-    /// The digit: a PNG, ideally 28×28 grayscale; other sizes are padded to a square and
-    /// resized, colour becomes gray, and dark ink on a light background is inverted.
-    #[arg(long, value_name = "FILE.png")]
-    image: PathBuf,
-}
 
 /// `lstm evaluate`: the book's test line for a saved model.
 pub(crate) fn evaluate(args: EvaluateArgs) -> Result<(), Failure> {

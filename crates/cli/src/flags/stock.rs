@@ -1,0 +1,165 @@
+//! `lstm stock`'s flags, and the settings and data options they make.
+
+use std::path::PathBuf;
+
+use lstm_core::RecurrentKind;
+use lstm_datasets::{FitOn, StockOptions};
+use lstm_train::{SessionConfig, StockConfig, TargetUnit};
+use serde::{Deserialize, Serialize};
+
+/// Flags of `lstm stock`.
+#[derive(clap::Args, Debug)]
+pub(crate) struct StockArgs {
+    /// Daily price CSV (Date,Open,High,Low,Close,Adj Close,Volume).
+    #[arg(long, default_value = "data/SBUX.csv")]
+    pub(crate) data: PathBuf,
+    /// Recurrent layer of the model.
+    #[arg(long, value_enum, default_value_t = RecurrentKind::Lstm, conflicts_with = "compare")]
+    model: RecurrentKind,
+    /// Hidden size of the recurrent layer.
+    #[arg(long, default_value_t = 2)]
+    hidden: usize,
+    /// Stacked recurrent layers.
+    #[arg(long, default_value_t = 1)]
+    layers: usize,
+    /// Full-batch training epochs.
+    #[arg(long, default_value_t = 1000)]
+    epochs: usize,
+    /// Adam learning rate.
+    #[arg(long, default_value_t = 1e-4, allow_negative_numbers = true)]
+    lr: f64,
+    /// Global gradient-norm clip before every update (default: none).
+    #[arg(long, allow_negative_numbers = true)]
+    clip: Option<f64>,
+    /// Seed of the weights.
+    #[arg(long, default_value_t = 42)]
+    seed: u64,
+    /// Feature columns, comma-separated.
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "Open,High,Low,Close,Adj Close"
+    )]
+    pub(crate) features: Vec<String>,
+    /// Target column.
+    #[arg(long, default_value = "Volume")]
+    pub(crate) target: String,
+    /// Rows of the training period (the rest is the test period).
+    #[arg(long, default_value_t = 200)]
+    train_rows: usize,
+    /// Rows of features per sample (1: each day's prices predict that day's volume).
+    #[arg(long, default_value_t = 1)]
+    window: usize,
+    /// Rows the scalers are fitted on.
+    #[arg(long, value_enum, default_value_t = FitOn::TrainOnly)]
+    fit_scalers_on: FitOn,
+    /// Print the loss every N epochs.
+    #[arg(long, default_value_t = 100)]
+    log_every: usize,
+    /// Write a checkpoint every N epochs (and at the end; 0: only at the end).
+    #[arg(long, default_value_t = 100)]
+    checkpoint_every: usize,
+    /// Stop after N epochs in all, with a checkpoint, to continue later with --resume.
+    #[arg(long, value_name = "N")]
+    pub(crate) stop_after: Option<usize>,
+    /// Continue the run in DIR from its checkpoint, with the settings and data it was
+    /// started with (other training flags are ignored).
+    #[arg(long, value_name = "DIR", conflicts_with_all = ["out", "compare"])]
+    pub(crate) resume: Option<PathBuf>,
+    /// Run directory (default: runs/stock-<timestamp>). It must be new or empty.
+    #[arg(long)]
+    pub(crate) out: Option<PathBuf>,
+    /// If --out holds a previous run, move it aside to <out>.old-<timestamp> (it is
+    /// never deleted) and start afresh.
+    #[arg(long, conflicts_with = "resume")]
+    pub(crate) overwrite: bool,
+    /// No progress bar.
+    #[arg(long, short)]
+    pub(crate) quiet: bool,
+    /// Train lstm, gru and bilstm with the same seed and compare them.
+    #[arg(long)]
+    pub(crate) compare: bool,
+}
+
+impl StockArgs {
+    /// The models to train: the one of `--model`, or all three with `--compare`.
+    pub(crate) fn kinds(&self) -> Vec<RecurrentKind> {
+        if self.compare {
+            RecurrentKind::ALL.to_vec()
+        } else {
+            vec![self.model]
+        }
+    }
+
+    /// The task's settings for `kind`, and the session's.
+    pub(crate) fn configs(&self, kind: RecurrentKind) -> (StockConfig, SessionConfig) {
+        let task = StockConfig {
+            kind,
+            hidden: self.hidden,
+            layers: self.layers,
+            epochs: self.epochs,
+            log_every: self.log_every,
+            target: self.target.clone(),
+            unit: TargetUnit::of(&self.target),
+        };
+        let session = SessionConfig {
+            seed: self.seed,
+            lr: self.lr,
+            clip: self.clip,
+            checkpoint_every: self.checkpoint_every,
+            stop_after: self.stop_after,
+            progress: !self.quiet,
+            ..StockConfig::session()
+        };
+        (task, session)
+    }
+
+    /// How the data is prepared, with `features` already checked.
+    pub(crate) fn options(&self, features: Vec<String>) -> StockOptions {
+        StockOptions {
+            features,
+            target: self.target.clone(),
+            train_rows: self.train_rows,
+            window: self.window,
+            fit_scalers_on: self.fit_scalers_on,
+        }
+    }
+}
+
+/// What `data.json` holds: where the data came from and how it was prepared (also kept
+/// in the checkpoints, so that `--resume` prepares the same data).
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
+pub(crate) struct StockData {
+    /// The CSV, absolute.
+    pub(crate) path: PathBuf,
+    /// Its rows.
+    pub(crate) rows: usize,
+    /// Feature columns.
+    pub(crate) features: Vec<String>,
+    /// Target column.
+    pub(crate) target: String,
+    /// Rows of the training period.
+    pub(crate) train_rows: usize,
+    /// Rows per sample.
+    pub(crate) window: usize,
+    /// Rows the scalers are fitted on (`train` or `all`, as the flag).
+    #[serde(with = "super::saved")]
+    pub(crate) fit_scalers_on: FitOn,
+    /// Training samples.
+    pub(crate) train_samples: usize,
+    /// Test samples.
+    pub(crate) test_samples: usize,
+}
+
+impl StockData {
+    /// The options the data was prepared with.
+    pub(crate) fn options(&self) -> StockOptions {
+        StockOptions {
+            features: self.features.clone(),
+            target: self.target.clone(),
+            train_rows: self.train_rows,
+            window: self.window,
+            fit_scalers_on: self.fit_scalers_on,
+        }
+    }
+}

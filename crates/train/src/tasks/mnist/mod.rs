@@ -1,0 +1,509 @@
+//! The chapter's MNIST classifier as a [`Task`]: rows of an image as the steps of a
+//! sequence, cross-entropy, the book's `Iteration: N. Loss: L. Accuracy: A` lines, the
+//! best weights on validation, and the test line at the end.
+
+mod evaluate;
+mod format1;
+
+use std::path::{Path, PathBuf};
+
+use candle_core::{DType, Device, Tensor};
+use candle_nn::{loss, VarMap};
+use lstm_core::{seeded_var_builder, Backbone, ClassifierConfig, Kernel, SequenceClassifier};
+use lstm_datasets::mnist::{IMAGE_SIDE, NUM_CLASSES};
+use lstm_datasets::{EpochSampler, Mnist, MnistSplit, SamplerState, ValidationSource};
+use serde::{Deserialize, Serialize};
+
+pub use evaluate::{evaluate, predict_digit, EvalPoint, Evaluation};
+
+use crate::choice::{de_choice, ser_choice};
+use crate::error::{Result, TrainError};
+use crate::limits::{
+    check_parameters, check_range, recurrent_parameters, MAX_BATCH, MAX_HIDDEN, MAX_ITERATIONS,
+    MAX_LAYERS,
+};
+use crate::plot::{self, Curve, Figure};
+use crate::run_dir::RunDir;
+use crate::session::{End, Io, SessionConfig, Step, Task};
+use crate::snapshot::{restore, snapshot, Snapshot};
+
+/// Which weights a run keeps at the end.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
+pub enum Selection {
+    /// The weights with the best validation accuracy (early stopping; the validation
+    /// split is held out of training, so this does not look at the test set).
+    #[default]
+    Best,
+    /// The weights after the last iteration.
+    Last,
+}
+
+/// The MNIST task's settings: the model, the batches, validation (saved as the run's
+/// `config.json`, with the session's, and inside its checkpoints).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct MnistConfig {
+    /// Hidden size of the recurrent layer.
+    pub hidden: usize,
+    /// Stacked recurrent layers (1 for the cell backbone).
+    pub layers: usize,
+    /// The book's cell loop, the fused LSTM layer, or a GRU layer.
+    #[serde(serialize_with = "ser_choice", deserialize_with = "de_choice")]
+    pub backbone: Backbone,
+    /// Fused or reference kernels.
+    #[serde(serialize_with = "ser_choice", deserialize_with = "de_choice")]
+    pub kernel: Kernel,
+    /// Images per batch.
+    pub batch_size: usize,
+    /// Passes over the training split (ignored when `iters` is set).
+    pub epochs: usize,
+    /// Total iterations, overriding `epochs`.
+    pub iters: Option<usize>,
+    /// Validate (and print the book's line) every this many iterations.
+    pub eval_every: usize,
+    /// Held-out images or the test set (the book's choice, which leaks).
+    #[serde(serialize_with = "ser_choice", deserialize_with = "de_choice")]
+    pub validate_on: ValidationSource,
+    /// Which weights to keep and test: the best on validation, or the last.
+    pub select: Selection,
+}
+
+impl Default for MnistConfig {
+    /// The book's model: hidden 128, one fused LSTM layer, batch 64, 10 epochs.
+    fn default() -> Self {
+        Self {
+            hidden: 128,
+            layers: 1,
+            backbone: Backbone::Layer,
+            kernel: Kernel::Fused,
+            batch_size: 64,
+            epochs: 10,
+            iters: None,
+            eval_every: 500,
+            validate_on: ValidationSource::HeldOut,
+            select: Selection::Best,
+        }
+    }
+}
+
+impl MnistConfig {
+    /// The book's session: SGD at lr 0.1 (stepped down for the last tenth), seed 42,
+    /// a checkpoint every 500 iterations.
+    pub fn session() -> SessionConfig {
+        SessionConfig {
+            lr_schedule: crate::LrSchedule::StepDown,
+            ..SessionConfig::sgd(0.1)
+        }
+    }
+
+    /// Rejects settings that cannot train, before any work is done; errors name the field.
+    pub fn validate(&self) -> Result<()> {
+        check_range("batch_size", self.batch_size, MAX_BATCH)?;
+        check_range("hidden", self.hidden, MAX_HIDDEN)?;
+        check_range("layers", self.layers, MAX_LAYERS)?;
+        if self.backbone == Backbone::Cell && self.layers != 1 {
+            return Err(TrainError::setting(
+                "layers",
+                "the book's cell backbone has one layer; use the layer backbone for more",
+            ));
+        }
+        match self.iters {
+            Some(iters) => check_range("iters", iters, MAX_ITERATIONS)?,
+            None => check_range("epochs", self.epochs, MAX_ITERATIONS)?,
+        }
+        check_range("eval_every", self.eval_every, usize::MAX)?;
+        let gates = match self.backbone {
+            Backbone::Gru => 3,
+            Backbone::Cell | Backbone::Layer => 4,
+        };
+        let (input, hidden) = (IMAGE_SIDE as u64, self.hidden as u64);
+        let parameters = recurrent_parameters(gates, input, hidden, self.layers as u64, 1)
+            .and_then(|n| n.checked_add(hidden * NUM_CLASSES as u64 + NUM_CLASSES as u64));
+        check_parameters(
+            parameters,
+            &format!("hidden {}, {} layers", self.hidden, self.layers),
+        )
+    }
+
+    /// The iterations of a run on a training split of `train_len` images: `iters`, or
+    /// `epochs` × the batches per epoch, checked against [`MAX_ITERATIONS`] (never
+    /// wrapping, whatever `epochs` says).
+    pub fn total_iterations(&self, train_len: usize) -> Result<usize> {
+        if let Some(iters) = self.iters {
+            return Ok(iters);
+        }
+        let per_epoch = EpochSampler::new(train_len, self.batch_size, 0)?.batches_per_epoch();
+        self.epochs
+            .checked_mul(per_epoch)
+            .filter(|&n| n <= MAX_ITERATIONS)
+            .ok_or_else(|| {
+                TrainError::setting(
+                    "epochs",
+                    format!(
+                        "{} × {per_epoch} batches per epoch is over the limit of \
+                         {MAX_ITERATIONS} iterations",
+                        self.epochs
+                    ),
+                )
+            })
+    }
+}
+
+/// A model together with the variables it trains.
+pub struct TrainedClassifier {
+    /// The model.
+    pub model: SequenceClassifier,
+    /// Its parameters, by name.
+    pub varmap: VarMap,
+}
+
+/// Builds the classifier of `cfg` with weights drawn from `seed`.
+pub fn build_classifier(cfg: &MnistConfig, seed: u64) -> Result<TrainedClassifier> {
+    cfg.validate()?;
+    let varmap = VarMap::new();
+    let vb = seeded_var_builder(&varmap, seed, DType::F32, &Device::Cpu);
+    let model_cfg = ClassifierConfig {
+        hidden_size: cfg.hidden,
+        num_layers: cfg.layers,
+        ..ClassifierConfig::mnist(cfg.backbone)
+    };
+    let model = SequenceClassifier::new(model_cfg, vb)?.with_kernel(cfg.kernel);
+    Ok(TrainedClassifier { model, varmap })
+}
+
+/// The batch order's position, as saved in a checkpoint.
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct SamplerSnapshot {
+    /// Seed of the per-epoch permutations.
+    pub seed: u64,
+    /// Current epoch.
+    pub epoch: u64,
+    /// Indices of the current epoch already used.
+    pub position: u64,
+}
+
+/// What an MNIST run accumulates (saved in its checkpoints).
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct MnistState {
+    /// The batch order's position.
+    pub sampler: SamplerSnapshot,
+    /// Validation points so far.
+    pub history: Vec<EvalPoint>,
+    /// The iteration and validation accuracy of the best weights so far.
+    pub best: Option<(usize, f64)>,
+}
+
+/// What a finished MNIST run reports.
+#[derive(Clone, Debug, Serialize)]
+pub struct TrainReport {
+    /// Iterations done (fewer than `total_iterations` when stopped by `stop_after`).
+    pub iterations: usize,
+    /// Iterations the run is configured for.
+    pub total_iterations: usize,
+    /// Validation points, every `eval_every` iterations.
+    pub history: Vec<EvalPoint>,
+    /// The iteration whose weights were kept (see [`Selection`]).
+    pub selected_iteration: usize,
+    /// The kept model on the test set (`None` when the run stopped early to resume later).
+    pub test: Option<Evaluation>,
+    /// Wall time of the training loop, in seconds (summed over resumed sessions).
+    pub train_seconds: f64,
+    /// Training throughput.
+    pub samples_per_second: f64,
+    /// Where the outputs went.
+    pub run_dir: Option<PathBuf>,
+    /// The last checkpoint written (to resume a stopped run from).
+    pub checkpoint: Option<PathBuf>,
+}
+
+/// The MNIST classifier's training, for [`crate::train`] and [`crate::resume`].
+pub struct MnistTask<'a> {
+    data: &'a Mnist,
+    validation: &'a MnistSplit,
+    config: MnistConfig,
+    trained: TrainedClassifier,
+    sampler: EpochSampler,
+    state: MnistState,
+    best: Option<Snapshot>,
+    total: usize,
+}
+
+impl<'a> MnistTask<'a> {
+    /// The task of `config` on `data`, its weights and batch order drawn from `session`'s
+    /// seed.
+    pub fn new(data: &'a Mnist, config: &MnistConfig, session: &SessionConfig) -> Result<Self> {
+        config.validate()?;
+        let total = config.total_iterations(data.train.len())?;
+        let sampler = EpochSampler::new(data.train.len(), config.batch_size, session.seed)?;
+        Ok(Self {
+            validation: data.validation_split(config.validate_on)?,
+            data,
+            config: config.clone(),
+            trained: build_classifier(config, session.seed)?,
+            state: MnistState {
+                sampler: sampler.state().into(),
+                history: Vec::new(),
+                best: None,
+            },
+            sampler,
+            best: None,
+            total,
+        })
+    }
+}
+
+impl Task for MnistTask<'_> {
+    const NAME: &'static str = "mnist";
+    const UNIT: (&'static str, &'static str) = ("iteration", "iterations");
+    const FIRST_STEP: usize = 1;
+    type Config = MnistConfig;
+    type State = MnistState;
+    type Report = (TrainReport, TrainedClassifier);
+
+    fn config(&self) -> &MnistConfig {
+        &self.config
+    }
+
+    fn check_config(config: &Self::Config) -> Result<()> {
+        config.validate()
+    }
+
+    fn state(&self) -> &MnistState {
+        &self.state
+    }
+
+    fn varmap(&self) -> &VarMap {
+        &self.trained.varmap
+    }
+
+    fn total_steps(&self) -> usize {
+        self.total
+    }
+
+    fn write_config(&self, session: &SessionConfig, dir: &RunDir) -> Result<()> {
+        #[derive(Serialize)]
+        struct RunConfig<'a> {
+            #[serde(flatten)]
+            session: &'a SessionConfig,
+            #[serde(flatten)]
+            task: &'a MnistConfig,
+        }
+        dir.write_json(
+            "config.json",
+            &RunConfig {
+                session,
+                task: &self.config,
+            },
+        )?;
+        Ok(())
+    }
+
+    fn check_state(
+        &self,
+        s: &MnistState,
+        steps: usize,
+        kept: bool,
+    ) -> std::result::Result<(), String> {
+        self.config
+            .validate()
+            .map_err(|e| format!("the saved settings are not valid: {e}"))?;
+        if let Some(point) = s.history.iter().find(|h| h.iteration > steps) {
+            return Err(format!(
+                "its history has a validation at iteration {}, after the iteration {steps} \
+                 it is at",
+                point.iteration
+            ));
+        }
+        match s.best {
+            Some((iteration, _)) if iteration > steps => Err(format!(
+                "its best weights are from iteration {iteration}, after the iteration \
+                 {steps} it is at"
+            )),
+            Some((_, accuracy)) if !(0.0..=1.0).contains(&accuracy) => {
+                Err(format!("its best accuracy {accuracy} is not within [0, 1]"))
+            }
+            Some(_) if !kept => Err("it names a best iteration but holds no best weights".into()),
+            _ => Ok(()),
+        }
+    }
+
+    fn restore(&mut self, state: MnistState, kept: Option<Snapshot>, path: &Path) -> Result<()> {
+        self.sampler = EpochSampler::from_state(
+            self.data.train.len(),
+            self.config.batch_size,
+            SamplerState::from(state.sampler),
+        )
+        .map_err(|e| TrainError::Checkpoint {
+            path: path.to_path_buf(),
+            message: format!("its batch order does not fit the training data: {e}"),
+        })?;
+        self.best = kept.filter(|_| state.best.is_some());
+        self.state = state;
+        Ok(())
+    }
+
+    fn loss(&mut self, _index: usize) -> Result<(Tensor, usize)> {
+        let (images, labels): (Tensor, Tensor) =
+            self.data.train.batch(self.sampler.next_batch())?;
+        let logits = self.trained.model.logits(&images, true)?;
+        let loss = loss::cross_entropy(&logits, &labels)?;
+        Ok((loss, labels.dim(0)?))
+    }
+
+    fn after_step(&mut self, step: &Step, io: &mut Io) -> Result<()> {
+        self.state.sampler = self.sampler.state().into();
+        let iteration = step.done;
+        if !(iteration.is_multiple_of(self.config.eval_every) || step.is_last()) {
+            return Ok(());
+        }
+        let eval = evaluate(&self.trained.model, self.validation, 1000)?;
+        io.line(&format!(
+            "Iteration: {iteration}. Loss: {:.4}. Accuracy: {:.2}",
+            step.loss,
+            100.0 * eval.accuracy
+        ))?;
+        io.scalars(
+            iteration,
+            &[
+                ("validation/loss", eval.loss),
+                ("validation/accuracy", eval.accuracy),
+            ],
+        )?;
+        self.state.history.push(EvalPoint {
+            iteration,
+            train_loss: f64::from(step.loss),
+            validation: eval,
+        });
+        let improved = self.state.best.is_none_or(|(_, acc)| eval.accuracy >= acc);
+        if self.config.select == Selection::Best && improved {
+            self.state.best = Some((iteration, eval.accuracy));
+            self.best = Some(snapshot(&self.trained.varmap)?);
+            if let Some(dir) = io.run_dir() {
+                dir.save_weights("model.safetensors", &self.trained.varmap)?;
+            }
+        }
+        if let Some(dir) = io.run_dir() {
+            dir.write_atomic("metrics.csv", metrics_csv(&self.state.history).as_bytes())?;
+        }
+        Ok(())
+    }
+
+    fn kept(&self) -> Option<&Snapshot> {
+        self.best.as_ref()
+    }
+
+    fn finish(self, end: &End, io: &mut Io) -> Result<Self::Report> {
+        let mut report = TrainReport {
+            iterations: end.steps,
+            total_iterations: end.total,
+            history: self.state.history,
+            selected_iteration: end.steps,
+            test: None,
+            train_seconds: end.seconds,
+            samples_per_second: end.samples_per_second(),
+            run_dir: io.run_dir().map(|d| d.path().to_path_buf()),
+            checkpoint: end.checkpoint.clone(),
+        };
+        if let Some(dir) = io.run_dir() {
+            write_training_loss(dir, end)?;
+        }
+        if !end.completed() {
+            return Ok((report, self.trained));
+        }
+        if let (Some((iteration, accuracy)), Some(weights)) = (self.state.best, &self.best) {
+            restore(&self.trained.varmap, weights)?;
+            tracing::info!(iteration, accuracy, "kept the best validation weights");
+            report.selected_iteration = iteration;
+        }
+        let test = evaluate(&self.trained.model, &self.data.test, 1000)?;
+        if report.selected_iteration != end.total {
+            io.line(&format!(
+                "Kept the weights of iteration {} (best validation accuracy)",
+                report.selected_iteration
+            ))?;
+        }
+        io.line(&format!(
+            "Test Loss: {:.4} | Test Accuracy: {:.4}",
+            test.loss, test.accuracy
+        ))?;
+        report.test = Some(test);
+        if let Some(dir) = io.run_dir() {
+            dir.write_atomic("metrics.csv", metrics_csv(&report.history).as_bytes())?;
+            dir.save_weights("model.safetensors", &self.trained.varmap)?;
+            dir.write_json("summary.json", &report)?;
+            write_curves(dir, &report.history)?;
+        }
+        Ok((report, self.trained))
+    }
+}
+
+/// `metrics.csv` from the validation points.
+fn metrics_csv(history: &[EvalPoint]) -> String {
+    let mut text = String::from("iteration,train_loss,val_loss,val_accuracy\n");
+    for p in history {
+        text.push_str(&format!(
+            "{},{},{},{}\n",
+            p.iteration, p.train_loss, p.validation.loss, p.validation.accuracy
+        ));
+    }
+    text
+}
+
+/// `loss.svg` (validation loss, log scale) and `accuracy.svg` (validation accuracy, %)
+/// over the iterations of a run.
+fn write_curves(dir: &RunDir, history: &[EvalPoint]) -> Result<()> {
+    if history.is_empty() {
+        return Ok(());
+    }
+    let at = |f: &dyn Fn(&EvalPoint) -> f64| -> Vec<(f64, f64)> {
+        history.iter().map(|p| (p.iteration as f64, f(p))).collect()
+    };
+    let loss = Figure::new("Validation loss (cross-entropy)", "Iteration", "Loss")
+        .with_log_y()
+        .with_curve(Curve::new("", at(&|p| p.validation.loss), 0));
+    plot::write_curves(dir, "loss.svg", &loss)?;
+    let accuracy = Figure::new("Validation accuracy", "Iteration", "Accuracy (%)")
+        .with_curve(Curve::new("", at(&|p| 100.0 * p.validation.accuracy), 0));
+    plot::write_curves(dir, "accuracy.svg", &accuracy)?;
+    Ok(())
+}
+
+/// `train_loss.svg`: the training loss of every iteration, and its moving average.
+fn write_training_loss(dir: &RunDir, end: &End) -> Result<()> {
+    if end.losses.is_empty() {
+        return Ok(());
+    }
+    let mut figure = plot::training_loss_figure(&end.losses);
+    let offset = (end.first_loss_step() - 1) as f64;
+    for curve in &mut figure.curves {
+        for point in &mut curve.points {
+            point.0 += offset;
+        }
+    }
+    plot::write_curves(dir, "train_loss.svg", &figure)?;
+    Ok(())
+}
+
+impl From<SamplerState> for SamplerSnapshot {
+    fn from(s: SamplerState) -> Self {
+        Self {
+            seed: s.seed,
+            epoch: s.epoch,
+            position: s.position,
+        }
+    }
+}
+
+impl From<SamplerSnapshot> for SamplerState {
+    fn from(s: SamplerSnapshot) -> Self {
+        Self {
+            seed: s.seed,
+            epoch: s.epoch,
+            position: s.position,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,64 @@
+//! Reading stock checkpoints of format 1 (one progress layout per task, before the one
+//! session loop) as a [`Progress`].
+
+use serde::Deserialize;
+
+use super::{LossPoint, StockConfig, StockState, StockTask, TargetUnit};
+use crate::optim::OptimizerKind;
+use crate::session::{Format1, LrSchedule, Progress, SessionConfig};
+
+/// The session's settings as format 1 saved them, beside the task's.
+#[derive(Deserialize)]
+struct OldSettings {
+    lr: f64,
+    seed: u64,
+    #[serde(default)]
+    checkpoint_every: usize,
+}
+
+/// The progress of format 1.
+#[derive(Deserialize)]
+struct OldProgress {
+    config: serde_json::Value,
+    context: serde_json::Value,
+    epoch: usize,
+    all_losses: Vec<f64>,
+    logged: Vec<LossPoint>,
+    optimizer: OptimizerKind,
+    optimizer_steps: u64,
+    seconds: f64,
+}
+
+impl Format1 for StockTask<'_> {
+    fn upgrade(progress: serde_json::Value) -> Result<Progress<StockConfig, StockState>, String> {
+        let old: OldProgress = serde_json::from_value(progress).map_err(|e| e.to_string())?;
+        let settings: OldSettings =
+            serde_json::from_value(old.config.clone()).map_err(|e| e.to_string())?;
+        let mut config: StockConfig =
+            serde_json::from_value(old.config).map_err(|e| e.to_string())?;
+        config.unit = TargetUnit::of(&config.target);
+        Ok(Progress {
+            session: SessionConfig {
+                seed: settings.seed,
+                lr: settings.lr,
+                lr_schedule: LrSchedule::Constant,
+                optimizer: old.optimizer,
+                clip: None,
+                checkpoint_every: settings.checkpoint_every,
+                stop_after: None,
+                progress: false,
+            },
+            total: config.epochs,
+            config,
+            context: old.context,
+            step: old.epoch,
+            optimizer_steps: old.optimizer_steps,
+            // Format 1 did not count them: the full batch of every epoch.
+            samples: 0,
+            seconds: old.seconds,
+            first_loss: old.all_losses.first().copied(),
+            losses: old.all_losses,
+            state: StockState { logged: old.logged },
+        })
+    }
+}
