@@ -34,17 +34,24 @@ fn bad_values_exit_2_before_training() {
     let out_s = out.display().to_string();
     let d = data();
     let cases: &[(&[&str], &str)] = &[
+        (&["mnist", "--lr", "-0.1"], "learning rate"),
+        (&["mnist", "--lr", "0"], "learning rate"),
+        (&["mnist", "--batch-size", "0"], "batch size"),
+        (&["mnist", "--hidden", "0"], "hidden"),
+        (&["mnist", "--iters", "0"], "nothing to train"),
+        (
+            &["mnist", "--model", "cell", "--layers", "2"],
+            "--model layer",
+        ),
         (
             &["mnist", "--lr", "-0.1"],
-            "invalid setting --lr: must be a positive",
+            "invalid setting --lr: the learning rate",
         ),
-        (&["mnist", "--lr", "0"], "invalid setting --lr"),
         (
             &["mnist", "--batch-size", "0"],
-            "--batch-size: must be at least 1",
+            "--batch-size: batch size must be",
         ),
-        (&["mnist", "--hidden", "0"], "--hidden: must be at least 1"),
-        (&["mnist", "--iters", "0"], "--iters: must be at least 1"),
+        (&["mnist", "--iters", "0"], "--iters: nothing to train"),
         (
             &["mnist", "--momentum", "1"],
             "--momentum: must be in [0, 1)",
@@ -52,10 +59,6 @@ fn bad_values_exit_2_before_training() {
         (
             &["mnist", "--clip", "0"],
             "--clip: must be a positive number",
-        ),
-        (
-            &["mnist", "--model", "cell", "--layers", "2"],
-            "--layers: the book's cell backbone has one layer",
         ),
         (
             &["mnist", "--data", "/nonexistent/mnist"],
@@ -284,11 +287,19 @@ fn stock_bad_inputs_exit_2_naming_the_file() {
         (&["--data", &header_s], &[&header_s, "no data rows"]),
         (&["--window", "201"], &[&good, "window = 201"]),
         (&["--train-rows", "253"], &[&good, "train_rows = 253"]),
-        (&["--lr", "-1"], &["invalid setting --lr", "-1"]),
-        (&["--lr", "0"], &["invalid setting --lr"]),
-        (&["--epochs", "0"], &["--epochs: must be at least 1"]),
-        (&["--hidden", "0"], &["--hidden: must be at least 1"]),
-        (&["--log-every", "0"], &["--log-every: must be at least 1"]),
+        (&["--lr", "-1"], &["learning rate", "-1"]),
+        (&["--lr", "0"], &["learning rate"]),
+        (&["--epochs", "0"], &["epochs"]),
+        (&["--hidden", "0"], &["hidden"]),
+        (
+            &["--lr", "-1"],
+            &["invalid setting --lr: the learning rate", "-1"],
+        ),
+        (&["--epochs", "0"], &["--epochs: epochs must be at least 1"]),
+        (
+            &["--log-every", "0"],
+            &["--log-every: log every must be at least 1"],
+        ),
         (&["--features", "Open,,Close"], &["empty column name"]),
         (&["--out", "/proc/forbidden/run"], &["/proc/forbidden/run"]),
         (&["--model", "transformer"], &["invalid value"]),

@@ -45,7 +45,7 @@ pub use run_dir::RunDir;
 pub use saved::{classifier_config_from_json, load_classifier};
 pub use session::{
     parse_session_checkpoint, read_session_checkpoint, resume, train, LrSchedule,
-    SessionCheckpoint, SessionConfig, Task,
+    SessionCheckpoint, SessionConfig, Settings, Task, Unit,
 };
 pub use tasks::mnist::{
     build_classifier, evaluate, predict_digit, EvalPoint, Evaluation, MnistConfig, MnistTask,

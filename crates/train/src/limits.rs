@@ -27,13 +27,17 @@ pub const MAX_CHECKPOINT_BYTES: u64 = MAX_PARAMETERS * 16 + (64 << 20);
 
 /// An error unless `1 <= value <= max`; `field` names the setting.
 pub(crate) fn check_range(field: &str, value: usize, max: usize) -> Result<()> {
+    let what = field.replace('_', " ");
     if value == 0 {
-        return Err(TrainError::setting(field, "must be at least 1"));
+        return Err(TrainError::setting(
+            field,
+            format!("{what} must be at least 1"),
+        ));
     }
     if value > max {
         return Err(TrainError::setting(
             field,
-            format!("{value} is over the limit of {max}"),
+            format!("{what} = {value} is over the limit of {max}"),
         ));
     }
     Ok(())
@@ -88,7 +92,7 @@ mod tests {
         let err = check_range("hidden", 50_000, MAX_HIDDEN).unwrap_err();
         assert_eq!(
             err.to_string(),
-            "invalid setting `hidden`: 50000 is over the limit of 4096"
+            "invalid setting `hidden`: hidden = 50000 is over the limit of 4096"
         );
     }
 }

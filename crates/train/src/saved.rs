@@ -8,6 +8,7 @@ use std::path::Path;
 use crate::checkpoint::{parse_safetensors, read_bounded, CHECKPOINT_FILE};
 use crate::error::{Result, TrainError};
 use crate::limits::{MAX_CONFIG_BYTES, MAX_WEIGHTS_BYTES};
+use crate::session::Settings;
 use crate::tasks::mnist::{build_classifier, MnistConfig, MnistTask, TrainedClassifier};
 
 /// Parses and validates the `config.json` of an `lstm mnist` run; `path` names it in

@@ -3,25 +3,30 @@
 use std::path::Path;
 
 use lstm_datasets::{load_mnist, Mnist, MnistOptions};
-use lstm_train::{read_session_checkpoint, resume, train, MnistTask, RunDir, TrainReport};
+use lstm_train::{read_session_checkpoint, train, MnistTask, RunDir, Settings, TrainReport};
 
-use super::{new_run_dir, resume_hint, saved_data};
+use super::{new_run_dir, resume_hint, resume_in, saved_data};
 use crate::failure::{during, setup, Failure};
 use crate::flags::{DataSource, MnistArgs, MnistData};
 use crate::output::{absolute, print};
 
 /// `lstm mnist`.
 pub(crate) fn run(args: MnistArgs) -> Result<(), Failure> {
-    if let Some(dir) = &args.resume {
-        return resume_run(dir, args.stop_after, !args.quiet);
+    if let Some(dir) = &args.run.resume {
+        return resume_run(dir, args.run.stop_after, !args.run.quiet);
     }
     let (cfg, session) = args.configs();
+    if cfg.backbone == lstm_core::Backbone::Cell && cfg.layers != 1 {
+        return Err(setup(
+            "--model cell is the book's single cell; use --model layer for --layers > 1",
+        ));
+    }
     cfg.validate().map_err(setup)?;
     session.validate().map_err(setup)?;
     let data_options = args.data_options(absolute(&args.data)?);
     let data = load_mnist_from(args.source, &args.data, &data_options.options())?;
     let task = MnistTask::new(&data, &cfg, &session).map_err(setup)?;
-    let run_dir = new_run_dir(args.out.as_deref(), args.overwrite, "mnist")?;
+    let run_dir = new_run_dir(args.run.out.as_deref(), args.run.overwrite, "mnist")?;
     tracing::info!(
         train = data.train.len(),
         test = data.test.len(),
@@ -48,19 +53,7 @@ fn resume_run(dir: &Path, stop_after: Option<usize>, progress: bool) -> Result<(
         &data_options.options(),
     )?;
     let task = MnistTask::new(&data, &saved.config, &saved.session).map_err(setup)?;
-    let mut stdout = std::io::stdout();
-    let (report, _) = resume(
-        task,
-        &checkpoint,
-        stop_after,
-        progress,
-        Some(&run_dir),
-        &mut stdout,
-    )
-    .map_err(|e| match e {
-        lstm_train::TrainError::Checkpoint { .. } => setup(e),
-        e => during(e),
-    })?;
+    let (report, _) = resume_in(task, &checkpoint, stop_after, progress, &run_dir)?;
     print_done(&report, &run_dir)
 }
 

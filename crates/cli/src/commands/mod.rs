@@ -8,9 +8,9 @@ pub(crate) mod stock;
 
 use std::path::Path;
 
-use lstm_train::RunDir;
+use lstm_train::{resume, RunDir, SessionCheckpoint, Task, TrainError};
 
-use crate::failure::{setup, Failure};
+use crate::failure::{during, setup, Failure};
 use crate::output;
 
 /// The directory of a new run: `out` (refused if it holds a previous run, unless
@@ -57,4 +57,28 @@ pub(crate) fn resume_hint(command: &str, checkpoint: Option<&Path>) -> Option<St
         "Resume with `lstm {command} --resume {}`",
         path.parent().unwrap_or(path).display()
     ))
+}
+
+/// Resumes `task` from `checkpoint` into `run_dir`, printing to standard output: a
+/// checkpoint refused as it is read is a failure before training (exit code 2).
+pub(crate) fn resume_in<T: Task>(
+    task: T,
+    checkpoint: &SessionCheckpoint<T>,
+    stop_after: Option<usize>,
+    progress: bool,
+    run_dir: &RunDir,
+) -> Result<T::Report, Failure> {
+    let mut stdout = std::io::stdout();
+    resume(
+        task,
+        checkpoint,
+        stop_after,
+        progress,
+        Some(run_dir),
+        &mut stdout,
+    )
+    .map_err(|e| match e {
+        TrainError::Checkpoint { .. } => setup(e),
+        e => during(e),
+    })
 }

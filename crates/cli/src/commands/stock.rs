@@ -6,19 +6,19 @@ use std::path::Path;
 use lstm_datasets::{prepare_stock, StockFrame};
 use lstm_train::tasks::stock::thousands;
 use lstm_train::{
-    read_session_checkpoint, resume, train, write_predictions, PredictionFigure, RegressionReport,
-    RunDir, StockTask, TrainError,
+    read_session_checkpoint, train, write_predictions, PredictionFigure, RegressionReport, RunDir,
+    Settings, StockTask,
 };
 
-use super::{new_run_dir, resume_hint, saved_data};
+use super::{new_run_dir, resume_hint, resume_in, saved_data};
 use crate::failure::{during, setup, Failure};
 use crate::flags::{StockArgs, StockData};
 use crate::output::{absolute, print};
 
 /// `lstm stock`.
 pub(crate) fn run(args: StockArgs) -> Result<(), Failure> {
-    if let Some(dir) = &args.resume {
-        return resume_run(dir, args.stop_after, !args.quiet);
+    if let Some(dir) = &args.run.resume {
+        return resume_run(dir, args.run.stop_after, !args.run.quiet);
     }
     let kinds = args.kinds();
     let configs: Vec<_> = kinds.iter().map(|&kind| args.configs(kind)).collect();
@@ -40,7 +40,7 @@ pub(crate) fn run(args: StockArgs) -> Result<(), Failure> {
         cfg.check_model_size(options.features.len())
             .map_err(setup)?;
     }
-    let run_dir = new_run_dir(args.out.as_deref(), args.overwrite, "stock")?;
+    let run_dir = new_run_dir(args.run.out.as_deref(), args.run.overwrite, "stock")?;
     let model_dirs: Vec<RunDir> = if args.compare {
         kinds
             .iter()
@@ -97,19 +97,7 @@ fn resume_run(dir: &Path, stop_after: Option<usize>, progress: bool) -> Result<(
     let frame = StockFrame::read_csv(&data_json.path).map_err(setup)?;
     let data = prepare_stock(&frame, &data_json.options()).map_err(setup)?;
     let task = StockTask::new(&data, &saved.config, &saved.session).map_err(setup)?;
-    let mut stdout = std::io::stdout();
-    let report = resume(
-        task,
-        &checkpoint,
-        stop_after,
-        progress,
-        Some(&run_dir),
-        &mut stdout,
-    )
-    .map_err(|e| match e {
-        TrainError::Checkpoint { .. } => setup(e),
-        e => during(e),
-    })?;
+    let report = resume_in(task, &checkpoint, stop_after, progress, &run_dir)?;
     print_done(&report, &run_dir)
 }
 

@@ -8,6 +8,8 @@ use lstm_datasets::{MnistOptions, ValidationSource};
 use lstm_train::{LrSchedule, MnistConfig, OptimizerKind, Selection, SessionConfig};
 use serde::{Deserialize, Serialize};
 
+use super::RunArgs;
+
 /// Where MNIST comes from.
 #[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum DataSource {
@@ -84,23 +86,9 @@ pub(crate) struct MnistArgs {
     /// Write a checkpoint every N iterations (and at the end; 0: only at the end).
     #[arg(long, default_value_t = 500)]
     checkpoint_every: usize,
-    /// Stop after N iterations in all, with a checkpoint, to continue later with --resume.
-    #[arg(long, value_name = "N")]
-    pub(crate) stop_after: Option<usize>,
-    /// Continue the run in DIR from its checkpoint, with the settings and data it was
-    /// started with (other training flags are ignored).
-    #[arg(long, value_name = "DIR", conflicts_with = "out")]
-    pub(crate) resume: Option<PathBuf>,
-    /// Run directory (default: runs/mnist-<timestamp>). It must be new or empty.
-    #[arg(long)]
-    pub(crate) out: Option<PathBuf>,
-    /// If --out holds a previous run, move it aside to <out>.old-<timestamp> (it is
-    /// never deleted) and start afresh.
-    #[arg(long, conflicts_with = "resume")]
-    pub(crate) overwrite: bool,
-    /// No progress bar.
-    #[arg(long, short)]
-    pub(crate) quiet: bool,
+    /// Where the run goes, stopping and resuming.
+    #[command(flatten)]
+    pub(crate) run: RunArgs,
 }
 
 impl MnistArgs {
@@ -127,8 +115,8 @@ impl MnistArgs {
             },
             clip: self.clip,
             checkpoint_every: self.checkpoint_every,
-            stop_after: self.stop_after,
-            progress: !self.quiet,
+            stop_after: self.run.stop_after,
+            progress: !self.run.quiet,
         };
         (task, session)
     }

@@ -6,6 +6,7 @@
 mod gradflow;
 mod inspect;
 mod mnist;
+mod run;
 mod saved;
 mod stock;
 
@@ -14,6 +15,7 @@ use clap::{Parser, Subcommand};
 pub(crate) use gradflow::GradflowArgs;
 pub(crate) use inspect::{EvaluateArgs, PredictArgs};
 pub(crate) use mnist::{DataSource, MnistArgs, MnistData};
+pub(crate) use run::RunArgs;
 pub(crate) use stock::{StockArgs, StockData};
 
 /// Train and evaluate the LSTM chapter's models.

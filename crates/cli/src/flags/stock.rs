@@ -7,6 +7,8 @@ use lstm_datasets::{FitOn, StockOptions};
 use lstm_train::{SessionConfig, StockConfig, TargetUnit};
 use serde::{Deserialize, Serialize};
 
+use super::RunArgs;
+
 /// Flags of `lstm stock`.
 #[derive(clap::Args, Debug)]
 pub(crate) struct StockArgs {
@@ -59,25 +61,11 @@ pub(crate) struct StockArgs {
     /// Write a checkpoint every N epochs (and at the end; 0: only at the end).
     #[arg(long, default_value_t = 100)]
     checkpoint_every: usize,
-    /// Stop after N epochs in all, with a checkpoint, to continue later with --resume.
-    #[arg(long, value_name = "N")]
-    pub(crate) stop_after: Option<usize>,
-    /// Continue the run in DIR from its checkpoint, with the settings and data it was
-    /// started with (other training flags are ignored).
-    #[arg(long, value_name = "DIR", conflicts_with_all = ["out", "compare"])]
-    pub(crate) resume: Option<PathBuf>,
-    /// Run directory (default: runs/stock-<timestamp>). It must be new or empty.
-    #[arg(long)]
-    pub(crate) out: Option<PathBuf>,
-    /// If --out holds a previous run, move it aside to <out>.old-<timestamp> (it is
-    /// never deleted) and start afresh.
-    #[arg(long, conflicts_with = "resume")]
-    pub(crate) overwrite: bool,
-    /// No progress bar.
-    #[arg(long, short)]
-    pub(crate) quiet: bool,
+    /// Where the run goes, stopping and resuming.
+    #[command(flatten)]
+    pub(crate) run: RunArgs,
     /// Train lstm, gru and bilstm with the same seed and compare them.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "resume")]
     pub(crate) compare: bool,
 }
 
@@ -107,8 +95,8 @@ impl StockArgs {
             lr: self.lr,
             clip: self.clip,
             checkpoint_every: self.checkpoint_every,
-            stop_after: self.stop_after,
-            progress: !self.quiet,
+            stop_after: self.run.stop_after,
+            progress: !self.run.quiet,
             ..StockConfig::session()
         };
         (task, session)

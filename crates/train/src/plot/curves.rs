@@ -111,6 +111,46 @@ impl Figure {
         self
     }
 
+    /// What makes the figure undrawable, if anything: no curves, an empty curve, a
+    /// colour out of the palette, a value that is not finite.
+    fn check(&self) -> std::result::Result<(), String> {
+        if self.curves.is_empty() || self.curves.iter().any(|c| c.points.is_empty()) {
+            return Err("no values to plot".into());
+        }
+        for c in &self.curves {
+            if c.color >= PALETTE.len() {
+                return Err(format!(
+                    "{:?}: colour {} is not in the palette",
+                    c.label, c.color
+                ));
+            }
+            if let Some((x, y)) = c
+                .points
+                .iter()
+                .find(|(x, y)| !x.is_finite() || !y.is_finite())
+            {
+                return Err(format!("the value at {x} is {y}"));
+            }
+        }
+        Ok(())
+    }
+
+    /// The x axis: from the first x of any curve to the last (at least 1 wide).
+    fn x_range(&self) -> (f64, f64) {
+        let x_lo = self
+            .curves
+            .iter()
+            .map(|c| c.points[0].0)
+            .fold(f64::INFINITY, f64::min);
+        let x_hi = self
+            .curves
+            .iter()
+            .map(|c| c.points[c.points.len() - 1].0)
+            .fold(f64::NEG_INFINITY, f64::max)
+            .max(x_lo + 1.0);
+        (x_lo, x_hi)
+    }
+
     /// The figure as SVG: the x axis over every curve's x, the y axis on a log scale when
     /// [`Figure::log_y`] is asked for and every y is positive (" (log scale)" is then
     /// added to the y description). A log axis over more than four decades is labelled
@@ -121,33 +161,8 @@ impl Figure {
     pub fn svg(&self) -> Result<String> {
         let what = "curve plot";
         let curves = &self.curves;
-        if curves.is_empty() || curves.iter().any(|c| c.points.is_empty()) {
-            return Err(plot_error(what, "no values to plot"));
-        }
-        for c in curves {
-            if c.color >= PALETTE.len() {
-                return Err(plot_error(
-                    what,
-                    format!("{:?}: colour {} is not in the palette", c.label, c.color),
-                ));
-            }
-            if let Some((x, y)) = c
-                .points
-                .iter()
-                .find(|(x, y)| !x.is_finite() || !y.is_finite())
-            {
-                return Err(plot_error(what, format!("the value at {x} is {y}")));
-            }
-        }
-        let x_lo = curves
-            .iter()
-            .map(|c| c.points[0].0)
-            .fold(f64::INFINITY, f64::min);
-        let x_hi = curves
-            .iter()
-            .map(|c| c.points[c.points.len() - 1].0)
-            .fold(f64::NEG_INFINITY, f64::max)
-            .max(x_lo + 1.0);
+        self.check().map_err(|m| plot_error(what, m))?;
+        let (x_lo, x_hi) = self.x_range();
         let ys = || curves.iter().flat_map(|c| c.points.iter().map(|p| p.1));
         let lo = ys().fold(f64::INFINITY, f64::min);
         let hi = ys().fold(f64::NEG_INFINITY, f64::max);

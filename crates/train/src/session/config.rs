@@ -85,7 +85,10 @@ impl SessionConfig {
         if !(self.lr.is_finite() && self.lr > 0.0) {
             return Err(TrainError::setting(
                 "lr",
-                format!("must be a positive number, got {}", self.lr),
+                format!(
+                    "the learning rate must be a positive number, got {}",
+                    self.lr
+                ),
             ));
         }
         if let Some(clip) = self.clip.filter(|c| !(c.is_finite() && *c > 0.0)) {

@@ -18,6 +18,8 @@
 //!   samples/s; the task adds its validation scalars through [`Io::scalars`]).
 
 pub mod config;
+mod format1;
+mod io;
 mod progress;
 
 use std::io::Write;
@@ -30,17 +32,63 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 pub use config::{LrSchedule, SessionConfig};
+pub(crate) use format1::old_session;
+pub use format1::Format1;
+pub use io::{End, Io, Step};
 pub(crate) use progress::non_negative as progress_non_negative;
 pub use progress::{
-    parse_session_checkpoint, read_session_checkpoint, Format1, Progress, SessionCheckpoint,
+    parse_session_checkpoint, read_session_checkpoint, Progress, SessionCheckpoint,
 };
 
 use crate::checkpoint::{save_checkpoint, CHECKPOINT_FILE};
-use crate::error::{divergence, is_divergent, IoContext, Result};
+use crate::error::{divergence, is_divergent, IoContext, Result, TrainError};
 use crate::optim::Optimizer;
 use crate::run_dir::RunDir;
 use crate::snapshot::{all_finite, progress_bar, restore, snapshot, Snapshot};
 use crate::tensorboard::EventWriter;
+
+/// Settings of a task: saved with the session's, and checked before a run starts (and
+/// when read back from a checkpoint).
+pub trait Settings: Clone + std::fmt::Debug + Serialize + DeserializeOwned {
+    /// Rejects settings that cannot train; errors name the field.
+    fn validate(&self) -> Result<()>;
+}
+
+/// What a task's step is: an iteration (shown from 1) or one of the book's epochs (shown
+/// from 0: `Epoch: 0` is the loss before the first update).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Unit {
+    /// A batch: `iteration 1` is the first.
+    Iterations,
+    /// A pass over the data: `epoch 0` is the first.
+    Epochs,
+}
+
+impl Unit {
+    /// `iteration` or `epoch`.
+    pub fn singular(self) -> &'static str {
+        match self {
+            Unit::Iterations => "iteration",
+            Unit::Epochs => "epoch",
+        }
+    }
+
+    /// `iterations` or `epochs`.
+    pub fn plural(self) -> &'static str {
+        match self {
+            Unit::Iterations => "iterations",
+            Unit::Epochs => "epochs",
+        }
+    }
+
+    /// The number step `index` (from 0) is shown with.
+    pub fn label(self, index: usize) -> usize {
+        match self {
+            Unit::Iterations => index + 1,
+            Unit::Epochs => index,
+        }
+    }
+}
 
 /// File the last good weights are written to when a run diverges.
 pub const LAST_GOOD_FILE: &str = "last-good.safetensors";
@@ -49,24 +97,17 @@ pub const LAST_GOOD_FILE: &str = "last-good.safetensors";
 pub trait Task: Sized {
     /// The task's name, stored in its checkpoints (`mnist`, `stock`, `adding`).
     const NAME: &'static str;
-    /// What one step is called, singular and plural (`iteration(s)`, `epoch(s)`).
-    const UNIT: (&'static str, &'static str);
-    /// The number the first step is shown with: 1 for iterations, 0 for the book's
-    /// epochs (`Epoch: 0` is the loss before the first update).
-    const FIRST_STEP: usize;
+    /// What one step is called and how it is numbered.
+    const UNIT: Unit;
     /// The task's own settings (model and data), saved with the session's.
-    type Config: Clone + std::fmt::Debug + Serialize + DeserializeOwned;
+    type Config: Settings;
     /// What the task accumulates over the steps, saved in checkpoints.
     type State: Clone + std::fmt::Debug + Serialize + DeserializeOwned;
     /// What a finished (or stopped) run returns.
     type Report;
 
-    /// The task's settings.
-    fn config(&self) -> &Self::Config;
-    /// Rejects settings that cannot train (those read from a checkpoint, too).
-    fn check_config(config: &Self::Config) -> Result<()>;
-    /// Its state now.
-    fn state(&self) -> &Self::State;
+    /// What a checkpoint saves of the task: its settings and its state now.
+    fn saved(&self) -> (&Self::Config, &Self::State);
     /// The variables the session trains.
     fn varmap(&self) -> &VarMap;
     /// Steps of the whole run.
@@ -98,100 +139,6 @@ pub trait Task: Sized {
     }
     /// The end of the run: the report and the task's files.
     fn finish(self, end: &End, io: &mut Io) -> Result<Self::Report>;
-}
-
-/// One finished step, as the task sees it in [`Task::after_step`].
-#[derive(Clone, Copy, Debug)]
-pub struct Step {
-    /// Steps done before this one.
-    pub index: usize,
-    /// Steps done with this one.
-    pub done: usize,
-    /// Steps of the whole run.
-    pub total: usize,
-    /// The loss of this step, before its update.
-    pub loss: f32,
-    /// The learning rate of its update.
-    pub lr: f64,
-}
-
-impl Step {
-    /// Whether this is the last step of the run.
-    pub fn is_last(&self) -> bool {
-        self.done == self.total
-    }
-}
-
-/// How a session ended, for [`Task::finish`].
-#[derive(Clone, Debug)]
-pub struct End {
-    /// Steps done.
-    pub steps: usize,
-    /// Steps of the whole run (more than `steps` when stopped by `stop_after`).
-    pub total: usize,
-    /// The training loss of every step whose loss was recorded, the last `losses.len()`
-    /// steps (a checkpoint of format 1 did not keep them).
-    pub losses: Vec<f64>,
-    /// Wall time of training, summed over resumed sessions, in seconds.
-    pub seconds: f64,
-    /// Samples trained on, summed over resumed sessions.
-    pub samples: usize,
-    /// The last checkpoint written, if any.
-    pub checkpoint: Option<PathBuf>,
-}
-
-impl End {
-    /// Whether the run did all its steps.
-    pub fn completed(&self) -> bool {
-        self.steps == self.total
-    }
-
-    /// Training throughput.
-    pub fn samples_per_second(&self) -> f64 {
-        self.samples as f64 / self.seconds.max(1e-9)
-    }
-
-    /// The step number of `losses[0]` (from 1).
-    pub fn first_loss_step(&self) -> usize {
-        self.steps - self.losses.len() + 1
-    }
-}
-
-/// Where a session's text, progress bar, run directory and TensorBoard events go.
-pub struct Io<'a> {
-    out: &'a mut dyn Write,
-    bar: indicatif::ProgressBar,
-    run_dir: Option<&'a RunDir>,
-    events: Option<EventWriter>,
-}
-
-impl Io<'_> {
-    /// Prints `text` as a line, above the progress bar.
-    pub fn line(&mut self, text: &str) -> Result<()> {
-        let out = &mut self.out;
-        self.bar
-            .suspend(|| writeln!(out, "{text}"))
-            .at(Path::new("<stdout>"))
-    }
-
-    /// The run directory, if the run has one.
-    pub fn run_dir(&self) -> Option<&RunDir> {
-        self.run_dir
-    }
-
-    /// Records scalars at `step` in the run's TensorBoard events (none without a run
-    /// directory).
-    pub fn scalars(&mut self, step: usize, values: &[(&str, f64)]) -> Result<()> {
-        match &mut self.events {
-            Some(events) => events.add_scalars(step as u64, values),
-            None => Ok(()),
-        }
-    }
-
-    /// Sets the progress bar's message.
-    pub fn message(&self, text: String) {
-        self.bar.set_message(text);
-    }
 }
 
 /// Where a run stands besides its weights: what [`Progress`] saves, live.
@@ -278,7 +225,7 @@ pub fn resume<T: Task>(
         out,
         "Resuming {} at {} {} of {}",
         checkpoint.path.display(),
-        T::UNIT.0,
+        T::UNIT.singular(),
         saved.step,
         saved.total
     )
@@ -297,64 +244,93 @@ pub fn resume<T: Task>(
 
 /// The loop shared by fresh and resumed runs.
 fn run<T: Task>(
-    mut task: T,
+    task: T,
     cfg: &SessionConfig,
-    mut s: Position,
+    position: Position,
     run_dir: Option<&RunDir>,
     out: &mut dyn Write,
 ) -> Result<T::Report> {
     let total = task.total_steps();
-    let stop_at = cfg.stop_after.map_or(total, |k| k.min(total));
-    let bar = progress_bar(cfg.progress, total, T::UNIT.1);
+    let bar = progress_bar(cfg.progress, total, T::UNIT.plural());
     if let Some(label) = task.label() {
         bar.set_prefix(label.to_string());
     }
-    bar.set_position(s.step as u64);
+    bar.set_position(position.step as u64);
     bar.reset_eta();
-    let events = run_dir.map(|d| EventWriter::create(d.path())).transpose()?;
-    let mut io = Io {
+    let io = Io {
         out,
         bar,
         run_dir,
-        events,
+        events: run_dir.map(|d| EventWriter::create(d.path())).transpose()?,
     };
-    let started = Instant::now();
-    let (session_samples, seconds_before) = (s.samples, s.seconds);
-    let mut last_checkpoint: Option<(usize, PathBuf)> = run_dir
-        .map(|d| d.file(CHECKPOINT_FILE))
-        .filter(|p| p.is_file())
-        .map(|p| (s.step, p));
-    let mut last_good: Option<Snapshot> = None;
-    while s.step < stop_at {
-        let index = s.step;
-        let lr = cfg.rate(index + 1, total);
-        let (loss, samples) = task.loss(index)?;
+    let mut session = Session {
+        last_checkpoint: run_dir
+            .map(|d| d.file(CHECKPOINT_FILE))
+            .filter(|p| p.is_file())
+            .map(|p| (position.step, p)),
+        started: Instant::now(),
+        samples_before: position.samples,
+        seconds_before: position.seconds,
+        last_good: None,
+        total,
+        task,
+        cfg,
+        s: position,
+        io,
+    };
+    let stop_at = cfg.stop_after.map_or(total, |k| k.min(total));
+    while session.s.step < stop_at {
+        session.step()?;
+        let done = session.s.step;
+        let due = (cfg.checkpoint_every > 0 && done.is_multiple_of(cfg.checkpoint_every))
+            || done == stop_at;
+        if due && run_dir.is_some() {
+            session.checkpoint()?;
+        }
+    }
+    session.finish()
+}
+
+/// A session while it runs.
+struct Session<'a, 'o, T: Task> {
+    task: T,
+    cfg: &'a SessionConfig,
+    s: Position,
+    io: Io<'o>,
+    total: usize,
+    started: Instant,
+    samples_before: usize,
+    seconds_before: f64,
+    last_checkpoint: Option<(usize, PathBuf)>,
+    last_good: Option<Snapshot>,
+}
+
+impl<T: Task> Session<'_, '_, T> {
+    /// One step: the loss, the divergence check, the update, the task's after-step.
+    fn step(&mut self) -> Result<()> {
+        let index = self.s.step;
+        let lr = self.cfg.rate(index + 1, self.total);
+        let (loss, samples) = self.task.loss(index)?;
         let value = loss.to_scalar::<f32>()?;
-        let first = *s.first_loss.get_or_insert(f64::from(value));
+        let first = *self.s.first_loss.get_or_insert(f64::from(value));
         if is_divergent(value, first) {
-            io.bar.finish_and_clear();
-            let kept = keep_last_good(&task, last_good.as_deref(), run_dir, &last_checkpoint)?;
-            return Err(divergence(
-                T::UNIT.0,
-                index + T::FIRST_STEP,
-                value,
-                Some(first),
-                kept,
-            ));
+            return Err(self.diverged(index, value, Some(first)));
         }
-        last_good = Some(snapshot(task.varmap())?);
-        s.optimizer.set_learning_rate(lr);
-        s.optimizer.backward_step(&loss)?;
-        s.step = index + 1;
-        s.samples += samples;
-        s.losses.push(f64::from(value));
-        io.bar.inc(1);
-        let rate = (s.samples - session_samples) as f64 / started.elapsed().as_secs_f64();
-        if s.step.is_multiple_of(20) || s.step == total {
-            io.message(format!("loss {value:.4} · {rate:.0} samples/s"));
+        self.last_good = Some(snapshot(self.task.varmap())?);
+        self.s.optimizer.set_learning_rate(lr);
+        self.s.optimizer.backward_step(&loss)?;
+        self.s.step = index + 1;
+        self.s.samples += samples;
+        self.s.losses.push(f64::from(value));
+        self.io.bar.inc(1);
+        let rate =
+            (self.s.samples - self.samples_before) as f64 / self.started.elapsed().as_secs_f64();
+        if self.s.step.is_multiple_of(20) || self.s.step == self.total {
+            self.io
+                .message(format!("loss {value:.4} · {rate:.0} samples/s"));
         }
-        io.scalars(
-            s.step,
+        self.io.scalars(
+            self.s.step,
             &[
                 ("train/loss", f64::from(value)),
                 ("train/learning_rate", lr),
@@ -363,69 +339,89 @@ fn run<T: Task>(
         )?;
         let step = Step {
             index,
-            done: s.step,
-            total,
+            done: self.s.step,
+            total: self.total,
             loss: value,
             lr,
         };
-        task.after_step(&step, &mut io)?;
-        let due = (cfg.checkpoint_every > 0 && s.step.is_multiple_of(cfg.checkpoint_every))
-            || s.step == stop_at;
-        if let (true, Some(dir)) = (due, run_dir) {
-            if !all_finite(task.varmap())? {
-                io.bar.finish_and_clear();
-                let kept = keep_last_good(&task, last_good.as_deref(), run_dir, &last_checkpoint)?;
-                return Err(divergence(
-                    T::UNIT.0,
-                    index + T::FIRST_STEP,
-                    f32::NAN,
-                    None,
-                    kept,
-                ));
-            }
-            let seconds = seconds_before + started.elapsed().as_secs_f64();
-            let progress = Progress {
-                session: cfg.clone(),
-                config: task.config().clone(),
-                context: s.context.clone(),
-                step: s.step,
-                total,
-                optimizer_steps: s.optimizer.steps(),
-                samples: s.samples,
-                seconds,
-                first_loss: s.first_loss,
-                losses: s.losses.clone(),
-                state: task.state().clone(),
-            };
-            let path = save_checkpoint(
-                dir,
-                T::NAME,
-                &progress,
-                task.varmap(),
-                task.kept().map(Vec::as_slice),
-                &s.optimizer,
-            )?;
-            last_checkpoint = Some((s.step, path));
+        self.task.after_step(&step, &mut self.io)
+    }
+
+    /// The divergence error of step `index`, after keeping the last good weights (or the
+    /// error that keeping them met).
+    fn diverged(&mut self, index: usize, loss: f32, first: Option<f64>) -> TrainError {
+        self.io.bar.finish_and_clear();
+        match keep_last_good(
+            &self.task,
+            self.last_good.as_deref(),
+            self.io.run_dir,
+            &self.last_checkpoint,
+        ) {
+            Ok(kept) => divergence(T::UNIT.singular(), T::UNIT.label(index), loss, first, kept),
+            Err(e) => e,
         }
     }
-    io.bar.finish_and_clear();
-    let seconds = seconds_before + started.elapsed().as_secs_f64();
-    if s.step < total {
-        io.line(&format!(
-            "Stopped after {} {} of {total}",
-            T::UNIT.0,
-            s.step
-        ))?;
+
+    /// Checks that every weight is finite and writes the checkpoint.
+    fn checkpoint(&mut self) -> Result<()> {
+        let Some(dir) = self.io.run_dir else {
+            return Ok(());
+        };
+        if !all_finite(self.task.varmap())? {
+            return Err(self.diverged(self.s.step - 1, f32::NAN, None));
+        }
+        let progress = Progress {
+            session: self.cfg.clone(),
+            config: self.task.saved().0.clone(),
+            context: self.s.context.clone(),
+            step: self.s.step,
+            total: self.total,
+            optimizer_steps: self.s.optimizer.steps(),
+            samples: self.s.samples,
+            seconds: self.seconds(),
+            first_loss: self.s.first_loss,
+            losses: self.s.losses.clone(),
+            state: self.task.saved().1.clone(),
+        };
+        let path = save_checkpoint(
+            dir,
+            T::NAME,
+            &progress,
+            self.task.varmap(),
+            self.task.kept().map(Vec::as_slice),
+            &self.s.optimizer,
+        )?;
+        self.last_checkpoint = Some((self.s.step, path));
+        Ok(())
     }
-    let end = End {
-        steps: s.step,
-        total,
-        losses: s.losses,
-        seconds,
-        samples: s.samples,
-        checkpoint: last_checkpoint.map(|(_, p)| p),
-    };
-    task.finish(&end, &mut io)
+
+    /// Training time so far, over every session of the run.
+    fn seconds(&self) -> f64 {
+        self.seconds_before + self.started.elapsed().as_secs_f64()
+    }
+
+    /// The end: the "stopped" line of a run stopped early, then the task's end.
+    fn finish(mut self) -> Result<T::Report> {
+        self.io.bar.finish_and_clear();
+        let seconds = self.seconds();
+        if self.s.step < self.total {
+            self.io.line(&format!(
+                "Stopped after {} {} of {}",
+                T::UNIT.singular(),
+                self.s.step,
+                self.total
+            ))?;
+        }
+        let end = End {
+            steps: self.s.step,
+            total: self.total,
+            losses: self.s.losses,
+            seconds,
+            samples: self.s.samples,
+            checkpoint: self.last_checkpoint.map(|(_, p)| p),
+        };
+        self.task.finish(&end, &mut self.io)
+    }
 }
 
 /// After a divergence: restores the weights from before the step that diverged and, with
@@ -454,7 +450,7 @@ fn keep_last_good<T: Task>(
         Some((at, path)) => kept.push_str(&format!(
             "; the last checkpoint is {} ({} {at})",
             path.display(),
-            T::UNIT.0
+            T::UNIT.singular()
         )),
         None => kept.push_str("; no checkpoint was written before it diverged"),
     }

@@ -7,7 +7,8 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-use super::{SessionConfig, Task};
+use super::format1::Format1;
+use super::{SessionConfig, Settings, Task, Unit};
 use crate::checkpoint::{parse_checkpoint_with, read_checkpoint_with, Checkpoint};
 use crate::error::{Result, TrainError};
 use crate::limits::MAX_ITERATIONS;
@@ -43,15 +44,6 @@ pub struct Progress<C, S> {
 /// The checkpoint of a session of task `T`.
 pub type SessionCheckpoint<T> = Checkpoint<Progress<<T as Task>::Config, <T as Task>::State>>;
 
-/// A task whose checkpoints of format 1 (written before sessions were one loop) can be
-/// read: it turns that format's progress JSON into a [`Progress`].
-pub trait Format1: Task {
-    /// The progress of format 1 as a [`Progress`], or what is wrong with it.
-    fn upgrade(
-        progress: serde_json::Value,
-    ) -> std::result::Result<Progress<Self::Config, Self::State>, String>;
-}
-
 /// Reads the checkpoint of a run of `T` (`path` is the run directory or the file), of
 /// format 2 or 1.
 ///
@@ -79,7 +71,9 @@ fn check_alone<T: Task>(checkpoint: &SessionCheckpoint<T>) -> Result<()> {
     let p = &checkpoint.progress;
     problem(p, p.total, T::UNIT)
         .and_then(|()| {
-            T::check_config(&p.config).map_err(|e| format!("the saved settings are not valid: {e}"))
+            p.config
+                .validate()
+                .map_err(|e| format!("the saved settings are not valid: {e}"))
         })
         .map_err(|message| TrainError::Checkpoint {
             path: checkpoint.path.clone(),
@@ -97,11 +91,8 @@ pub(crate) fn non_negative(what: &str, value: f64) -> std::result::Result<(), St
 }
 
 /// What is wrong with the session's part of a checkpoint's progress, if anything.
-fn problem<C, S>(
-    p: &Progress<C, S>,
-    total: usize,
-    (unit, units): (&str, &str),
-) -> std::result::Result<(), String> {
+fn problem<C, S>(p: &Progress<C, S>, total: usize, unit: Unit) -> std::result::Result<(), String> {
+    let (unit, units) = (unit.singular(), unit.plural());
     p.session
         .validate()
         .map_err(|e| format!("the saved settings are not valid: {e}"))?;

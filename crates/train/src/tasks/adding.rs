@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 use crate::choice::{de_choice, ser_choice};
 use crate::error::{Result, TrainError};
 use crate::run_dir::RunDir;
-use crate::session::{End, Io, SessionConfig, Step, Task};
+use crate::session::{End, Io, SessionConfig, Settings, Step, Task, Unit};
 use crate::snapshot::Snapshot;
 
 /// Input features per step of the adding problem: the value and the marker.
@@ -198,6 +198,12 @@ pub struct AddingConfig {
     pub data_seed: u64,
 }
 
+impl Settings for AddingConfig {
+    fn validate(&self) -> Result<()> {
+        check_positive(self)
+    }
+}
+
 /// What an adding run accumulates: the batch generator's position and the test MSE
 /// over the iterations.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -294,22 +300,13 @@ pub(crate) fn check_positive(c: &AddingConfig) -> Result<()> {
 
 impl Task for AddingTask<'_> {
     const NAME: &'static str = "adding";
-    const UNIT: (&'static str, &'static str) = ("iteration", "iterations");
-    const FIRST_STEP: usize = 1;
+    const UNIT: Unit = Unit::Iterations;
     type Config = AddingConfig;
     type State = AddingState;
     type Report = AddingOutcome;
 
-    fn config(&self) -> &AddingConfig {
-        &self.config
-    }
-
-    fn check_config(config: &Self::Config) -> Result<()> {
-        check_positive(config)
-    }
-
-    fn state(&self) -> &AddingState {
-        &self.state
+    fn saved(&self) -> (&AddingConfig, &AddingState) {
+        (&self.config, &self.state)
     }
 
     fn varmap(&self) -> &VarMap {

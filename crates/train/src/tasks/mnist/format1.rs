@@ -6,18 +6,8 @@ use serde::Deserialize;
 
 use super::{MnistConfig, MnistState, MnistTask, SamplerSnapshot};
 use crate::optim::OptimizerKind;
-use crate::session::{Format1, LrSchedule, Progress, SessionConfig};
+use crate::session::{old_session, Format1, Progress};
 use crate::tasks::mnist::EvalPoint;
-
-/// The session's settings as format 1 saved them, beside the task's.
-#[derive(Deserialize)]
-struct OldSettings {
-    lr: f64,
-    lr_schedule: LrSchedule,
-    seed: u64,
-    #[serde(default)]
-    checkpoint_every: usize,
-}
 
 /// The progress of format 1.
 #[derive(Deserialize)]
@@ -40,20 +30,10 @@ struct OldProgress {
 impl Format1 for MnistTask<'_> {
     fn upgrade(progress: serde_json::Value) -> Result<Progress<MnistConfig, MnistState>, String> {
         let old: OldProgress = serde_json::from_value(progress).map_err(|e| e.to_string())?;
-        let settings: OldSettings =
-            serde_json::from_value(old.config.clone()).map_err(|e| e.to_string())?;
+        let session = old_session(&old.config, old.optimizer)?;
         let config: MnistConfig = serde_json::from_value(old.config).map_err(|e| e.to_string())?;
         Ok(Progress {
-            session: SessionConfig {
-                seed: settings.seed,
-                lr: settings.lr,
-                lr_schedule: settings.lr_schedule,
-                optimizer: old.optimizer,
-                clip: None,
-                checkpoint_every: settings.checkpoint_every,
-                stop_after: None,
-                progress: false,
-            },
+            session,
             config,
             context: old.context,
             step: old.iteration,

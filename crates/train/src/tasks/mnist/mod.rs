@@ -4,8 +4,10 @@
 
 mod evaluate;
 mod format1;
+mod outputs;
+mod sampler;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use candle_core::{DType, Device, Tensor};
 use candle_nn::{loss, VarMap};
@@ -15,6 +17,10 @@ use lstm_datasets::{EpochSampler, Mnist, MnistSplit, SamplerState, ValidationSou
 use serde::{Deserialize, Serialize};
 
 pub use evaluate::{evaluate, predict_digit, EvalPoint, Evaluation};
+pub use outputs::TrainReport;
+pub use sampler::SamplerSnapshot;
+
+use outputs::{metrics_csv, write_curves, write_training_loss};
 
 use crate::choice::{de_choice, ser_choice};
 use crate::error::{Result, TrainError};
@@ -22,9 +28,8 @@ use crate::limits::{
     check_parameters, check_range, recurrent_parameters, MAX_BATCH, MAX_HIDDEN, MAX_ITERATIONS,
     MAX_LAYERS,
 };
-use crate::plot::{self, Curve, Figure};
 use crate::run_dir::RunDir;
-use crate::session::{End, Io, SessionConfig, Step, Task};
+use crate::session::{End, Io, SessionConfig, Settings, Step, Task, Unit};
 use crate::snapshot::{restore, snapshot, Snapshot};
 
 /// Which weights a run keeps at the end.
@@ -97,8 +102,45 @@ impl MnistConfig {
         }
     }
 
+    /// The iterations of a run on a training split of `train_len` images: `iters`, or
+    /// `epochs` × the batches per epoch, checked against [`MAX_ITERATIONS`] (never
+    /// wrapping, whatever `epochs` says).
+    pub fn total_iterations(&self, train_len: usize) -> Result<usize> {
+        if let Some(iters) = self.iters {
+            return Ok(iters);
+        }
+        let per_epoch = EpochSampler::new(train_len, self.batch_size, 0)?.batches_per_epoch();
+        self.epochs
+            .checked_mul(per_epoch)
+            .filter(|&n| n <= MAX_ITERATIONS)
+            .ok_or_else(|| {
+                TrainError::setting(
+                    "epochs",
+                    format!(
+                        "{} × {per_epoch} batches per epoch is over the limit of \
+                         {MAX_ITERATIONS} iterations",
+                        self.epochs
+                    ),
+                )
+            })
+    }
+}
+
+impl Settings for MnistConfig {
     /// Rejects settings that cannot train, before any work is done; errors name the field.
-    pub fn validate(&self) -> Result<()> {
+    fn validate(&self) -> Result<()> {
+        match self.iters {
+            Some(0) => {
+                return Err(TrainError::setting(
+                    "iters",
+                    "nothing to train: 0 iterations",
+                ))
+            }
+            None if self.epochs == 0 => {
+                return Err(TrainError::setting("epochs", "nothing to train: 0 epochs"))
+            }
+            _ => {}
+        }
         check_range("batch_size", self.batch_size, MAX_BATCH)?;
         check_range("hidden", self.hidden, MAX_HIDDEN)?;
         check_range("layers", self.layers, MAX_LAYERS)?;
@@ -125,29 +167,6 @@ impl MnistConfig {
             &format!("hidden {}, {} layers", self.hidden, self.layers),
         )
     }
-
-    /// The iterations of a run on a training split of `train_len` images: `iters`, or
-    /// `epochs` × the batches per epoch, checked against [`MAX_ITERATIONS`] (never
-    /// wrapping, whatever `epochs` says).
-    pub fn total_iterations(&self, train_len: usize) -> Result<usize> {
-        if let Some(iters) = self.iters {
-            return Ok(iters);
-        }
-        let per_epoch = EpochSampler::new(train_len, self.batch_size, 0)?.batches_per_epoch();
-        self.epochs
-            .checked_mul(per_epoch)
-            .filter(|&n| n <= MAX_ITERATIONS)
-            .ok_or_else(|| {
-                TrainError::setting(
-                    "epochs",
-                    format!(
-                        "{} × {per_epoch} batches per epoch is over the limit of \
-                         {MAX_ITERATIONS} iterations",
-                        self.epochs
-                    ),
-                )
-            })
-    }
 }
 
 /// A model together with the variables it trains.
@@ -172,17 +191,6 @@ pub fn build_classifier(cfg: &MnistConfig, seed: u64) -> Result<TrainedClassifie
     Ok(TrainedClassifier { model, varmap })
 }
 
-/// The batch order's position, as saved in a checkpoint.
-#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq)]
-pub struct SamplerSnapshot {
-    /// Seed of the per-epoch permutations.
-    pub seed: u64,
-    /// Current epoch.
-    pub epoch: u64,
-    /// Indices of the current epoch already used.
-    pub position: u64,
-}
-
 /// What an MNIST run accumulates (saved in its checkpoints).
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 pub struct MnistState {
@@ -192,29 +200,6 @@ pub struct MnistState {
     pub history: Vec<EvalPoint>,
     /// The iteration and validation accuracy of the best weights so far.
     pub best: Option<(usize, f64)>,
-}
-
-/// What a finished MNIST run reports.
-#[derive(Clone, Debug, Serialize)]
-pub struct TrainReport {
-    /// Iterations done (fewer than `total_iterations` when stopped by `stop_after`).
-    pub iterations: usize,
-    /// Iterations the run is configured for.
-    pub total_iterations: usize,
-    /// Validation points, every `eval_every` iterations.
-    pub history: Vec<EvalPoint>,
-    /// The iteration whose weights were kept (see [`Selection`]).
-    pub selected_iteration: usize,
-    /// The kept model on the test set (`None` when the run stopped early to resume later).
-    pub test: Option<Evaluation>,
-    /// Wall time of the training loop, in seconds (summed over resumed sessions).
-    pub train_seconds: f64,
-    /// Training throughput.
-    pub samples_per_second: f64,
-    /// Where the outputs went.
-    pub run_dir: Option<PathBuf>,
-    /// The last checkpoint written (to resume a stopped run from).
-    pub checkpoint: Option<PathBuf>,
 }
 
 /// The MNIST classifier's training, for [`crate::train`] and [`crate::resume`].
@@ -255,22 +240,13 @@ impl<'a> MnistTask<'a> {
 
 impl Task for MnistTask<'_> {
     const NAME: &'static str = "mnist";
-    const UNIT: (&'static str, &'static str) = ("iteration", "iterations");
-    const FIRST_STEP: usize = 1;
+    const UNIT: Unit = Unit::Iterations;
     type Config = MnistConfig;
     type State = MnistState;
     type Report = (TrainReport, TrainedClassifier);
 
-    fn config(&self) -> &MnistConfig {
-        &self.config
-    }
-
-    fn check_config(config: &Self::Config) -> Result<()> {
-        config.validate()
-    }
-
-    fn state(&self) -> &MnistState {
-        &self.state
+    fn saved(&self) -> (&MnistConfig, &MnistState) {
+        (&self.config, &self.state)
     }
 
     fn varmap(&self) -> &VarMap {
@@ -305,9 +281,6 @@ impl Task for MnistTask<'_> {
         steps: usize,
         kept: bool,
     ) -> std::result::Result<(), String> {
-        self.config
-            .validate()
-            .map_err(|e| format!("the saved settings are not valid: {e}"))?;
         if let Some(point) = s.history.iter().find(|h| h.iteration > steps) {
             return Err(format!(
                 "its history has a validation at iteration {}, after the iteration {steps} \
@@ -435,73 +408,6 @@ impl Task for MnistTask<'_> {
             write_curves(dir, &report.history)?;
         }
         Ok((report, self.trained))
-    }
-}
-
-/// `metrics.csv` from the validation points.
-fn metrics_csv(history: &[EvalPoint]) -> String {
-    let mut text = String::from("iteration,train_loss,val_loss,val_accuracy\n");
-    for p in history {
-        text.push_str(&format!(
-            "{},{},{},{}\n",
-            p.iteration, p.train_loss, p.validation.loss, p.validation.accuracy
-        ));
-    }
-    text
-}
-
-/// `loss.svg` (validation loss, log scale) and `accuracy.svg` (validation accuracy, %)
-/// over the iterations of a run.
-fn write_curves(dir: &RunDir, history: &[EvalPoint]) -> Result<()> {
-    if history.is_empty() {
-        return Ok(());
-    }
-    let at = |f: &dyn Fn(&EvalPoint) -> f64| -> Vec<(f64, f64)> {
-        history.iter().map(|p| (p.iteration as f64, f(p))).collect()
-    };
-    let loss = Figure::new("Validation loss (cross-entropy)", "Iteration", "Loss")
-        .with_log_y()
-        .with_curve(Curve::new("", at(&|p| p.validation.loss), 0));
-    plot::write_curves(dir, "loss.svg", &loss)?;
-    let accuracy = Figure::new("Validation accuracy", "Iteration", "Accuracy (%)")
-        .with_curve(Curve::new("", at(&|p| 100.0 * p.validation.accuracy), 0));
-    plot::write_curves(dir, "accuracy.svg", &accuracy)?;
-    Ok(())
-}
-
-/// `train_loss.svg`: the training loss of every iteration, and its moving average.
-fn write_training_loss(dir: &RunDir, end: &End) -> Result<()> {
-    if end.losses.is_empty() {
-        return Ok(());
-    }
-    let mut figure = plot::training_loss_figure(&end.losses);
-    let offset = (end.first_loss_step() - 1) as f64;
-    for curve in &mut figure.curves {
-        for point in &mut curve.points {
-            point.0 += offset;
-        }
-    }
-    plot::write_curves(dir, "train_loss.svg", &figure)?;
-    Ok(())
-}
-
-impl From<SamplerState> for SamplerSnapshot {
-    fn from(s: SamplerState) -> Self {
-        Self {
-            seed: s.seed,
-            epoch: s.epoch,
-            position: s.position,
-        }
-    }
-}
-
-impl From<SamplerSnapshot> for SamplerState {
-    fn from(s: SamplerSnapshot) -> Self {
-        Self {
-            seed: s.seed,
-            epoch: s.epoch,
-            position: s.position,
-        }
     }
 }
 

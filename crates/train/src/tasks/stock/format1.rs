@@ -5,16 +5,7 @@ use serde::Deserialize;
 
 use super::{LossPoint, StockConfig, StockState, StockTask, TargetUnit};
 use crate::optim::OptimizerKind;
-use crate::session::{Format1, LrSchedule, Progress, SessionConfig};
-
-/// The session's settings as format 1 saved them, beside the task's.
-#[derive(Deserialize)]
-struct OldSettings {
-    lr: f64,
-    seed: u64,
-    #[serde(default)]
-    checkpoint_every: usize,
-}
+use crate::session::{old_session, Format1, Progress};
 
 /// The progress of format 1.
 #[derive(Deserialize)]
@@ -32,22 +23,12 @@ struct OldProgress {
 impl Format1 for StockTask<'_> {
     fn upgrade(progress: serde_json::Value) -> Result<Progress<StockConfig, StockState>, String> {
         let old: OldProgress = serde_json::from_value(progress).map_err(|e| e.to_string())?;
-        let settings: OldSettings =
-            serde_json::from_value(old.config.clone()).map_err(|e| e.to_string())?;
+        let session = old_session(&old.config, old.optimizer)?;
         let mut config: StockConfig =
             serde_json::from_value(old.config).map_err(|e| e.to_string())?;
         config.unit = TargetUnit::of(&config.target);
         Ok(Progress {
-            session: SessionConfig {
-                seed: settings.seed,
-                lr: settings.lr,
-                lr_schedule: LrSchedule::Constant,
-                optimizer: old.optimizer,
-                clip: None,
-                checkpoint_every: settings.checkpoint_every,
-                stop_after: None,
-                progress: false,
-            },
+            session,
             total: config.epochs,
             config,
             context: old.context,

@@ -29,7 +29,7 @@ use crate::limits::{
 };
 use crate::run_dir::RunDir;
 use crate::session::progress_non_negative as non_negative;
-use crate::session::{End, Io, SessionConfig, Step, Task};
+use crate::session::{End, Io, SessionConfig, Settings, Step, Task, Unit};
 use crate::snapshot::Snapshot;
 
 /// Width of the regressor's `fc_1` layer.
@@ -110,14 +110,6 @@ impl StockConfig {
         }
     }
 
-    /// Rejects settings that cannot train, before any work is done; errors name the field.
-    pub fn validate(&self) -> Result<()> {
-        check_range("epochs", self.epochs, MAX_EPOCHS)?;
-        check_range("hidden", self.hidden, MAX_HIDDEN)?;
-        check_range("layers", self.layers, MAX_LAYERS)?;
-        check_range("log_every", self.log_every, usize::MAX)
-    }
-
     /// Rejects a model over [`crate::limits::MAX_PARAMETERS`] for `input_size`
     /// features, before it is built.
     pub fn check_model_size(&self, input_size: usize) -> Result<()> {
@@ -145,6 +137,16 @@ impl StockConfig {
                 input_size, self.hidden, self.layers
             ),
         )
+    }
+}
+
+impl Settings for StockConfig {
+    /// Rejects settings that cannot train, before any work is done; errors name the field.
+    fn validate(&self) -> Result<()> {
+        check_range("epochs", self.epochs, MAX_EPOCHS)?;
+        check_range("hidden", self.hidden, MAX_HIDDEN)?;
+        check_range("layers", self.layers, MAX_LAYERS)?;
+        check_range("log_every", self.log_every, usize::MAX)
     }
 }
 
@@ -228,22 +230,13 @@ struct DataShape {
 
 impl Task for StockTask<'_> {
     const NAME: &'static str = "stock";
-    const UNIT: (&'static str, &'static str) = ("epoch", "epochs");
-    const FIRST_STEP: usize = 0;
+    const UNIT: Unit = Unit::Epochs;
     type Config = StockConfig;
     type State = StockState;
     type Report = RegressionReport;
 
-    fn config(&self) -> &StockConfig {
-        &self.config
-    }
-
-    fn check_config(config: &Self::Config) -> Result<()> {
-        config.validate()
-    }
-
-    fn state(&self) -> &StockState {
-        &self.state
+    fn saved(&self) -> (&StockConfig, &StockState) {
+        (&self.config, &self.state)
     }
 
     fn varmap(&self) -> &VarMap {
@@ -293,9 +286,6 @@ impl Task for StockTask<'_> {
         steps: usize,
         _kept: bool,
     ) -> std::result::Result<(), String> {
-        self.config
-            .validate()
-            .map_err(|e| format!("the saved settings are not valid: {e}"))?;
         if let Some(point) = s.logged.iter().find(|l| l.epoch >= steps) {
             return Err(format!(
                 "it logged epoch {}, beyond the {steps} epochs done",

@@ -125,45 +125,40 @@ impl RegressionReport {
     }
 }
 
-/// The predictions of `model` for every sample of `data`, the errors, and the report of
-/// a run of `cfg` that ended as `end` with the printed `logged` losses.
-pub(super) fn report(
+/// `values` as one `f64` per element.
+fn flat(values: &Tensor) -> Result<Vec<f64>> {
+    Ok(values
+        .flatten_all()?
+        .to_vec1::<f32>()?
+        .into_iter()
+        .map(f64::from)
+        .collect())
+}
+
+/// Mean squared error of `predicted` against `actual`.
+fn mse(predicted: &[f64], actual: &[f64]) -> f64 {
+    let sum: f64 = predicted
+        .iter()
+        .zip(actual)
+        .map(|(a, b)| (a - b).powi(2))
+        .sum();
+    sum / predicted.len().max(1) as f64
+}
+
+/// The scaled errors and the predictions of `model` for every sample of `data`, in date
+/// order and raw units: `(train MSE, test MSE, rows)`.
+fn predictions(
     model: &SequenceRegressor,
     data: &StockDataset,
-    cfg: &StockConfig,
-    end: &End,
-    logged: Vec<LossPoint>,
-) -> Result<RegressionReport> {
-    // Predictions for every sample, in date order, scaled and in raw units.
-    let predict = |x: &Tensor| -> Result<Vec<f64>> {
-        let y = model.forward(x, false)?;
-        Ok(y.flatten_all()?
-            .to_vec1::<f32>()?
-            .into_iter()
-            .map(f64::from)
-            .collect())
-    };
-    let scaled_of = |y: &Tensor| -> Result<Vec<f64>> {
-        Ok(y.flatten_all()?
-            .to_vec1::<f32>()?
-            .into_iter()
-            .map(f64::from)
-            .collect())
-    };
-    let train_pred = predict(&data.train_x)?;
-    let test_pred = predict(&data.test_x)?;
-    let train_true = scaled_of(&data.train_y)?;
-    let test_true = scaled_of(&data.test_y)?;
-    let mse = |p: &[f64], t: &[f64]| -> f64 {
-        p.iter().zip(t).map(|(a, b)| (a - b).powi(2)).sum::<f64>() / p.len().max(1) as f64
-    };
-    let train_mse = mse(&train_pred, &train_true);
-    let test_mse = mse(&test_pred, &test_true);
-
+) -> Result<(f64, f64, Vec<PredictionRow>)> {
+    let train_pred = flat(&model.forward(&data.train_x, false)?)?;
+    let test_pred = flat(&model.forward(&data.test_x, false)?)?;
+    let train_mse = mse(&train_pred, &flat(&data.train_y)?);
+    let test_mse = mse(&test_pred, &flat(&data.test_y)?);
     let scaled: Vec<f64> = train_pred.iter().chain(&test_pred).copied().collect();
     let predicted_raw = data.target_scaler.inverse_transform_column(&scaled)?;
     let first_row = data.window - 1;
-    let predictions: Vec<PredictionRow> = predicted_raw
+    let rows = predicted_raw
         .iter()
         .enumerate()
         .map(|(i, &predicted)| PredictionRow {
@@ -177,21 +172,33 @@ pub(super) fn report(
             },
         })
         .collect();
-    let test_rows = &predictions[train_pred.len()..];
-    let test_days = test_rows.len();
-    let n_test = test_days.max(1) as f64;
-    let test_mae = test_rows
-        .iter()
-        .map(|p| (p.predicted - p.actual).abs())
-        .sum::<f64>()
-        / n_test;
-    let test_rmse = (test_rows
-        .iter()
-        .map(|p| (p.predicted - p.actual).powi(2))
-        .sum::<f64>()
-        / n_test)
-        .sqrt();
+    Ok((train_mse, test_mse, rows))
+}
 
+/// Mean absolute and root mean squared error of the test rows, in raw units.
+fn raw_errors(rows: &[PredictionRow]) -> (f64, f64) {
+    let test: Vec<f64> = rows
+        .iter()
+        .filter(|p| p.split == Split::Test)
+        .map(|p| p.predicted - p.actual)
+        .collect();
+    let n = test.len().max(1) as f64;
+    let mae = test.iter().map(|d| d.abs()).sum::<f64>() / n;
+    let rmse = (test.iter().map(|d| d * d).sum::<f64>() / n).sqrt();
+    (mae, rmse)
+}
+
+/// The predictions of `model` for every sample of `data`, the errors, and the report of
+/// a run of `cfg` that ended as `end` with the printed `logged` losses.
+pub(super) fn report(
+    model: &SequenceRegressor,
+    data: &StockDataset,
+    cfg: &StockConfig,
+    end: &End,
+    logged: Vec<LossPoint>,
+) -> Result<RegressionReport> {
+    let (train_mse, test_mse, predictions) = predictions(model, data)?;
+    let (test_mae, test_rmse) = raw_errors(&predictions);
     let last = logged.last().copied().unwrap_or(LossPoint {
         epoch: 0,
         loss: f64::NAN,

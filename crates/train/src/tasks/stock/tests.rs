@@ -218,6 +218,23 @@ fn a_short_real_run_learns_and_writes_its_outputs() -> Result<()> {
     assert!(r.test_mae > 1e5 && r.test_mae < 2e7, "{}", r.test_mae);
     assert_eq!(r.all_losses.len(), 300);
 
+    check_run_files(&dir)?;
+    check_events(&dir, &r.all_losses);
+    std::fs::remove_dir_all(&dir).unwrap();
+    Ok(())
+}
+
+#[test]
+fn a_huge_learning_rate_diverges_with_a_clear_error() {
+    let cfg = quiet(RecurrentKind::Gru, 200, 1e12);
+    let mut out = Vec::new();
+    let err = fit(&cfg, None, &mut out).unwrap_err();
+    assert!(matches!(err, TrainError::Diverged { .. }), "{err:?}");
+    assert!(err.to_string().contains("smaller learning rate"), "{err}");
+}
+
+/// The files of the 300-epoch run of [`a_short_real_run_learns_and_writes_its_outputs`].
+fn check_run_files(dir: &Path) -> Result<()> {
     let csv = std::fs::read_to_string(dir.join("predictions.csv")).unwrap();
     let lines: Vec<&str> = csv.lines().collect();
     assert_eq!(lines[0], "date,actual,predicted,split");
@@ -254,15 +271,37 @@ fn a_short_real_run_learns_and_writes_its_outputs() -> Result<()> {
     assert_eq!(weights["lstm.weight_ih_l0"].dims(), &[8, 5]);
     assert_eq!(weights["fc_1.weight"].dims(), &[128, 2]);
     assert_eq!(weights["fc.weight"].dims(), &[1, 128]);
-    std::fs::remove_dir_all(&dir).unwrap();
     Ok(())
 }
 
-#[test]
-fn a_huge_learning_rate_diverges_with_a_clear_error() {
-    let cfg = quiet(RecurrentKind::Gru, 200, 1e12);
-    let mut out = Vec::new();
-    let err = fit(&cfg, None, &mut out).unwrap_err();
-    assert!(matches!(err, TrainError::Diverged { .. }), "{err:?}");
-    assert!(err.to_string().contains("smaller learning rate"), "{err}");
+/// The run's TensorBoard events, read back with every record's CRCs checked: the
+/// training loss of every epoch, at steps 1 to 300, and the learning rate.
+fn check_events(dir: &Path, losses: &[f64]) {
+    let files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.to_string_lossy().contains("events.out.tfevents."))
+        .collect();
+    assert_eq!(files.len(), 1, "{files:?}");
+    let events = crate::tensorboard::read_events(&files[0]).expect("valid records");
+    let loss: Vec<(i64, f32)> = events
+        .iter()
+        .flat_map(|e| {
+            e.scalars
+                .iter()
+                .filter(|(tag, _)| tag == "train/loss")
+                .map(move |(_, v)| (e.step, *v))
+        })
+        .collect();
+    assert_eq!(loss.len(), losses.len());
+    for (i, ((step, value), expected)) in loss.iter().zip(losses).enumerate() {
+        assert_eq!(*step, i as i64 + 1);
+        assert_eq!(*value, *expected as f32, "epoch {i}");
+    }
+    let lr = events
+        .iter()
+        .flat_map(|e| e.scalars.iter())
+        .filter(|(tag, _)| tag == "train/learning_rate")
+        .count();
+    assert_eq!(lr, losses.len());
 }
