@@ -4,18 +4,20 @@
 use candle_core::{DType, Device};
 use candle_nn::VarMap;
 use lstm_core::{
-    load_state_dict, save_state_dict, seeded_var_builder, Backbone, ClassifierConfig, LstmError,
+    load_state_dict, save_state_dict, seeded_var_builder, ClassifierConfig, Family, LstmError,
     SequenceClassifier,
 };
 use lstm_tests::{fixtures_dir, get, load_fixture, max_abs_diff};
 
-fn classifier(backbone: Backbone, hidden: usize, layers: usize) -> (VarMap, SequenceClassifier) {
+/// The book's classifier (`book_cell`: its from-scratch cell) with an LSTM of `hidden`.
+fn classifier(book_cell: bool, hidden: usize, layers: usize) -> (VarMap, SequenceClassifier) {
     let varmap = VarMap::new();
     let vb = seeded_var_builder(&varmap, 0, DType::F32, &Device::Cpu);
     let cfg = ClassifierConfig {
         hidden_size: hidden,
         num_layers: layers,
-        ..ClassifierConfig::mnist(backbone)
+        book_cell,
+        ..ClassifierConfig::mnist(Family::Lstm)
     };
     let model = SequenceClassifier::new(cfg, vb).expect("model");
     (varmap, model)
@@ -34,11 +36,9 @@ fn entries(path: &std::path::Path) -> Vec<(String, Vec<usize>)> {
 
 #[test]
 fn torch_state_dicts_load_into_the_classifier_and_give_torch_logits() {
-    for (name, backbone, layers) in [
-        ("classifier_cell", Backbone::Cell, 1),
-        ("classifier_layer", Backbone::Layer, 2),
-    ] {
-        let (varmap, model) = classifier(backbone, 16, layers);
+    for (name, book_cell, layers) in [("classifier_cell", true, 1), ("classifier_layer", false, 2)]
+    {
+        let (varmap, model) = classifier(book_cell, 16, layers);
         let path = fixtures_dir().join(format!("{name}.safetensors"));
         load_state_dict(&varmap, &path).expect("strict load of the torch state dict");
         let io = load_fixture(&format!("{name}_io.safetensors"));
@@ -60,7 +60,7 @@ fn torch_state_dicts_load_into_the_classifier_and_give_torch_logits() {
 #[test]
 fn a_state_dict_of_another_model_lists_every_difference() {
     // The 2-layer torch model into a 1-layer model of hidden 8.
-    let (varmap, _) = classifier(Backbone::Layer, 8, 1);
+    let (varmap, _) = classifier(false, 8, 1);
     let path = fixtures_dir().join("classifier_layer.safetensors");
     let err = load_state_dict(&varmap, &path).unwrap_err();
     let LstmError::StateDict { mismatch, .. } = &err else {
@@ -93,7 +93,7 @@ fn a_state_dict_of_another_model_lists_every_difference() {
     );
 
     // The book's cell model's state dict into the layer model: another kind.
-    let (varmap, _) = classifier(Backbone::Layer, 16, 1);
+    let (varmap, _) = classifier(false, 16, 1);
     let err = load_state_dict(&varmap, &fixtures_dir().join("classifier_cell.safetensors"))
         .unwrap_err()
         .to_string();

@@ -1,6 +1,5 @@
 //! A short real training run on a subset of MNIST.
 
-use lstm_core::Backbone;
 use lstm_datasets::{load_mnist, MnistOptions};
 use lstm_tests::data_dir;
 use lstm_train::{train, MnistConfig, MnistTask, SessionConfig};
@@ -55,7 +54,7 @@ fn cell_model_learns() {
     };
     let data = load_mnist(&data_dir().join("mnist"), &options).expect("MNIST in data/mnist");
     let cfg = MnistConfig {
-        backbone: Backbone::Cell,
+        book_cell: true,
         batch_size: 32,
         iters: Some(200),
         eval_every: 100,

@@ -23,7 +23,7 @@ use anyhow::{bail, Context, Result};
 use candle_core::{DType, Device, IndexOp, Module, Tensor};
 use candle_nn::{loss, Linear, Optimizer, VarBuilder, VarMap, RNN, SGD};
 use lstm_core::{
-    linear_torch, seeded_var_builder, Backbone, ClassifierConfig, Kernel, SequenceClassifier,
+    linear_torch, seeded_var_builder, ClassifierConfig, Family, Kernel, SequenceClassifier,
 };
 
 const FEATURES: usize = 28;
@@ -71,19 +71,20 @@ enum Model {
 impl Model {
     fn new(path: Path, hidden: usize, vm: &VarMap) -> Result<Self> {
         let vb = seeded_var_builder(vm, 1, DType::F32, &Device::Cpu);
-        let ours = |backbone, kernel| -> Result<Model> {
+        let ours = |book_cell, kernel| -> Result<Model> {
             let cfg = ClassifierConfig {
                 hidden_size: hidden,
-                ..ClassifierConfig::mnist(backbone)
+                book_cell,
+                ..ClassifierConfig::mnist(Family::Lstm)
             };
             Ok(Model::Ours(
                 SequenceClassifier::new(cfg, vb.clone())?.with_kernel(kernel),
             ))
         };
         match path {
-            Path::Fused => ours(Backbone::Layer, Kernel::Fused),
-            Path::Reference => ours(Backbone::Layer, Kernel::Reference),
-            Path::Cell => ours(Backbone::Cell, Kernel::Fused),
+            Path::Fused => ours(false, Kernel::Fused),
+            Path::Reference => ours(false, Kernel::Reference),
+            Path::Cell => ours(true, Kernel::Fused),
             Path::CandleNn => {
                 let vb: VarBuilder = vb;
                 let lstm = candle_nn::lstm(FEATURES, hidden, Default::default(), vb.pp("lstm"))?;

@@ -13,7 +13,7 @@ pub(crate) struct Failure {
 /// The command-line flag of a configuration field (`batch_size` → `--batch-size`).
 pub(crate) fn flag_of(field: &str) -> String {
     match field {
-        "backbone" | "kind" | "family" => "--model".into(),
+        "backbone" | "kind" | "family" | "book_cell" | "bidirectional" => "--model".into(),
         "select" => "--select".into(),
         other => format!("--{}", other.replace('_', "-")),
     }

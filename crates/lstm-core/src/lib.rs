@@ -53,8 +53,8 @@ pub use error::{LstmError, Result};
 pub use gru::{Gru, GruCell, GruConfig};
 pub use init::{linear_torch, seeded_var_builder, SplitMix64};
 pub use lstm::{Lstm, LstmConfig};
-pub use model::{Backbone, ClassifierConfig, SequenceClassifier};
-pub use regressor::{RecurrentKind, RegressorConfig, SequenceRegressor};
+pub use model::{ClassifierConfig, SequenceClassifier};
+pub use regressor::{RegressorConfig, SequenceRegressor};
 pub use rnn::{Rnn, RnnConfig};
 pub use state_dict::{
     assign_state_dict, load_state_dict, read_safetensors, save_state_dict, StateDictMismatch,

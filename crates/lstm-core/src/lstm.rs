@@ -1,6 +1,6 @@
 //! Multi-layer, optionally bidirectional LSTM over whole sequences, PyTorch-compatible.
 
-use candle_core::{DType, Tensor, Var};
+use candle_core::{Tensor, Var};
 use candle_nn::VarBuilder;
 
 use crate::engine::{Family, RecurrentConfig, Stack};
@@ -134,25 +134,13 @@ fn state_of(h: Tensor, c: Option<Tensor>) -> Result<LstmState> {
     Ok(LstmState { h, c })
 }
 
-/// A zero state for a model with `layers·directions` slots.
-pub fn zero_state(
-    slots: usize,
-    batch: usize,
-    hidden: usize,
-    dtype: DType,
-    device: &candle_core::Device,
-) -> Result<LstmState> {
-    let z = Tensor::zeros((slots, batch, hidden), dtype, device)?;
-    Ok(LstmState { h: z.clone(), c: z })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::init::seeded_var_builder;
-    use crate::test_util::max_diff;
+    use crate::test_util::{max_diff, zero_state};
     use candle_core::IndexOp;
-    use candle_core::{Device, Var};
+    use candle_core::{DType, Device, Var};
     use candle_nn::VarMap;
 
     #[test]

@@ -1,53 +1,54 @@
-//! The chapter's sequence classifier: an LSTM read row by row, then a linear head.
+//! The chapter's sequence classifier: a recurrent layer read row by row, then a linear
+//! head.
 
 use candle_core::{IndexOp, Module, Tensor};
 use candle_nn::{Linear, ModuleT, VarBuilder};
 
+use crate::engine::Stack;
 use crate::error::{LstmError, Result};
 use crate::init::linear_torch;
-use crate::{Gru, GruConfig, Kernel, Lstm, LstmCell, LstmConfig};
-
-/// Which recurrent part a [`SequenceClassifier`] uses.
-#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
-pub enum Backbone {
-    /// The book's from-scratch [`LstmCell`], unrolled in a Rust loop (one layer).
-    Cell,
-    /// The multi-layer [`Lstm`], whose recurrence runs in the fused kernel.
-    #[default]
-    Layer,
-    /// A multi-layer [`Gru`] (PyTorch's `nn.GRU`; parameters `gru.*`), in the fused
-    /// kernel: the chapter's GRU comparison.
-    Gru,
-}
+use crate::{Family, Kernel, LstmCell, RecurrentConfig};
 
 /// The shape of a [`SequenceClassifier`].
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct ClassifierConfig {
     /// Features per step (28 pixels per MNIST row).
     pub input_size: usize,
-    /// Hidden size of the LSTM (128 in the book).
+    /// Hidden size of the recurrent layer (128 in the book).
     pub hidden_size: usize,
-    /// Stacked LSTM layers (only 1 with [`Backbone::Cell`]).
+    /// Stacked recurrent layers (only 1 with `book_cell`).
     pub num_layers: usize,
     /// Output classes (10 digits).
     pub num_classes: usize,
-    /// Dropout between LSTM layers, in training only.
+    /// Dropout between recurrent layers, in training only.
     pub dropout: f32,
-    /// Cell loop or layer.
-    pub backbone: Backbone,
+    /// The recurrent family: the LSTM (the book), the GRU (its comparison) or a plain RNN.
+    pub family: Family,
+    /// The book's from-scratch [`LstmCell`], unrolled in a Rust loop, instead of the
+    /// engine's layers (an LSTM of one layer; parameters `lstm.x2h.*`, `lstm.h2h.*`).
+    pub book_cell: bool,
 }
 
 impl ClassifierConfig {
-    /// The book's MNIST model: 28 features, hidden 128, one layer, 10 classes.
-    pub fn mnist(backbone: Backbone) -> Self {
+    /// The book's MNIST model with a recurrent layer of `family`: 28 features, hidden 128,
+    /// one layer, 10 classes.
+    pub fn mnist(family: Family) -> Self {
         Self {
             input_size: 28,
             hidden_size: 128,
             num_layers: 1,
             num_classes: 10,
             dropout: 0.0,
-            backbone,
+            family,
+            book_cell: false,
+        }
+    }
+
+    /// The book's MNIST model with its from-scratch cell.
+    pub fn book_cell() -> Self {
+        Self {
+            book_cell: true,
+            ..Self::mnist(Family::Lstm)
         }
     }
 }
@@ -55,15 +56,14 @@ impl ClassifierConfig {
 #[derive(Clone, Debug)]
 enum Recurrent {
     Cell(LstmCell),
-    Layer(Lstm),
-    Gru(Gru),
+    Stack(Stack),
 }
 
-/// The book's `LSTMModel`: zero initial state, the sequence through the LSTM, the last
-/// hidden state through `fc = Linear(H, classes)`.
+/// The book's `LSTMModel`: zero initial state, the sequence through the recurrent layer,
+/// the last hidden state through `fc = Linear(H, classes)`.
 ///
-/// Parameter names: `lstm.x2h.*`/`lstm.h2h.*` for the cell backbone, `lstm.weight_ih_l0`…
-/// for the layer backbone, `gru.weight_ih_l0`… for the GRU backbone, and `fc.weight`,
+/// Parameter names: `lstm.x2h.*`/`lstm.h2h.*` for the book's cell, PyTorch's
+/// `lstm.weight_ih_l0`… (`gru.…`, `rnn.…`) for the engine's layers, and `fc.weight`,
 /// `fc.bias`.
 #[derive(Clone, Debug)]
 pub struct SequenceClassifier {
@@ -73,37 +73,30 @@ pub struct SequenceClassifier {
 }
 
 impl SequenceClassifier {
-    /// Builds the model under `vb` (`vb.pp("lstm")` or `vb.pp("gru")`, and `vb.pp("fc")`).
+    /// Builds the model under `vb` (`vb.pp(family.prefix())` and `vb.pp("fc")`).
     pub fn new(config: ClassifierConfig, vb: VarBuilder) -> Result<Self> {
         if config.num_classes == 0 {
             return Err(LstmError::Config("num_classes must be above 0".into()));
         }
-        let recurrent = match config.backbone {
-            Backbone::Cell => {
-                if config.num_layers != 1 {
-                    return Err(LstmError::Config(format!(
-                        "the book's cell model has one layer, got {} (use the layer backbone to stack)",
-                        config.num_layers
-                    )));
-                }
-                Recurrent::Cell(LstmCell::new(
-                    config.input_size,
-                    config.hidden_size,
-                    vb.pp("lstm"),
-                )?)
+        let recurrent_vb = vb.pp(config.family.prefix());
+        let recurrent = if config.book_cell {
+            if config.family != Family::Lstm || config.num_layers != 1 {
+                return Err(LstmError::Config(format!(
+                    "the book's cell is one LSTM layer, got {} layers of {} (use the \
+                     engine's layers to stack or for other families)",
+                    config.num_layers, config.family
+                )));
             }
-            Backbone::Gru => Recurrent::Gru(Gru::new(
-                GruConfig::new(config.input_size, config.hidden_size)
-                    .with_layers(config.num_layers)
-                    .with_dropout(config.dropout),
-                vb.pp("gru"),
-            )?),
-            Backbone::Layer => Recurrent::Layer(Lstm::new(
-                LstmConfig::new(config.input_size, config.hidden_size)
-                    .with_layers(config.num_layers)
-                    .with_dropout(config.dropout),
-                vb.pp("lstm"),
-            )?),
+            Recurrent::Cell(LstmCell::new(
+                config.input_size,
+                config.hidden_size,
+                recurrent_vb,
+            )?)
+        } else {
+            let shape = RecurrentConfig::new(config.input_size, config.hidden_size)
+                .with_layers(config.num_layers)
+                .with_dropout(config.dropout);
+            Recurrent::Stack(Stack::new(shape, config.family, recurrent_vb)?)
         };
         let fc = linear_torch(config.hidden_size, config.num_classes, vb.pp("fc"))?;
         Ok(Self {
@@ -117,8 +110,7 @@ impl SequenceClassifier {
     pub fn with_kernel(mut self, kernel: Kernel) -> Self {
         self.recurrent = match self.recurrent {
             Recurrent::Cell(c) => Recurrent::Cell(c.with_kernel(kernel)),
-            Recurrent::Layer(l) => Recurrent::Layer(l.with_kernel(kernel)),
-            Recurrent::Gru(g) => Recurrent::Gru(g.with_kernel(kernel)),
+            Recurrent::Stack(s) => Recurrent::Stack(s.with_kernel(kernel)),
         };
         self
     }
@@ -139,15 +131,11 @@ impl SequenceClassifier {
                 let state = cell.zero_state(batch, x.dtype(), x.device())?;
                 cell.unroll(x, state)?.h
             }
-            Recurrent::Gru(gru) => {
-                let h_n = gru.forward_final(x, None, train)?;
-                h_n.i(self.config.num_layers - 1)?
-            }
-            Recurrent::Layer(lstm) => {
+            Recurrent::Stack(stack) => {
                 // The book reads `out[:, -1, :]`; for one direction that is `h_n` of the
                 // last layer, which the fused kernel returns without the whole sequence.
-                let state = lstm.forward_final(x, None, train)?;
-                state.h.i(self.config.num_layers - 1)?
+                let h_n = stack.run(x, None, None, train, true)?.h_n;
+                h_n.i(self.config.num_layers - 1)?
             }
         };
         Ok(self.fc.forward(&last)?)
@@ -168,21 +156,28 @@ mod tests {
     use candle_nn::VarMap;
 
     #[test]
-    fn both_backbones_give_logits_and_name_parameters_as_the_book() -> Result<()> {
-        for backbone in [Backbone::Cell, Backbone::Layer, Backbone::Gru] {
+    fn every_model_gives_logits_and_names_parameters_as_the_book() -> Result<()> {
+        let models = [
+            ClassifierConfig::book_cell(),
+            ClassifierConfig::mnist(Family::Lstm),
+            ClassifierConfig::mnist(Family::Gru),
+            ClassifierConfig::mnist(Family::Rnn(crate::Nonlinearity::Tanh)),
+        ];
+        for cfg in models {
             let vm = VarMap::new();
             let vb = seeded_var_builder(&vm, 3, DType::F32, &Device::Cpu);
-            let model = SequenceClassifier::new(ClassifierConfig::mnist(backbone), vb)?;
+            let model = SequenceClassifier::new(cfg, vb)?;
             let x = Tensor::randn(0f32, 1.0, (3, 28, 28), &Device::Cpu)?;
             assert_eq!(model.logits(&x, false)?.dims(), &[3, 10]);
             let data = vm.data().lock().unwrap();
             assert!(data.contains_key("fc.weight"));
-            let (key, rows) = match backbone {
-                Backbone::Cell => ("lstm.x2h.weight", 512),
-                Backbone::Layer => ("lstm.weight_ih_l0", 512),
-                Backbone::Gru => ("gru.weight_ih_l0", 384),
+            let (key, rows) = match (cfg.book_cell, cfg.family) {
+                (true, _) => ("lstm.x2h.weight", 512),
+                (false, Family::Lstm) => ("lstm.weight_ih_l0", 512),
+                (false, Family::Gru) => ("gru.weight_ih_l0", 384),
+                (false, Family::Rnn(_)) => ("rnn.weight_ih_l0", 128),
             };
-            assert_eq!(data[key].dims(), &[rows, 28], "{backbone:?}");
+            assert_eq!(data[key].dims(), &[rows, 28], "{cfg:?}");
         }
         Ok(())
     }
@@ -191,10 +186,18 @@ mod tests {
     fn cell_backbone_rejects_stacking() {
         let vm = VarMap::new();
         let vb = seeded_var_builder(&vm, 3, DType::F32, &Device::Cpu);
-        let mut cfg = ClassifierConfig::mnist(Backbone::Cell);
+        let mut cfg = ClassifierConfig::book_cell();
         cfg.num_layers = 2;
         assert!(matches!(
-            SequenceClassifier::new(cfg, vb),
+            SequenceClassifier::new(cfg, vb.clone()),
+            Err(LstmError::Config(_))
+        ));
+        let gru_cell = ClassifierConfig {
+            family: Family::Gru,
+            ..ClassifierConfig::book_cell()
+        };
+        assert!(matches!(
+            SequenceClassifier::new(gru_cell, vb),
             Err(LstmError::Config(_))
         ));
     }

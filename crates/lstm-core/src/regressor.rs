@@ -10,86 +10,20 @@
 //! out = fc(relu(fc_1(relu(hn.view(-1, hidden_size)))))
 //! ```
 //!
-//! [`SequenceRegressor`] is that model with the recurrent part chosen by [`RecurrentKind`]:
-//! the book's LSTM, its GRU variant, or its bidirectional LSTM (whose two final states are
-//! concatenated, so the head reads `2H` features).
+//! [`SequenceRegressor`] is that model with the recurrent part of any [`Family`], in one or
+//! both directions: the book's LSTM, its GRU variant, its bidirectional LSTM (whose two
+//! final states are concatenated, so the head reads `2H` features), or a plain RNN.
 
 use candle_core::{IndexOp, Module, Tensor, D};
 use candle_nn::{Linear, ModuleT, VarBuilder};
 
-use crate::error::{LstmError, Result};
+use crate::engine::Stack;
+use crate::error::Result;
 use crate::init::linear_torch;
-use crate::{Gru, GruConfig, Lstm, LstmConfig};
+use crate::{Family, RecurrentConfig};
 
 /// Width of the hidden layer of the head (`fc_1`), 128 as in the book.
 pub const HEAD_SIZE: usize = 128;
-
-/// Which recurrent layer a [`SequenceRegressor`] uses.
-#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, Hash)]
-pub enum RecurrentKind {
-    /// `nn.LSTM` (the book's main model); parameters `lstm.*`.
-    #[default]
-    Lstm,
-    /// `nn.GRU`; parameters `gru.*`.
-    Gru,
-    /// `nn.LSTM(bidirectional=True)`; parameters `lstm.*` and `lstm.*_reverse`.
-    #[cfg_attr(feature = "clap", value(name = "bilstm"))]
-    BiLstm,
-}
-
-impl RecurrentKind {
-    /// Every kind, in the order the chapter presents them.
-    pub const ALL: [RecurrentKind; 3] = [
-        RecurrentKind::Lstm,
-        RecurrentKind::Gru,
-        RecurrentKind::BiLstm,
-    ];
-
-    /// Short lower-case name: `lstm`, `gru`, `bilstm`.
-    pub fn name(self) -> &'static str {
-        match self {
-            RecurrentKind::Lstm => "lstm",
-            RecurrentKind::Gru => "gru",
-            RecurrentKind::BiLstm => "bilstm",
-        }
-    }
-
-    /// Number of directions `D` (2 for [`RecurrentKind::BiLstm`]).
-    pub fn directions(self) -> usize {
-        match self {
-            RecurrentKind::BiLstm => 2,
-            RecurrentKind::Lstm | RecurrentKind::Gru => 1,
-        }
-    }
-
-    /// The prefix of the recurrent layer's parameters: `lstm` or `gru`.
-    pub fn prefix(self) -> &'static str {
-        match self {
-            RecurrentKind::Gru => "gru",
-            RecurrentKind::Lstm | RecurrentKind::BiLstm => "lstm",
-        }
-    }
-}
-
-impl std::fmt::Display for RecurrentKind {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.name())
-    }
-}
-
-impl std::str::FromStr for RecurrentKind {
-    type Err = LstmError;
-
-    fn from_str(s: &str) -> Result<Self> {
-        RecurrentKind::ALL
-            .into_iter()
-            .find(|k| k.name().eq_ignore_ascii_case(s))
-            .ok_or_else(|| {
-                LstmError::Config(format!("unknown model {s:?}: expected lstm, gru or bilstm"))
-            })
-    }
-}
 
 /// The shape of a [`SequenceRegressor`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -100,67 +34,65 @@ pub struct RegressorConfig {
     pub hidden_size: usize,
     /// Stacked recurrent layers (1 in the book).
     pub num_layers: usize,
-    /// LSTM, GRU or bidirectional LSTM.
-    pub kind: RecurrentKind,
+    /// The recurrent family: the LSTM (the book), the GRU or a plain RNN.
+    pub family: Family,
+    /// Both directions, their final states concatenated for the head (the book's
+    /// bidirectional LSTM).
+    pub bidirectional: bool,
 }
 
 impl RegressorConfig {
-    /// The book's model: 5 features, hidden size 2, one layer.
-    pub fn book(kind: RecurrentKind) -> Self {
+    /// The book's model with a recurrent layer of `family`: 5 features, hidden size 2, one
+    /// layer, one direction.
+    pub fn book(family: Family) -> Self {
         Self {
             input_size: 5,
             hidden_size: 2,
             num_layers: 1,
-            kind,
+            family,
+            bidirectional: false,
+        }
+    }
+
+    /// Directions `D`: 2 when bidirectional.
+    pub fn directions(&self) -> usize {
+        if self.bidirectional {
+            2
+        } else {
+            1
         }
     }
 
     /// Features the head reads: `H·D`.
     pub fn head_input(&self) -> usize {
-        self.hidden_size * self.kind.directions()
+        self.hidden_size * self.directions()
     }
 }
 
-#[derive(Clone, Debug)]
-enum Recurrent {
-    Lstm(Lstm),
-    Gru(Gru),
-}
-
 /// The book's stock-price model: final hidden state of the last layer (both directions
-/// concatenated for a bidirectional LSTM) → ReLU → `fc_1 = Linear(H·D, 128)` → ReLU →
+/// concatenated when bidirectional) → ReLU → `fc_1 = Linear(H·D, 128)` → ReLU →
 /// `fc = Linear(128, 1)`.
 ///
-/// Parameter names: `lstm.weight_ih_l0`… (or `gru.…`), `fc_1.weight`, `fc_1.bias`,
-/// `fc.weight`, `fc.bias`, so a PyTorch `state_dict` of the book's model loads unchanged.
-/// Every parameter is initialised as PyTorch does (uniform in ±1/√fan), in PyTorch's
-/// order (recurrent layer, `fc_1`, `fc`), through the [`VarBuilder`].
+/// Parameter names: `lstm.weight_ih_l0`… (or `gru.…`, `rnn.…`), `fc_1.weight`,
+/// `fc_1.bias`, `fc.weight`, `fc.bias`, so a PyTorch `state_dict` of the book's model
+/// loads unchanged. Every parameter is initialised as PyTorch does (uniform in ±1/√fan),
+/// in PyTorch's order (recurrent layer, `fc_1`, `fc`), through the [`VarBuilder`].
 #[derive(Clone, Debug)]
 pub struct SequenceRegressor {
-    recurrent: Recurrent,
+    recurrent: Stack,
     fc_1: Linear,
     fc: Linear,
     config: RegressorConfig,
 }
 
 impl SequenceRegressor {
-    /// Builds the model under `vb` (`vb.pp("lstm")` or `vb.pp("gru")`, `vb.pp("fc_1")`,
+    /// Builds the model under `vb` (`vb.pp(family.prefix())`, `vb.pp("fc_1")`,
     /// `vb.pp("fc")`).
     pub fn new(config: RegressorConfig, vb: VarBuilder) -> Result<Self> {
-        let recurrent_vb = vb.pp(config.kind.prefix());
-        let recurrent = match config.kind {
-            RecurrentKind::Lstm | RecurrentKind::BiLstm => Recurrent::Lstm(Lstm::new(
-                LstmConfig::new(config.input_size, config.hidden_size)
-                    .with_layers(config.num_layers)
-                    .with_bidirectional(config.kind == RecurrentKind::BiLstm),
-                recurrent_vb,
-            )?),
-            RecurrentKind::Gru => Recurrent::Gru(Gru::new(
-                GruConfig::new(config.input_size, config.hidden_size)
-                    .with_layers(config.num_layers),
-                recurrent_vb,
-            )?),
-        };
+        let shape = RecurrentConfig::new(config.input_size, config.hidden_size)
+            .with_layers(config.num_layers)
+            .with_bidirectional(config.bidirectional);
+        let recurrent = Stack::new(shape, config.family, vb.pp(config.family.prefix()))?;
         let fc_1 = linear_torch(config.head_input(), HEAD_SIZE, vb.pp("fc_1"))?;
         let fc = linear_torch(HEAD_SIZE, 1, vb.pp("fc"))?;
         Ok(Self {
@@ -178,12 +110,9 @@ impl SequenceRegressor {
 
     /// The final hidden state of the last layer, `(B, H·D)`, before the head.
     pub fn final_hidden(&self, x: &Tensor, train: bool) -> Result<Tensor> {
-        let dirs = self.config.kind.directions();
+        let dirs = self.config.directions();
         let first = (self.config.num_layers - 1) * dirs;
-        let h_n = match &self.recurrent {
-            Recurrent::Lstm(lstm) => lstm.forward_final(x, None, train)?.h,
-            Recurrent::Gru(gru) => gru.forward_final(x, None, train)?,
-        };
+        let h_n = self.recurrent.run(x, None, None, train, true)?.h_n;
         if dirs == 1 {
             return Ok(h_n.i(first)?);
         }
@@ -214,6 +143,9 @@ mod tests {
     use candle_core::{DType, Device};
     use candle_nn::VarMap;
 
+    use crate::error::LstmError;
+    use crate::{Gru, GruConfig, Lstm, LstmConfig};
+
     fn build(config: RegressorConfig, seed: u64) -> Result<(SequenceRegressor, VarMap)> {
         let vm = VarMap::new();
         let vb = seeded_var_builder(&vm, seed, DType::F32, &Device::Cpu);
@@ -226,55 +158,55 @@ mod tests {
         names
     }
 
-    #[test]
-    fn kinds_parse_and_print() {
-        for kind in RecurrentKind::ALL {
-            assert_eq!(kind.name().parse::<RecurrentKind>().unwrap(), kind);
-            assert_eq!(kind.to_string(), kind.name());
-        }
-        assert_eq!("GRU".parse::<RecurrentKind>().unwrap(), RecurrentKind::Gru);
-        assert!(matches!(
-            "rnn".parse::<RecurrentKind>(),
-            Err(LstmError::Config(_))
-        ));
-        assert_eq!(RecurrentKind::default(), RecurrentKind::Lstm);
+    /// The book's three models, and a plain RNN.
+    fn models() -> [RegressorConfig; 4] {
+        let rnn = Family::Rnn(crate::Nonlinearity::Tanh);
+        [
+            RegressorConfig::book(Family::Lstm),
+            RegressorConfig::book(Family::Gru),
+            RegressorConfig {
+                bidirectional: true,
+                ..RegressorConfig::book(Family::Lstm)
+            },
+            RegressorConfig::book(rnn),
+        ]
     }
 
     #[test]
-    fn every_kind_gives_one_output_per_sequence_with_the_books_names() -> Result<()> {
-        for kind in RecurrentKind::ALL {
+    fn every_model_gives_one_output_per_sequence_with_the_books_names() -> Result<()> {
+        for kind in models() {
             for (batch, steps, layers) in [(7, 1, 1), (3, 4, 2), (1, 2, 1)] {
                 let cfg = RegressorConfig {
                     num_layers: layers,
-                    ..RegressorConfig::book(kind)
+                    ..kind
                 };
                 let (model, vm) = build(cfg, 1)?;
                 let x = Tensor::randn(0f32, 1.0, (batch, steps, 5), &Device::Cpu)?;
                 let hidden = model.final_hidden(&x, false)?;
-                assert_eq!(hidden.dims(), &[batch, 2 * kind.directions()], "{kind}");
+                assert_eq!(hidden.dims(), &[batch, 2 * kind.directions()], "{kind:?}");
                 let y = model.forward(&x, false)?;
-                assert_eq!(y.dims(), &[batch, 1], "{kind}");
+                assert_eq!(y.dims(), &[batch, 1], "{kind:?}");
                 let diff = (model.forward(&x, true)? - &y)?.abs()?.max_all()?;
-                assert!(diff.to_scalar::<f32>()? < 1e-6, "{kind}: train vs eval");
+                assert!(diff.to_scalar::<f32>()? < 1e-6, "{kind:?}: train vs eval");
 
                 let data = vm.data().lock().unwrap();
-                let p = kind.prefix();
-                let gates = if kind == RecurrentKind::Gru { 3 } else { 4 };
+                let p = kind.family.prefix();
+                let gates = kind.family.gates();
                 assert_eq!(data[&format!("{p}.weight_ih_l0")].dims(), &[gates * 2, 5]);
                 assert_eq!(data[&format!("{p}.weight_hh_l0")].dims(), &[gates * 2, 2]);
                 assert_eq!(
                     data.contains_key(&format!("{p}.weight_ih_l0_reverse")),
-                    kind == RecurrentKind::BiLstm
+                    kind.bidirectional
                 );
                 assert_eq!(data["fc_1.weight"].dims(), &[128, 2 * kind.directions()]);
                 assert_eq!(data["fc_1.bias"].dims(), &[128]);
                 assert_eq!(data["fc.weight"].dims(), &[1, 128]);
                 assert_eq!(data["fc.bias"].dims(), &[1]);
                 let expected = 4 * layers * kind.directions() + 4;
-                assert_eq!(data.len(), expected, "{kind} with {layers} layers");
+                assert_eq!(data.len(), expected, "{kind:?} with {layers} layers");
             }
         }
-        let (_, vm) = build(RegressorConfig::book(RecurrentKind::Lstm), 0)?;
+        let (_, vm) = build(RegressorConfig::book(Family::Lstm), 0)?;
         assert_eq!(
             names(&vm),
             [
@@ -288,7 +220,7 @@ mod tests {
                 "lstm.weight_ih_l0"
             ]
         );
-        let (_, vm) = build(RegressorConfig::book(RecurrentKind::Gru), 0)?;
+        let (_, vm) = build(RegressorConfig::book(Family::Gru), 0)?;
         assert!(names(&vm).iter().all(|n| !n.starts_with("lstm.")));
         Ok(())
     }
@@ -301,7 +233,8 @@ mod tests {
         let x = Tensor::randn(0f32, 1.0, (3, 4, 5), &Device::Cpu)?;
         let cfg = RegressorConfig {
             num_layers: 2,
-            ..RegressorConfig::book(RecurrentKind::BiLstm)
+            bidirectional: true,
+            ..RegressorConfig::book(Family::Lstm)
         };
         let (model, vm) = build(cfg, 4)?;
         let hidden = model.final_hidden(&x, false)?;
@@ -322,7 +255,7 @@ mod tests {
         // The GRU: the last layer's h_n is the last step of its output.
         let cfg = RegressorConfig {
             num_layers: 2,
-            ..RegressorConfig::book(RecurrentKind::Gru)
+            ..RegressorConfig::book(Family::Gru)
         };
         let (model, vm) = build(cfg, 4)?;
         let vb = candle_nn::VarBuilder::from_varmap(&vm, DType::F32, &Device::Cpu);
@@ -339,7 +272,7 @@ mod tests {
     #[test]
     fn same_seed_same_model_and_bad_sizes_are_errors() -> Result<()> {
         let x = Tensor::randn(0f32, 1.0, (4, 1, 5), &Device::Cpu)?;
-        let cfg = RegressorConfig::book(RecurrentKind::Lstm);
+        let cfg = RegressorConfig::book(Family::Lstm);
         let a = build(cfg, 9)?.0.forward(&x, false)?.to_vec2::<f32>()?;
         let b = build(cfg, 9)?.0.forward(&x, false)?.to_vec2::<f32>()?;
         let c = build(cfg, 10)?.0.forward(&x, false)?.to_vec2::<f32>()?;
@@ -356,7 +289,7 @@ mod tests {
             },
             RegressorConfig {
                 input_size: 0,
-                kind: RecurrentKind::Gru,
+                family: Family::Gru,
                 ..cfg
             },
         ] {

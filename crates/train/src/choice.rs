@@ -2,7 +2,7 @@
 //! command line spells them (`"layer"`, `"fused"`, `"held-out"`, …) and read back from
 //! them; the spellings of format 1 (`"heldout"`) are still read.
 
-use lstm_core::{Backbone, Family, Kernel, Nonlinearity, RecurrentKind};
+use lstm_core::{Family, Kernel, Nonlinearity};
 use lstm_datasets::ValidationSource;
 
 /// An enum whose every value is listed, so it can be named in JSON.
@@ -26,33 +26,29 @@ pub(crate) trait Choice: Copy + std::fmt::Debug + 'static {
     fn old_word(self) -> String {
         format!("{self:?}").to_lowercase()
     }
+
+    /// The value named `word` (or its format-1 name), or an error listing the names.
+    fn from_word(word: &str) -> Result<Self, String> {
+        Self::ALL
+            .iter()
+            .copied()
+            .find(|v| v.word() == word || v.old_word() == word)
+            .ok_or_else(|| {
+                let accepted: Vec<String> = Self::ALL.iter().map(|v| v.word()).collect();
+                format!(
+                    "unknown value {word:?}, expected one of {}",
+                    accepted.join(", ")
+                )
+            })
+    }
 }
 
-impl Choice for Backbone {
-    const ALL: &'static [Self] = &[Backbone::Cell, Backbone::Layer, Backbone::Gru];
-}
 impl Choice for Kernel {
     const ALL: &'static [Self] = &[Kernel::Fused, Kernel::Reference];
 }
 impl Choice for ValidationSource {
     const ALL: &'static [Self] = &[ValidationSource::HeldOut, ValidationSource::Test];
 }
-impl Choice for RecurrentKind {
-    const ALL: &'static [Self] = &[
-        RecurrentKind::Lstm,
-        RecurrentKind::Gru,
-        RecurrentKind::BiLstm,
-    ];
-
-    fn word(self) -> String {
-        self.name().to_string()
-    }
-
-    fn old_word(self) -> String {
-        self.name().to_string()
-    }
-}
-
 impl Choice for Family {
     const ALL: &'static [Self] = &[
         Family::Lstm,
@@ -71,6 +67,36 @@ impl Choice for Family {
     }
 }
 
+/// The model choices of format 1 and of `config.json` files before the one session:
+/// `backbone` (MNIST) and `kind` (stock) named family and variant in one word.
+pub(crate) mod legacy {
+    use lstm_core::Family;
+
+    /// MNIST's `backbone`: `(family, book cell)`.
+    pub(crate) fn backbone(word: &str) -> Result<(Family, bool), String> {
+        match word {
+            "cell" => Ok((Family::Lstm, true)),
+            "layer" => Ok((Family::Lstm, false)),
+            "gru" => Ok((Family::Gru, false)),
+            other => Err(format!(
+                "unknown backbone {other:?}, expected one of cell, layer, gru"
+            )),
+        }
+    }
+
+    /// Stock's `kind`: `(family, bidirectional)`.
+    pub(crate) fn kind(word: &str) -> Result<(Family, bool), String> {
+        match word {
+            "lstm" => Ok((Family::Lstm, false)),
+            "gru" => Ok((Family::Gru, false)),
+            "bilstm" => Ok((Family::Lstm, true)),
+            other => Err(format!(
+                "unknown kind {other:?}, expected one of lstm, gru, bilstm"
+            )),
+        }
+    }
+}
+
 /// Serialises a [`Choice`] as its word.
 pub(crate) fn ser_choice<T: Choice, S: serde::Serializer>(
     v: &T,
@@ -84,17 +110,7 @@ pub(crate) fn de_choice<'de, T: Choice, D: serde::Deserializer<'de>>(
     d: D,
 ) -> std::result::Result<T, D::Error> {
     let word: String = serde::Deserialize::deserialize(d)?;
-    T::ALL
-        .iter()
-        .copied()
-        .find(|v| v.word() == word || v.old_word() == word)
-        .ok_or_else(|| {
-            let accepted: Vec<String> = T::ALL.iter().map(|v| v.word()).collect();
-            serde::de::Error::custom(format!(
-                "unknown value {word:?}, expected one of {}",
-                accepted.join(", ")
-            ))
-        })
+    T::from_word(&word).map_err(serde::de::Error::custom)
 }
 
 /// `f64` that may be infinite or NaN (a validation loss of a diverging model): JSON has no
@@ -147,13 +163,12 @@ mod tests {
 
     #[test]
     fn every_word_reads_back_and_unknown_ones_are_listed() {
-        for &k in <RecurrentKind as Choice>::ALL {
+        for &k in <Family as Choice>::ALL {
             let json = serde_json::Value::String(k.word());
-            let back: RecurrentKind = de_choice(json).unwrap();
+            let back: Family = de_choice(json).unwrap();
             assert_eq!(back, k);
         }
-        let back: Backbone = de_choice(serde_json::json!("cell")).unwrap();
-        assert_eq!(back, Backbone::Cell);
+        assert_eq!(Family::Rnn(Nonlinearity::Relu).word(), "relu-rnn");
         assert_eq!(ValidationSource::HeldOut.word(), "held-out");
         let old: ValidationSource = de_choice(serde_json::json!("heldout")).unwrap();
         assert_eq!(old, ValidationSource::HeldOut);

@@ -28,8 +28,12 @@ pub(crate) fn evaluate(args: EvaluateArgs) -> Result<(), Failure> {
     let data = load_mnist_from(args.source, &args.data, &options)?;
     let eval = evaluate_split(&trained.model, &data.test, args.batch_size).map_err(during)?;
     print(format_args!(
-        "Model: {} backbone, hidden {}, {} layer(s), from {}",
-        format!("{:?}", cfg.backbone).to_lowercase(),
+        "Model: {}, hidden {}, {} layer(s), from {}",
+        if cfg.book_cell {
+            "the book's LSTM cell"
+        } else {
+            cfg.family.name()
+        },
         cfg.hidden,
         cfg.layers,
         args.checkpoint.display()

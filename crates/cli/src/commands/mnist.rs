@@ -7,7 +7,7 @@ use lstm_train::{read_session_checkpoint, train, MnistTask, RunDir, Settings, Tr
 
 use super::{new_run_dir, resume_hint, resume_in, saved_data};
 use crate::failure::{during, setup, Failure};
-use crate::flags::{DataSource, MnistArgs, MnistData};
+use crate::flags::{DataSource, MnistArgs, MnistData, MnistModel};
 use crate::output::{absolute, print};
 
 /// `lstm mnist`.
@@ -16,7 +16,7 @@ pub(crate) fn run(args: MnistArgs) -> Result<(), Failure> {
         return resume_run(dir, args.run.stop_after, !args.run.quiet);
     }
     let (cfg, session) = args.configs();
-    if cfg.backbone == lstm_core::Backbone::Cell && cfg.layers != 1 {
+    if args.model == MnistModel::Cell && cfg.layers != 1 {
         return Err(setup(
             "--model cell is the book's single cell; use --model layer for --layers > 1",
         ));

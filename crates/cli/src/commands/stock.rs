@@ -20,8 +20,7 @@ pub(crate) fn run(args: StockArgs) -> Result<(), Failure> {
     if let Some(dir) = &args.run.resume {
         return resume_run(dir, args.run.stop_after, !args.run.quiet);
     }
-    let kinds = args.kinds();
-    let configs: Vec<_> = kinds.iter().map(|&kind| args.configs(kind)).collect();
+    let configs: Vec<_> = args.models().into_iter().map(|m| args.configs(m)).collect();
     for (cfg, session) in &configs {
         cfg.validate().map_err(setup)?;
         session.validate().map_err(setup)?;
@@ -42,9 +41,9 @@ pub(crate) fn run(args: StockArgs) -> Result<(), Failure> {
     }
     let run_dir = new_run_dir(args.run.out.as_deref(), args.run.overwrite, "stock")?;
     let model_dirs: Vec<RunDir> = if args.compare {
-        kinds
+        configs
             .iter()
-            .map(|k| RunDir::create(run_dir.path().join(k.name())))
+            .map(|(cfg, _)| RunDir::create(run_dir.path().join(cfg.model_name())))
             .collect::<Result<_, _>>()
             .map_err(setup)?
     } else {
@@ -73,7 +72,7 @@ pub(crate) fn run(args: StockArgs) -> Result<(), Failure> {
     let mut reports: Vec<RegressionReport> = Vec::new();
     for ((cfg, session), dir) in configs.iter().zip(&model_dirs) {
         if args.compare {
-            print(format_args!("\n## {}\n", cfg.kind))?;
+            print(format_args!("\n## {}\n", cfg.model_name()))?;
         }
         let context = serde_json::to_value(&data_json).map_err(setup)?;
         let task = StockTask::new(&data, cfg, session).map_err(setup)?;

@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 
 use clap::ValueEnum;
-use lstm_core::{Backbone, Kernel};
+use lstm_core::{Family, Kernel, Nonlinearity};
 use lstm_datasets::{MnistOptions, ValidationSource};
 use lstm_train::{LrSchedule, MnistConfig, OptimizerKind, Selection, SessionConfig};
 use serde::{Deserialize, Serialize};
@@ -18,6 +18,31 @@ pub(crate) enum DataSource {
     /// The Hugging Face Hub's ylecun/mnist through candle-datasets, cached in
     /// ~/.cache/huggingface (needs a binary built with the `hub` feature).
     Hub,
+}
+
+/// `lstm mnist --model`: the classifier's recurrent part, as the chapter names it.
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum MnistModel {
+    /// The book's from-scratch LSTM cell, unrolled over the rows in a loop.
+    Cell,
+    /// LSTM layers (nn.LSTM) in the fused kernel: the book's model.
+    Layer,
+    /// GRU layers (nn.GRU): the book's GRU comparison.
+    Gru,
+    /// Plain tanh RNN layers (nn.RNN).
+    Rnn,
+}
+
+impl MnistModel {
+    /// The recurrent family, and whether it is the book's cell.
+    fn parts(self) -> (Family, bool) {
+        match self {
+            MnistModel::Cell => (Family::Lstm, true),
+            MnistModel::Layer => (Family::Lstm, false),
+            MnistModel::Gru => (Family::Gru, false),
+            MnistModel::Rnn => (Family::Rnn(Nonlinearity::Tanh), false),
+        }
+    }
 }
 
 /// Flags of `lstm mnist`.
@@ -50,9 +75,9 @@ pub(crate) struct MnistArgs {
     /// Stacked recurrent layers (layer and gru models).
     #[arg(long, default_value_t = 1)]
     layers: usize,
-    /// The book's cell loop, the fused LSTM layer, or a GRU layer.
-    #[arg(long, value_enum, default_value_t = Backbone::Layer)]
-    model: Backbone,
+    /// The recurrent part of the model.
+    #[arg(long, value_enum, default_value_t = MnistModel::Layer)]
+    pub(crate) model: MnistModel,
     /// Recurrence kernel.
     #[arg(long, value_enum, default_value_t = Kernel::Fused)]
     kernel: Kernel,
@@ -94,10 +119,12 @@ pub(crate) struct MnistArgs {
 impl MnistArgs {
     /// The task's and the session's settings.
     pub(crate) fn configs(&self) -> (MnistConfig, SessionConfig) {
+        let (family, book_cell) = self.model.parts();
         let task = MnistConfig {
             hidden: self.hidden,
             layers: self.layers,
-            backbone: self.model,
+            family,
+            book_cell,
             kernel: self.kernel,
             batch_size: self.batch_size,
             epochs: self.epochs,

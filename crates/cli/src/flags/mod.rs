@@ -14,7 +14,7 @@ use clap::{Parser, Subcommand};
 
 pub(crate) use gradflow::GradflowArgs;
 pub(crate) use inspect::{EvaluateArgs, PredictArgs};
-pub(crate) use mnist::{DataSource, MnistArgs, MnistData};
+pub(crate) use mnist::{DataSource, MnistArgs, MnistData, MnistModel};
 pub(crate) use run::RunArgs;
 pub(crate) use stock::{StockArgs, StockData};
 

@@ -2,12 +2,41 @@
 
 use std::path::PathBuf;
 
-use lstm_core::RecurrentKind;
+use clap::ValueEnum;
+use lstm_core::{Family, Nonlinearity};
 use lstm_datasets::{FitOn, StockOptions};
 use lstm_train::{SessionConfig, StockConfig, TargetUnit};
 use serde::{Deserialize, Serialize};
 
 use super::RunArgs;
+
+/// `lstm stock --model`: the recurrent part, as the chapter names it.
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum StockModel {
+    /// nn.LSTM: the book's model.
+    Lstm,
+    /// nn.GRU.
+    Gru,
+    /// Bidirectional nn.LSTM.
+    Bilstm,
+    /// Plain tanh nn.RNN.
+    Rnn,
+}
+
+impl StockModel {
+    /// The book's three models, compared by `--compare`.
+    const BOOK: [StockModel; 3] = [StockModel::Lstm, StockModel::Gru, StockModel::Bilstm];
+
+    /// The recurrent family, and whether both directions run.
+    fn parts(self) -> (Family, bool) {
+        match self {
+            StockModel::Lstm => (Family::Lstm, false),
+            StockModel::Gru => (Family::Gru, false),
+            StockModel::Bilstm => (Family::Lstm, true),
+            StockModel::Rnn => (Family::Rnn(Nonlinearity::Tanh), false),
+        }
+    }
+}
 
 /// Flags of `lstm stock`.
 #[derive(clap::Args, Debug)]
@@ -16,8 +45,8 @@ pub(crate) struct StockArgs {
     #[arg(long, default_value = "data/SBUX.csv")]
     pub(crate) data: PathBuf,
     /// Recurrent layer of the model.
-    #[arg(long, value_enum, default_value_t = RecurrentKind::Lstm, conflicts_with = "compare")]
-    model: RecurrentKind,
+    #[arg(long, value_enum, default_value_t = StockModel::Lstm, conflicts_with = "compare")]
+    model: StockModel,
     /// Hidden size of the recurrent layer.
     #[arg(long, default_value_t = 2)]
     hidden: usize,
@@ -71,18 +100,20 @@ pub(crate) struct StockArgs {
 
 impl StockArgs {
     /// The models to train: the one of `--model`, or all three with `--compare`.
-    pub(crate) fn kinds(&self) -> Vec<RecurrentKind> {
+    pub(crate) fn models(&self) -> Vec<StockModel> {
         if self.compare {
-            RecurrentKind::ALL.to_vec()
+            StockModel::BOOK.to_vec()
         } else {
             vec![self.model]
         }
     }
 
-    /// The task's settings for `kind`, and the session's.
-    pub(crate) fn configs(&self, kind: RecurrentKind) -> (StockConfig, SessionConfig) {
+    /// The task's settings for `model`, and the session's.
+    pub(crate) fn configs(&self, model: StockModel) -> (StockConfig, SessionConfig) {
+        let (family, bidirectional) = model.parts();
         let task = StockConfig {
-            kind,
+            family,
+            bidirectional,
             hidden: self.hidden,
             layers: self.layers,
             epochs: self.epochs,

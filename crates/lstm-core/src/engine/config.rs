@@ -30,6 +30,15 @@ impl Family {
         self == Family::Lstm
     }
 
+    /// The prefix of the family's parameters in PyTorch's models: `lstm`, `gru`, `rnn`.
+    pub fn prefix(self) -> &'static str {
+        match self {
+            Family::Lstm => "lstm",
+            Family::Gru => "gru",
+            Family::Rnn(_) => "rnn",
+        }
+    }
+
     /// The family's usual name: `LSTM`, `GRU`, `RNN` (tanh) or `ReLU RNN`.
     pub fn name(self) -> &'static str {
         match self {
@@ -38,6 +47,19 @@ impl Family {
             Family::Rnn(Nonlinearity::Tanh) => "RNN",
             Family::Rnn(Nonlinearity::Relu) => "ReLU RNN",
         }
+    }
+}
+
+impl Default for Family {
+    /// The LSTM, the chapter's model.
+    fn default() -> Self {
+        Family::Lstm
+    }
+}
+
+impl std::fmt::Display for Family {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
     }
 }
 

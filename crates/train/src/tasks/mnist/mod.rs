@@ -6,12 +6,13 @@ mod evaluate;
 mod format1;
 mod outputs;
 mod sampler;
+mod saved;
 
 use std::path::Path;
 
 use candle_core::{DType, Device, Tensor};
 use candle_nn::{loss, VarMap};
-use lstm_core::{seeded_var_builder, Backbone, ClassifierConfig, Kernel, SequenceClassifier};
+use lstm_core::{seeded_var_builder, ClassifierConfig, Family, Kernel, SequenceClassifier};
 use lstm_datasets::mnist::{IMAGE_SIDE, NUM_CLASSES};
 use lstm_datasets::{EpochSampler, Mnist, MnistSplit, SamplerState, ValidationSource};
 use serde::{Deserialize, Serialize};
@@ -22,7 +23,7 @@ pub use sampler::SamplerSnapshot;
 
 use outputs::{metrics_csv, write_curves, write_training_loss};
 
-use crate::choice::{de_choice, ser_choice};
+use crate::choice::ser_choice;
 use crate::error::{Result, TrainError};
 use crate::limits::{
     check_parameters, check_range, recurrent_parameters, MAX_BATCH, MAX_HIDDEN, MAX_ITERATIONS,
@@ -47,17 +48,23 @@ pub enum Selection {
 
 /// The MNIST task's settings: the model, the batches, validation (saved as the run's
 /// `config.json`, with the session's, and inside its checkpoints).
+///
+/// Read back, it also accepts the `backbone` of earlier runs (`cell`, `layer`, `gru`) in
+/// place of `family` and `book_cell`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(try_from = "saved::SavedMnistConfig")]
 pub struct MnistConfig {
     /// Hidden size of the recurrent layer.
     pub hidden: usize,
-    /// Stacked recurrent layers (1 for the cell backbone).
+    /// Stacked recurrent layers (1 for the book's cell).
     pub layers: usize,
-    /// The book's cell loop, the fused LSTM layer, or a GRU layer.
-    #[serde(serialize_with = "ser_choice", deserialize_with = "de_choice")]
-    pub backbone: Backbone,
+    /// The recurrent family: the LSTM (the book), the GRU (its comparison), a plain RNN.
+    #[serde(serialize_with = "ser_choice")]
+    pub family: Family,
+    /// The book's from-scratch cell unrolled in a loop, instead of the engine's layers.
+    pub book_cell: bool,
     /// Fused or reference kernels.
-    #[serde(serialize_with = "ser_choice", deserialize_with = "de_choice")]
+    #[serde(serialize_with = "ser_choice")]
     pub kernel: Kernel,
     /// Images per batch.
     pub batch_size: usize,
@@ -68,7 +75,7 @@ pub struct MnistConfig {
     /// Validate (and print the book's line) every this many iterations.
     pub eval_every: usize,
     /// Held-out images or the test set (the book's choice, which leaks).
-    #[serde(serialize_with = "ser_choice", deserialize_with = "de_choice")]
+    #[serde(serialize_with = "ser_choice")]
     pub validate_on: ValidationSource,
     /// Which weights to keep and test: the best on validation, or the last.
     pub select: Selection,
@@ -80,7 +87,8 @@ impl Default for MnistConfig {
         Self {
             hidden: 128,
             layers: 1,
-            backbone: Backbone::Layer,
+            family: Family::Lstm,
+            book_cell: false,
             kernel: Kernel::Fused,
             batch_size: 64,
             epochs: 10,
@@ -144,10 +152,11 @@ impl Settings for MnistConfig {
         check_range("batch_size", self.batch_size, MAX_BATCH)?;
         check_range("hidden", self.hidden, MAX_HIDDEN)?;
         check_range("layers", self.layers, MAX_LAYERS)?;
-        if self.backbone == Backbone::Cell && self.layers != 1 {
+        if self.book_cell && (self.layers != 1 || self.family != Family::Lstm) {
             return Err(TrainError::setting(
-                "layers",
-                "the book's cell backbone has one layer; use the layer backbone for more",
+                "book_cell",
+                "the book's cell is one LSTM layer; use the engine's layers for more layers \
+                 or other families",
             ));
         }
         match self.iters {
@@ -155,10 +164,7 @@ impl Settings for MnistConfig {
             None => check_range("epochs", self.epochs, MAX_ITERATIONS)?,
         }
         check_range("eval_every", self.eval_every, usize::MAX)?;
-        let gates = match self.backbone {
-            Backbone::Gru => 3,
-            Backbone::Cell | Backbone::Layer => 4,
-        };
+        let gates = self.family.gates() as u64;
         let (input, hidden) = (IMAGE_SIDE as u64, self.hidden as u64);
         let parameters = recurrent_parameters(gates, input, hidden, self.layers as u64, 1)
             .and_then(|n| n.checked_add(hidden * NUM_CLASSES as u64 + NUM_CLASSES as u64));
@@ -185,7 +191,8 @@ pub fn build_classifier(cfg: &MnistConfig, seed: u64) -> Result<TrainedClassifie
     let model_cfg = ClassifierConfig {
         hidden_size: cfg.hidden,
         num_layers: cfg.layers,
-        ..ClassifierConfig::mnist(cfg.backbone)
+        book_cell: cfg.book_cell,
+        ..ClassifierConfig::mnist(cfg.family)
     };
     let model = SequenceClassifier::new(model_cfg, vb)?.with_kernel(cfg.kernel);
     Ok(TrainedClassifier { model, varmap })

@@ -58,11 +58,19 @@ fn bad_settings_are_rejected_naming_the_field() {
         ),
         (
             MnistConfig {
-                backbone: Backbone::Cell,
+                book_cell: true,
                 layers: 2,
                 ..base.clone()
             },
-            "layers",
+            "book_cell",
+        ),
+        (
+            MnistConfig {
+                book_cell: true,
+                family: Family::Gru,
+                ..base.clone()
+            },
+            "book_cell",
         ),
     ] {
         match cfg.validate().unwrap_err() {
@@ -83,13 +91,33 @@ fn settings_are_saved_with_the_command_line_spellings_and_old_ones_still_read() 
     let json = serde_json::to_value(MnistConfig::default()).unwrap();
     assert_eq!(json["validate_on"], "held-out");
     assert_eq!(json["select"], "best");
-    assert_eq!(json["backbone"], "layer");
+    assert_eq!(json["family"], "lstm");
+    assert_eq!(json["book_cell"], false);
     let session = serde_json::to_value(MnistConfig::session()).unwrap();
     assert_eq!(session["lr_schedule"], "step-down");
     let mut old = json.clone();
     old["validate_on"] = "heldout".into();
-    let back: MnistConfig = serde_json::from_value(old).unwrap();
+    let back: MnistConfig = serde_json::from_value(old.clone()).unwrap();
     assert_eq!(back, MnistConfig::default());
+    // Runs before the one session named the model `backbone`.
+    let object = old.as_object_mut().unwrap();
+    object.remove("family");
+    object.remove("book_cell");
+    for (word, family, book_cell) in [
+        ("cell", Family::Lstm, true),
+        ("layer", Family::Lstm, false),
+        ("gru", Family::Gru, false),
+    ] {
+        old["backbone"] = word.into();
+        let back: MnistConfig = serde_json::from_value(old.clone()).unwrap();
+        assert_eq!((back.family, back.book_cell), (family, book_cell), "{word}");
+    }
+    old["backbone"] = "lyer".into();
+    let err = serde_json::from_value::<MnistConfig>(old).unwrap_err();
+    assert!(
+        err.to_string().contains("expected one of cell, layer, gru"),
+        "{err}"
+    );
     let mut typo = json;
     typo["validate_on"] = "held_out".into();
     let err = serde_json::from_value::<MnistConfig>(typo).unwrap_err();

@@ -3,7 +3,7 @@
 
 use serde::Deserialize;
 
-use super::{LossPoint, StockConfig, StockState, StockTask, TargetUnit};
+use super::{LossPoint, StockConfig, StockState, StockTask};
 use crate::optim::OptimizerKind;
 use crate::session::{old_session, Format1, Progress};
 
@@ -24,9 +24,7 @@ impl Format1 for StockTask<'_> {
     fn upgrade(progress: serde_json::Value) -> Result<Progress<StockConfig, StockState>, String> {
         let old: OldProgress = serde_json::from_value(progress).map_err(|e| e.to_string())?;
         let session = old_session(&old.config, old.optimizer)?;
-        let mut config: StockConfig =
-            serde_json::from_value(old.config).map_err(|e| e.to_string())?;
-        config.unit = TargetUnit::of(&config.target);
+        let config: StockConfig = serde_json::from_value(old.config).map_err(|e| e.to_string())?;
         Ok(Progress {
             session,
             total: config.epochs,

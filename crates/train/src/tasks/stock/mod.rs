@@ -11,18 +11,19 @@
 
 mod format1;
 mod report;
+mod saved;
 
 use std::path::Path;
 
 use candle_core::{DType, Device, Tensor};
 use candle_nn::{loss, VarMap};
-use lstm_core::{seeded_var_builder, RecurrentKind, RegressorConfig, SequenceRegressor};
+use lstm_core::{seeded_var_builder, Family, RegressorConfig, SequenceRegressor};
 use lstm_datasets::StockDataset;
 use serde::{Deserialize, Serialize};
 
 pub use report::{thousands, LossPoint, PredictionRow, RegressionReport, Split};
 
-use crate::choice::{de_choice, ser_choice};
+use crate::choice::ser_choice;
 use crate::error::Result;
 use crate::limits::{
     check_parameters, check_range, recurrent_parameters, MAX_EPOCHS, MAX_HIDDEN, MAX_LAYERS,
@@ -66,11 +67,17 @@ impl TargetUnit {
 }
 
 /// The stock task's settings: the model and what is logged.
+///
+/// Read back, it also accepts the `kind` of earlier runs (`lstm`, `gru`, `bilstm`) in
+/// place of `family` and `bidirectional`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(try_from = "saved::SavedStockConfig")]
 pub struct StockConfig {
-    /// LSTM, GRU or bidirectional LSTM.
-    #[serde(serialize_with = "ser_choice", deserialize_with = "de_choice")]
-    pub kind: RecurrentKind,
+    /// The recurrent family: the LSTM (the book), the GRU or a plain RNN.
+    #[serde(serialize_with = "ser_choice")]
+    pub family: Family,
+    /// Both directions (the book's bidirectional LSTM).
+    pub bidirectional: bool,
     /// Hidden size of the recurrent layer (2 in the book).
     pub hidden: usize,
     /// Stacked recurrent layers (1 in the book).
@@ -90,7 +97,8 @@ impl Default for StockConfig {
     /// The book's model: an LSTM of hidden size 2, 1000 epochs, a line every 100.
     fn default() -> Self {
         Self {
-            kind: RecurrentKind::Lstm,
+            family: Family::Lstm,
+            bidirectional: false,
             hidden: 2,
             layers: 1,
             epochs: 1000,
@@ -102,6 +110,32 @@ impl Default for StockConfig {
 }
 
 impl StockConfig {
+    /// The book's LSTM, its GRU and its bidirectional LSTM, in the chapter's order.
+    pub fn book_models() -> [StockConfig; 3] {
+        let lstm = StockConfig::default();
+        [
+            lstm.clone(),
+            StockConfig {
+                family: Family::Gru,
+                ..lstm.clone()
+            },
+            StockConfig {
+                bidirectional: true,
+                ..lstm
+            },
+        ]
+    }
+
+    /// The model's short name: `lstm`, `gru`, `rnn`, `bilstm`, `bigru`, ….
+    pub fn model_name(&self) -> String {
+        let family = crate::choice::Choice::word(self.family);
+        if self.bidirectional {
+            format!("bi{family}")
+        } else {
+            family
+        }
+    }
+
     /// The book's session: Adam at 1e-4, seed 42, a checkpoint every 100 epochs.
     pub fn session() -> SessionConfig {
         SessionConfig {
@@ -113,11 +147,8 @@ impl StockConfig {
     /// Rejects a model over [`crate::limits::MAX_PARAMETERS`] for `input_size`
     /// features, before it is built.
     pub fn check_model_size(&self, input_size: usize) -> Result<()> {
-        let (gates, directions) = match self.kind {
-            RecurrentKind::Lstm => (4, 1),
-            RecurrentKind::Gru => (3, 1),
-            RecurrentKind::BiLstm => (4, 2),
-        };
+        let gates = self.family.gates() as u64;
+        let directions = if self.bidirectional { 2 } else { 1 };
         let hidden = self.hidden as u64;
         let head = hidden
             .checked_mul(directions)
@@ -173,7 +204,8 @@ pub fn build_regressor(
             input_size,
             hidden_size: cfg.hidden,
             num_layers: cfg.layers,
-            kind: cfg.kind,
+            family: cfg.family,
+            bidirectional: cfg.bidirectional,
         },
         vb,
     )?;

@@ -204,7 +204,7 @@ pub(super) fn report(
         loss: f64::NAN,
     });
     let report = RegressionReport {
-        model: cfg.kind.name().into(),
+        model: cfg.model_name(),
         epochs: end.steps,
         losses: logged,
         last_logged_epoch: last.epoch,

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
 use candle_core::Device;
-use lstm_core::RecurrentKind;
+use lstm_core::Family;
 use lstm_datasets::{prepare_stock, StockDataset, StockFrame, StockOptions};
 
 use super::*;
@@ -24,12 +24,8 @@ fn sbux() -> &'static StockDataset {
     })
 }
 
-fn quiet(kind: RecurrentKind, epochs: usize, lr: f64) -> (StockConfig, SessionConfig) {
-    let cfg = StockConfig {
-        kind,
-        epochs,
-        ..StockConfig::default()
-    };
+fn quiet(model: StockConfig, epochs: usize, lr: f64) -> (StockConfig, SessionConfig) {
+    let cfg = StockConfig { epochs, ..model };
     (
         cfg,
         SessionConfig {
@@ -56,7 +52,7 @@ fn temp_dir(tag: &str) -> PathBuf {
 
 #[test]
 fn bad_settings_are_rejected_before_training() {
-    let (base, session) = quiet(RecurrentKind::Lstm, 1000, 1e-4);
+    let (base, session) = quiet(StockConfig::default(), 1000, 1e-4);
     assert!(base.validate().is_ok());
     for (cfg, session, field) in [
         (
@@ -128,8 +124,9 @@ fn bad_settings_are_rejected_before_training() {
 
 #[test]
 fn same_seed_same_losses_other_seed_other_losses() -> Result<()> {
-    for kind in RecurrentKind::ALL {
-        let (cfg, session) = quiet(kind, 40, 1e-2);
+    for model in StockConfig::book_models() {
+        let kind = model.model_name();
+        let (cfg, session) = quiet(model, 40, 1e-2);
         let cfg = (
             StockConfig {
                 log_every: 10,
@@ -167,7 +164,7 @@ fn same_seed_same_losses_other_seed_other_losses() -> Result<()> {
 fn a_short_real_run_learns_and_writes_its_outputs() -> Result<()> {
     let dir = temp_dir("short");
     let run = RunDir::create(&dir)?;
-    let cfg = quiet(RecurrentKind::Lstm, 300, 1e-2);
+    let cfg = quiet(StockConfig::default(), 300, 1e-2);
     let mut out = Vec::new();
     let r = fit(&cfg, Some(&run), &mut out)?;
     let text = String::from_utf8(out).unwrap();
@@ -226,7 +223,14 @@ fn a_short_real_run_learns_and_writes_its_outputs() -> Result<()> {
 
 #[test]
 fn a_huge_learning_rate_diverges_with_a_clear_error() {
-    let cfg = quiet(RecurrentKind::Gru, 200, 1e12);
+    let cfg = quiet(
+        StockConfig {
+            family: Family::Gru,
+            ..StockConfig::default()
+        },
+        200,
+        1e12,
+    );
     let mut out = Vec::new();
     let err = fit(&cfg, None, &mut out).unwrap_err();
     assert!(matches!(err, TrainError::Diverged { .. }), "{err:?}");
