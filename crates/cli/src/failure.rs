@@ -25,6 +25,10 @@ fn message<E: std::fmt::Display + 'static>(e: E) -> String {
         Some(TrainError::Setting { field, message }) => {
             format!("invalid setting {}: {message}", flag_of(field))
         }
+        Some(e @ TrainError::RunDirNotEmpty { .. }) => format!(
+            "{e}; continue it with --resume, move it aside with --overwrite, or choose \
+             another --out"
+        ),
         _ => e.to_string(),
     }
 }

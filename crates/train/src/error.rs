@@ -101,8 +101,7 @@ pub enum TrainError {
     },
     /// A new run's directory already holds files (a previous run).
     #[error(
-        "{}: already holds a run ({}); continue it with --resume, move it aside with \
-         --overwrite, or choose another --out",
+        "{}: already holds a run ({})",
         path.display(),
         entries.iter().take(4).cloned().collect::<Vec<_>>().join(", ")
             + if entries.len() > 4 { ", …" } else { "" }

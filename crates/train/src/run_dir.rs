@@ -283,7 +283,7 @@ mod tests {
         drop(run);
         let err = RunDir::create(&dir).unwrap_err().to_string();
         assert!(
-            err.contains("config.json") && err.contains("--overwrite"),
+            err.contains("config.json") && err.contains("already holds a run"),
             "{err}"
         );
         let (run, moved) = RunDir::create_replacing(&dir)?;

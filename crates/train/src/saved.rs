@@ -66,7 +66,7 @@ pub fn load_classifier(
         TrainError::Checkpoint {
             path: config_path.clone(),
             message: format!(
-                "the run's settings: {e} (an `lstm mnist` run directory holds config.json \
+                "the run's settings: {e} (an MNIST run directory holds config.json \
                  beside model.safetensors)"
             ),
         }
