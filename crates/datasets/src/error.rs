@@ -5,6 +5,12 @@
 
 use std::path::PathBuf;
 
+/// Largest idx data accepted (pixels or labels), whatever a header claims: 1 GiB, over
+/// twenty times MNIST's training images.
+pub const MAX_IDX_PAYLOAD: u64 = 1 << 30;
+/// Trailing bytes counted past the announced data before the count stops ("at least").
+pub const MAX_TRAILING_COUNT: u64 = 1 << 20;
+
 /// Everything that can go wrong while loading or batching a data set.
 #[derive(Debug, thiserror::Error)]
 pub enum DatasetError {
@@ -114,13 +120,13 @@ pub enum DatasetError {
     #[error(
         "{}: {}{extra} unexpected trailing bytes after the idx data",
         path.display(),
-        if *extra >= crate::mnist::MAX_TRAILING_COUNT { "at least " } else { "" }
+        if *extra >= MAX_TRAILING_COUNT { "at least " } else { "" }
     )]
     TrailingBytes {
         /// The offending file.
         path: PathBuf,
         /// How many bytes follow the announced data (counted up to
-        /// [`crate::mnist::MAX_TRAILING_COUNT`]).
+        /// [`MAX_TRAILING_COUNT`]).
         extra: u64,
     },
 

@@ -37,11 +37,7 @@ const PIXEL_MEAN: f32 = 0.5;
 /// Standard deviation divided out after subtracting the mean.
 const PIXEL_STD: f32 = 1.0;
 
-/// Largest idx data accepted (pixels or labels), whatever a header claims: 1 GiB, over
-/// twenty times MNIST's training images.
-pub const MAX_IDX_PAYLOAD: u64 = 1 << 30;
-/// Trailing bytes counted past the announced data before the count stops ("at least").
-pub const MAX_TRAILING_COUNT: u64 = 1 << 20;
+pub use crate::error::{MAX_IDX_PAYLOAD, MAX_TRAILING_COUNT};
 const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
 /// Upper bound on the capacity reserved from a gzip trailer's size hint.
 const MAX_SIZE_HINT: usize = 256 << 20;

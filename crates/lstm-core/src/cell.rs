@@ -86,7 +86,7 @@ impl LstmCell {
         }
         // gates = x2h(x) + h2h(h)
         let gates = (self.x2h.forward(x)? + self.h2h.forward(&state.h)?)?;
-        reference_update(&gates, &state.c)
+        crate::engine::reference::lstm_update(&gates, &state.c)
     }
 
     /// Runs the cell over a sequence `x (B, T, in)` from `state`, one step at a time as the
@@ -146,23 +146,6 @@ impl LstmCell {
             c: seq.states.i((1, 0))?,
         })
     }
-}
-
-/// The cell update with plain candle ops: the definition the fused kernel is tested against.
-pub(crate) fn reference_update(gates: &Tensor, c: &Tensor) -> Result<LstmState> {
-    let chunks = gates.chunk(4, 1)?;
-    let i = candle_nn::ops::sigmoid(&chunks[0])?;
-    let f = candle_nn::ops::sigmoid(&chunks[1])?;
-    let g = chunks[2].tanh()?;
-    let o = candle_nn::ops::sigmoid(&chunks[3])?;
-    // c' = f ⊙ c + i ⊙ g
-    let c_next = ((f * c)? + (i * g)?)?;
-    // h' = o ⊙ tanh(c')
-    let h_next = (o * c_next.tanh()?)?;
-    Ok(LstmState {
-        h: h_next,
-        c: c_next,
-    })
 }
 
 #[cfg(test)]

@@ -31,7 +31,7 @@ pub enum LstmError {
         /// The file the state dict came from.
         path: std::path::PathBuf,
         /// Every missing, unexpected and wrongly shaped tensor.
-        mismatch: Box<crate::state_dict::StateDictMismatch>,
+        mismatch: Box<crate::mismatch::StateDictMismatch>,
     },
     /// An error from candle itself.
     #[error(transparent)]

@@ -8,29 +8,6 @@ use crate::engine::{Family, RecurrentConfig, Stack};
 use crate::error::{check_shape, LstmError, Result};
 use crate::Kernel;
 
-/// The GRU update from the input and hidden projections of one step.
-///
-/// `gi = W_i x + b_i` and `gh = W_h h + b_h` are `(B, 3H)`, gate blocks ordered r, z, n as
-/// PyTorch's; `h` is `(B, H)`. Returns `h'`:
-///
-/// ```text
-/// r  = σ(W_ir x + b_ir + W_hr h + b_hr)
-/// z  = σ(W_iz x + b_iz + W_hz h + b_hz)
-/// n  = tanh(W_in x + b_in + r ⊙ (W_hn h + b_hn))
-/// h' = (1 − z) ⊙ n + z ⊙ h
-/// ```
-pub(crate) fn gru_update(gi: &Tensor, gh: &Tensor, h: &Tensor) -> Result<Tensor> {
-    let hidden = h.dim(1)?;
-    let rz =
-        candle_nn::ops::sigmoid(&(gi.narrow(1, 0, 2 * hidden)? + gh.narrow(1, 0, 2 * hidden)?)?)?;
-    let r = rz.narrow(1, 0, hidden)?;
-    let z = rz.narrow(1, hidden, hidden)?;
-    let n =
-        (gi.narrow(1, 2 * hidden, hidden)? + (r * gh.narrow(1, 2 * hidden, hidden)?)?)?.tanh()?;
-    // (1 − z) ⊙ n + z ⊙ h, rearranged as n + z ⊙ (h − n) (one operation fewer).
-    Ok((&n + (z * (h - &n)?)?)?)
-}
-
 /// One GRU cell, as PyTorch's `nn.GRUCell`.
 ///
 /// Parameters are `weight_ih (3H, in)`, `weight_hh (3H, H)`, `bias_ih (3H)`, `bias_hh (3H)`,
@@ -97,7 +74,7 @@ impl GruCell {
         let gh = h
             .matmul(&self.weight_hh.t()?)?
             .broadcast_add(&self.bias_hh)?;
-        gru_update(&gi, &gh, h)
+        crate::engine::reference::gru_update(&gi, &gh, h)
     }
 }
 

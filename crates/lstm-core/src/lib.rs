@@ -39,6 +39,7 @@ pub mod gru;
 pub mod init;
 mod kernels;
 pub mod lstm;
+mod mismatch;
 pub mod model;
 pub mod regressor;
 pub mod rnn;

@@ -4,8 +4,8 @@
 //! only name their state; layers, directions, dropout between layers, the initial state
 //! and per-step taps are handled here, once.
 
-mod config;
-mod reference;
+pub(crate) mod config;
+pub(crate) mod reference;
 
 use candle_core::{IndexOp, Tensor, Var, D};
 use candle_nn::{Init, VarBuilder};

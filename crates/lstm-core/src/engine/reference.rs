@@ -5,6 +5,7 @@ use candle_core::{IndexOp, Tensor, Var};
 
 use super::{DirectionWeights, Family, Nonlinearity};
 use crate::error::Result;
+use crate::LstmState;
 
 /// One direction of one layer of a family.
 pub(crate) struct Direction<'a> {
@@ -52,13 +53,13 @@ impl<'a> Direction<'a> {
             h = match (self.family, &c) {
                 (Family::Lstm, Some(c_prev)) => {
                     let gates = (xt + h.matmul(&w_hh_t)?)?;
-                    let next = crate::cell::reference_update(&gates, c_prev)?;
+                    let next = lstm_update(&gates, c_prev)?;
                     c = Some(next.c);
                     next.h
                 }
                 (Family::Gru, _) => {
                     let gh = h.matmul(&w_hh_t)?.broadcast_add(&w.b_hh)?;
-                    crate::gru::gru_update(&xt, &gh, &h)?
+                    gru_update(&xt, &gh, &h)?
                 }
                 (Family::Rnn(nl), _) => {
                     // h' = act(W_ih x + b_ih + W_hh h + b_hh)
@@ -81,4 +82,45 @@ impl<'a> Direction<'a> {
         }
         Ok((states.into_iter().flatten().collect(), c))
     }
+}
+
+/// The LSTM update from the gates `(B, 4H)` of one step (i, f, g, o) and `c`, with plain
+/// candle ops: the definition the fused kernel is tested against.
+pub(crate) fn lstm_update(gates: &Tensor, c: &Tensor) -> Result<LstmState> {
+    let chunks = gates.chunk(4, 1)?;
+    let i = candle_nn::ops::sigmoid(&chunks[0])?;
+    let f = candle_nn::ops::sigmoid(&chunks[1])?;
+    let g = chunks[2].tanh()?;
+    let o = candle_nn::ops::sigmoid(&chunks[3])?;
+    // c' = f ⊙ c + i ⊙ g
+    let c_next = ((f * c)? + (i * g)?)?;
+    // h' = o ⊙ tanh(c')
+    let h_next = (o * c_next.tanh()?)?;
+    Ok(LstmState {
+        h: h_next,
+        c: c_next,
+    })
+}
+
+/// The GRU update from the input and hidden projections of one step.
+///
+/// `gi = W_i x + b_i` and `gh = W_h h + b_h` are `(B, 3H)`, gate blocks ordered r, z, n as
+/// PyTorch's; `h` is `(B, H)`. Returns `h'`:
+///
+/// ```text
+/// r  = σ(W_ir x + b_ir + W_hr h + b_hr)
+/// z  = σ(W_iz x + b_iz + W_hz h + b_hz)
+/// n  = tanh(W_in x + b_in + r ⊙ (W_hn h + b_hn))
+/// h' = (1 − z) ⊙ n + z ⊙ h
+/// ```
+pub(crate) fn gru_update(gi: &Tensor, gh: &Tensor, h: &Tensor) -> Result<Tensor> {
+    let hidden = h.dim(1)?;
+    let rz =
+        candle_nn::ops::sigmoid(&(gi.narrow(1, 0, 2 * hidden)? + gh.narrow(1, 0, 2 * hidden)?)?)?;
+    let r = rz.narrow(1, 0, hidden)?;
+    let z = rz.narrow(1, hidden, hidden)?;
+    let n =
+        (gi.narrow(1, 2 * hidden, hidden)? + (r * gh.narrow(1, 2 * hidden, hidden)?)?)?.tanh()?;
+    // (1 − z) ⊙ n + z ⊙ h, rearranged as n + z ⊙ (h − n) (one operation fewer).
+    Ok((&n + (z * (h - &n)?)?)?)
 }

@@ -20,7 +20,7 @@ use std::sync::Arc;
 
 use candle_core::{DType, Result, Tensor};
 
-use crate::engine::Family;
+use crate::engine::config::Family;
 use crate::kernels::{GruRows, LstmRows, RnnRows, Rows};
 use op::{FinalStatesOp, Link, SequenceOp, WeightSource};
 
