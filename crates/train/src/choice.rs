@@ -68,31 +68,49 @@ impl Choice for Family {
 }
 
 /// The model choices of format 1 and of `config.json` files before the one session:
-/// `backbone` (MNIST) and `kind` (stock) named family and variant in one word.
+/// `backbone` (MNIST) and `kind` (stock) named the family and a variant in one word.
 pub(crate) mod legacy {
     use lstm_core::Family;
 
-    /// MNIST's `backbone`: `(family, book cell)`.
-    pub(crate) fn backbone(word: &str) -> Result<(Family, bool), String> {
-        match word {
-            "cell" => Ok((Family::Lstm, true)),
-            "layer" => Ok((Family::Lstm, false)),
-            "gru" => Ok((Family::Gru, false)),
-            other => Err(format!(
-                "unknown backbone {other:?}, expected one of cell, layer, gru"
-            )),
-        }
-    }
+    use super::Choice;
 
-    /// Stock's `kind`: `(family, bidirectional)`.
-    pub(crate) fn kind(word: &str) -> Result<(Family, bool), String> {
-        match word {
-            "lstm" => Ok((Family::Lstm, false)),
-            "gru" => Ok((Family::Gru, false)),
-            "bilstm" => Ok((Family::Lstm, true)),
-            other => Err(format!(
-                "unknown kind {other:?}, expected one of lstm, gru, bilstm"
-            )),
+    /// An earlier one-word model: the word, its family, its variant flag.
+    pub(crate) type OldModel = (&'static str, Family, bool);
+
+    /// MNIST's `backbone` words: family, book cell.
+    pub(crate) const BACKBONES: [OldModel; 3] = [
+        ("cell", Family::Lstm, true),
+        ("layer", Family::Lstm, false),
+        ("gru", Family::Gru, false),
+    ];
+
+    /// Stock's `kind` words: family, bidirectional.
+    pub(crate) const KINDS: [OldModel; 3] = [
+        ("lstm", Family::Lstm, false),
+        ("gru", Family::Gru, false),
+        ("bilstm", Family::Lstm, true),
+    ];
+
+    /// The family and variant flag of saved settings: the `family` word and the flag as
+    /// saved now, or else the earlier one-word model (`field`, one of `words`).
+    pub(crate) fn model(
+        (family, flag): (Option<&str>, bool),
+        (field, old, words): (&str, Option<&str>, &[OldModel]),
+    ) -> Result<(Family, bool), String> {
+        match (family, old) {
+            (Some(word), _) => Ok((Family::from_word(word)?, flag)),
+            (None, Some(word)) => words
+                .iter()
+                .find(|(w, ..)| *w == word)
+                .map(|&(_, family, flag)| (family, flag))
+                .ok_or_else(|| {
+                    let names: Vec<&str> = words.iter().map(|(w, ..)| *w).collect();
+                    format!(
+                        "unknown {field} {word:?}, expected one of {}",
+                        names.join(", ")
+                    )
+                }),
+            (None, None) => Err("missing field `family`".into()),
         }
     }
 }

@@ -1,12 +1,12 @@
 //! Reading an [`MnistConfig`] back: the settings as saved now, or with the `backbone`
 //! word of earlier runs in place of `family` and `book_cell`.
 
-use lstm_core::{Family, Kernel};
+use lstm_core::Kernel;
 use lstm_datasets::ValidationSource;
 use serde::Deserialize;
 
 use super::{MnistConfig, Selection};
-use crate::choice::{de_choice, legacy, Choice};
+use crate::choice::{de_choice, legacy};
 
 /// An [`MnistConfig`] as a file holds it.
 #[derive(Deserialize)]
@@ -34,11 +34,10 @@ impl TryFrom<SavedMnistConfig> for MnistConfig {
     type Error = String;
 
     fn try_from(s: SavedMnistConfig) -> Result<Self, String> {
-        let (family, book_cell) = match (&s.family, &s.backbone) {
-            (Some(word), _) => (Family::from_word(word)?, s.book_cell),
-            (None, Some(backbone)) => legacy::backbone(backbone)?,
-            (None, None) => return Err("missing field `family`".into()),
-        };
+        let (family, book_cell) = legacy::model(
+            (s.family.as_deref(), s.book_cell),
+            ("backbone", s.backbone.as_deref(), &legacy::BACKBONES),
+        )?;
         Ok(MnistConfig {
             hidden: s.hidden,
             layers: s.layers,

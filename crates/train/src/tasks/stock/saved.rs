@@ -1,11 +1,10 @@
 //! Reading a [`StockConfig`] back: the settings as saved now, or with the `kind` word of
 //! earlier runs in place of `family` and `bidirectional`.
 
-use lstm_core::Family;
 use serde::Deserialize;
 
 use super::{StockConfig, TargetUnit};
-use crate::choice::{legacy, Choice};
+use crate::choice::legacy;
 
 /// A [`StockConfig`] as a file holds it.
 #[derive(Deserialize)]
@@ -29,11 +28,10 @@ impl TryFrom<SavedStockConfig> for StockConfig {
     type Error = String;
 
     fn try_from(s: SavedStockConfig) -> Result<Self, String> {
-        let (family, bidirectional) = match (&s.family, &s.kind) {
-            (Some(word), _) => (Family::from_word(word)?, s.bidirectional),
-            (None, Some(kind)) => legacy::kind(kind)?,
-            (None, None) => return Err("missing field `family`".into()),
-        };
+        let (family, bidirectional) = legacy::model(
+            (s.family.as_deref(), s.bidirectional),
+            ("kind", s.kind.as_deref(), &legacy::KINDS),
+        )?;
         Ok(StockConfig {
             family,
             bidirectional,

@@ -308,4 +308,22 @@ fn check_events(dir: &Path, losses: &[f64]) {
         .filter(|(tag, _)| tag == "train/learning_rate")
         .count();
     assert_eq!(lr, losses.len());
+    // Where a Python with TensorBoard is named, TensorBoard's own reader agrees.
+    if let Some(python) = std::env::var_os("LSTM_TENSORBOARD_PYTHON") {
+        let script =
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/check_tensorboard.py");
+        let expect =
+            [1, 150, losses.len()].map(|step| format!("train/loss@{step}={}", losses[step - 1]));
+        let out = std::process::Command::new(python)
+            .arg(&script)
+            .arg(dir)
+            .args(&expect)
+            .output()
+            .expect("LSTM_TENSORBOARD_PYTHON runs");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
 }
