@@ -26,8 +26,8 @@ fn main() -> ExitCode {
     let result = match Cli::parse().command {
         Command::Mnist(args) => commands::mnist::run(args),
         Command::Stock(args) => commands::stock::run(args),
-        Command::Evaluate(args) => commands::inspect::evaluate(args),
-        Command::Predict(args) => commands::inspect::predict(args),
+        Command::Evaluate(args) => commands::evaluate::run(args),
+        Command::Predict(args) => commands::predict::run(args),
         Command::Gradflow(args) => commands::gradflow::run(args),
     };
     match result {

@@ -1,9 +1,10 @@
 //! One module per command; what they share: the run directory of a new run, and the
 //! data options a checkpoint stored for `--resume`.
 
+pub(crate) mod evaluate;
 pub(crate) mod gradflow;
-pub(crate) mod inspect;
 pub(crate) mod mnist;
+pub(crate) mod predict;
 pub(crate) mod stock;
 
 use std::path::Path;

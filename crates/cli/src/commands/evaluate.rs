@@ -1,16 +1,15 @@
-//! `lstm evaluate` and `lstm predict`: using a trained MNIST model from its run directory.
+//! `lstm evaluate`: the book's test line for a trained MNIST model (a run directory).
 
-use candle_core::{Device, Tensor};
-use lstm_datasets::{normalize_pixels, read_digit_image, MnistOptions};
-use lstm_train::{evaluate as evaluate_split, load_classifier, predict_digit};
+use lstm_datasets::MnistOptions;
+use lstm_train::{evaluate as evaluate_split, load_classifier};
 
 use crate::commands::mnist::load_mnist_from;
 use crate::failure::{during, setup, Failure};
-use crate::flags::{EvaluateArgs, PredictArgs};
+use crate::flags::EvaluateArgs;
 use crate::output::print;
 
 /// `lstm evaluate`: the book's test line for a saved model.
-pub(crate) fn evaluate(args: EvaluateArgs) -> Result<(), Failure> {
+pub(crate) fn run(args: EvaluateArgs) -> Result<(), Failure> {
     if args.batch_size == 0 || args.batch_size > lstm_train::limits::MAX_BATCH {
         return Err(setup(format!(
             "--batch-size {} must be within 1..={}",
@@ -42,22 +41,4 @@ pub(crate) fn evaluate(args: EvaluateArgs) -> Result<(), Failure> {
         "Test Loss: {:.4} | Test Accuracy: {:.4} ({} images)",
         eval.loss, eval.accuracy, eval.count
     ))
-}
-
-/// `lstm predict`: the digit in one image.
-pub(crate) fn predict(args: PredictArgs) -> Result<(), Failure> {
-    let (_, trained) = load_classifier(&args.checkpoint, args.weights.as_deref()).map_err(setup)?;
-    let pixels = read_digit_image(&args.image).map_err(setup)?;
-    let image =
-        Tensor::from_vec(normalize_pixels(&pixels), (28, 28), &Device::Cpu).map_err(during)?;
-    let ranked = predict_digit(&trained.model, &image).map_err(during)?;
-    let (digit, p) = ranked[0];
-    print(format_args!(
-        "Predicted digit: {digit} (probability {p:.4})"
-    ))?;
-    let others: Vec<String> = ranked[1..4]
-        .iter()
-        .map(|(d, p)| format!("{d}: {p:.4}"))
-        .collect();
-    print(format_args!("Next most likely: {}", others.join(", ")))
 }
