@@ -78,12 +78,20 @@ fn bad_settings_are_rejected_naming_the_field() {
             other => panic!("{other:?}"),
         }
     }
+}
+
+#[test]
+fn a_run_of_too_many_epochs_is_refused_without_wrapping() {
     let huge = MnistConfig {
         epochs: MAX_ITERATIONS,
-        ..base
+        ..MnistConfig::default()
     };
     let err = huge.total_iterations(55_000).unwrap_err();
     assert!(err.to_string().contains("over the limit"), "{err}");
+    assert_eq!(
+        MnistConfig::default().total_iterations(55_000).unwrap(),
+        8_600
+    );
 }
 
 #[test]
