@@ -6,10 +6,12 @@
 //! - [`LstmCell`]: the chapter's from-scratch cell (`x2h`, `h2h`, gates i, f, g, o).
 //! - [`Lstm`]: a multi-layer, optionally bidirectional LSTM over `(batch, seq, features)`,
 //!   loadable from a PyTorch `nn.LSTM` state dict.
-//! - [`SequenceClassifier`]: the chapter's MNIST model (an LSTM read row by row, then a
-//!   linear head).
-//! - [`SequenceRegressor`]: the chapter's stock-price model (LSTM, GRU or bidirectional
-//!   LSTM, final hidden state, then a two-layer head).
+//! - [`SequenceClassifier`]: the chapter's MNIST model (a recurrent layer of any
+//!   [`Family`] read row by row, then a linear head).
+//! - [`SequenceRegressor`]: the chapter's stock-price model (LSTM, GRU or RNN, one or two
+//!   directions, final hidden state, then a two-layer head).
+//! - [`memory`]: the first model run keeps freed memory in glibc's heap for the next
+//!   training step (`LSTM_CORE_KEEP_MEMORY=0` turns it off).
 //! - [`seeded_var_builder`]: reproducible initialisation.
 //! - [`load_state_dict`] / [`save_state_dict`]: PyTorch state dicts as safetensors,
 //!   loaded strictly with a listing of every name or shape that differs.
@@ -39,6 +41,7 @@ pub mod gru;
 pub mod init;
 mod kernels;
 pub mod lstm;
+pub mod memory;
 mod mismatch;
 pub mod model;
 pub mod regressor;

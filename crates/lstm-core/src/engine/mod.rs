@@ -160,6 +160,7 @@ impl Stack {
         final_only: bool,
     ) -> Result<StackOutput> {
         self.check(x, h0, c0)?;
+        crate::memory::keep_freed_memory();
         let dropout = if train { self.config.dropout } else { 0.0 };
         self.run_layers(&self.layers, x, (h0, c0), (dropout, train), final_only)
     }
