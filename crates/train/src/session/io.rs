@@ -13,20 +13,21 @@ use crate::tensorboard::EventWriter;
 pub struct Step {
     /// Steps done before this one.
     pub index: usize,
-    /// Steps done with this one.
-    pub done: usize,
     /// Steps of the whole run.
     pub total: usize,
     /// The loss of this step, before its update.
     pub loss: f32,
-    /// The learning rate of its update.
-    pub lr: f64,
 }
 
 impl Step {
     /// Whether this is the last step of the run.
     pub fn is_last(&self) -> bool {
-        self.done == self.total
+        self.done() == self.total
+    }
+
+    /// Steps done with this one.
+    pub fn done(&self) -> usize {
+        self.index + 1
     }
 }
 

@@ -247,10 +247,8 @@ impl<T: Task> Session<'_, '_, T> {
         )?;
         let step = Step {
             index,
-            done: self.s.step,
             total: self.total,
             loss: value,
-            lr,
         };
         self.task.after_step(&step, &mut self.io)
     }
@@ -278,9 +276,10 @@ impl<T: Task> Session<'_, '_, T> {
         if !all_finite(self.task.varmap())? {
             return Err(self.diverged(self.s.step - 1, f32::NAN, None));
         }
+        let (config, state) = self.task.saved();
         let progress = Progress {
             session: self.cfg.clone(),
-            config: self.task.saved().0.clone(),
+            config: config.clone(),
             context: self.s.context.clone(),
             step: self.s.step,
             total: self.total,
@@ -289,7 +288,7 @@ impl<T: Task> Session<'_, '_, T> {
             seconds: self.seconds(),
             first_loss: self.s.first_loss,
             losses: self.s.losses.clone(),
-            state: self.task.saved().1.clone(),
+            state,
         };
         let path = save_checkpoint(
             dir,

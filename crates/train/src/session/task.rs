@@ -70,7 +70,7 @@ pub trait Task: Sized {
     type Report;
 
     /// What a checkpoint saves of the task: its settings and its state now.
-    fn saved(&self) -> (&Self::Config, &Self::State);
+    fn saved(&self) -> (&Self::Config, Self::State);
     /// The variables the session trains.
     fn varmap(&self) -> &VarMap;
     /// Steps of the whole run.

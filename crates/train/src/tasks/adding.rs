@@ -230,7 +230,8 @@ pub struct AddingTask<'a> {
     model: AddingModel,
     rng: SplitMix64,
     test: (&'a Tensor, &'a Tensor),
-    state: AddingState,
+    /// `(iteration, test MSE)` so far.
+    history: Vec<(usize, f64)>,
 }
 
 impl<'a> AddingTask<'a> {
@@ -250,10 +251,7 @@ impl<'a> AddingTask<'a> {
             test.0.device(),
         )?;
         Ok(Self {
-            state: AddingState {
-                rng: config.data_seed,
-                history: Vec::new(),
-            },
+            history: Vec::new(),
             rng: SplitMix64::new(config.data_seed),
             config: config.clone(),
             model,
@@ -268,7 +266,7 @@ impl<'a> AddingTask<'a> {
 
     /// Records the test MSE at iteration 0.
     pub(crate) fn record_initial(&mut self, mse: f64) {
-        self.state.history.insert(0, (0, mse));
+        self.history.insert(0, (0, mse));
     }
 }
 
@@ -305,8 +303,12 @@ impl Task for AddingTask<'_> {
     type State = AddingState;
     type Report = AddingOutcome;
 
-    fn saved(&self) -> (&AddingConfig, &AddingState) {
-        (&self.config, &self.state)
+    fn saved(&self) -> (&AddingConfig, AddingState) {
+        let state = AddingState {
+            rng: self.rng.state(),
+            history: self.history.clone(),
+        };
+        (&self.config, state)
     }
 
     fn varmap(&self) -> &VarMap {
@@ -336,30 +338,32 @@ impl Task for AddingTask<'_> {
 
     fn restore(&mut self, state: AddingState, _kept: Option<Snapshot>, _path: &Path) -> Result<()> {
         self.rng = SplitMix64::new(state.rng);
-        self.state = state;
+        self.history = state.history;
         Ok(())
     }
 
     fn loss(&mut self, _index: usize) -> Result<(Tensor, usize)> {
         let c = &self.config;
         let (x, y) = adding_batch(c.batch_size, c.seq_len, &mut self.rng, self.test.0.device())?;
-        self.state.rng = self.rng.state();
         let loss = (self.model.predict(&x, true)? - y)?.sqr()?.mean_all()?;
         Ok((loss, c.batch_size))
     }
 
     fn after_step(&mut self, step: &Step, io: &mut Io) -> Result<()> {
-        if !(step.done.is_multiple_of(self.config.eval_every) || step.is_last()) {
+        if !(step.done().is_multiple_of(self.config.eval_every) || step.is_last()) {
             return Ok(());
         }
         let (mse, accuracy) = evaluate(&self.model, self.test.0, self.test.1)?;
-        self.state.history.push((step.done, mse));
+        self.history.push((step.done(), mse));
         io.message(format!(
             "{}: test MSE {mse:.4}, {:.1}% within {TOLERANCE}",
             self.config.family.name(),
             100.0 * accuracy
         ));
-        io.scalars(step.done, &[("test/mse", mse), ("test/accuracy", accuracy)])
+        io.scalars(
+            step.done(),
+            &[("test/mse", mse), ("test/accuracy", accuracy)],
+        )
     }
 
     fn label(&self) -> Option<&str> {
@@ -369,7 +373,7 @@ impl Task for AddingTask<'_> {
     fn finish(self, end: &End, _io: &mut Io) -> Result<AddingOutcome> {
         Ok(AddingOutcome {
             model: self.model,
-            history: self.state.history,
+            history: self.history,
             seconds: end.seconds,
         })
     }

@@ -216,7 +216,9 @@ pub struct MnistTask<'a> {
     config: MnistConfig,
     trained: TrainedClassifier,
     sampler: EpochSampler,
-    state: MnistState,
+    history: Vec<EvalPoint>,
+    /// The iteration and validation accuracy of `best`.
+    best_point: Option<(usize, f64)>,
     best: Option<Snapshot>,
     total: usize,
 }
@@ -233,11 +235,8 @@ impl<'a> MnistTask<'a> {
             data,
             config: config.clone(),
             trained: build_classifier(config, session.seed)?,
-            state: MnistState {
-                sampler: sampler.state().into(),
-                history: Vec::new(),
-                best: None,
-            },
+            history: Vec::new(),
+            best_point: None,
             sampler,
             best: None,
             total,
@@ -252,8 +251,13 @@ impl Task for MnistTask<'_> {
     type State = MnistState;
     type Report = (TrainReport, TrainedClassifier);
 
-    fn saved(&self) -> (&MnistConfig, &MnistState) {
-        (&self.config, &self.state)
+    fn saved(&self) -> (&MnistConfig, MnistState) {
+        let state = MnistState {
+            sampler: self.sampler.state().into(),
+            history: self.history.clone(),
+            best: self.best_point,
+        };
+        (&self.config, state)
     }
 
     fn varmap(&self) -> &VarMap {
@@ -319,7 +323,8 @@ impl Task for MnistTask<'_> {
             message: format!("its batch order does not fit the training data: {e}"),
         })?;
         self.best = kept.filter(|_| state.best.is_some());
-        self.state = state;
+        self.best_point = state.best;
+        self.history = state.history;
         Ok(())
     }
 
@@ -332,8 +337,7 @@ impl Task for MnistTask<'_> {
     }
 
     fn after_step(&mut self, step: &Step, io: &mut Io) -> Result<()> {
-        self.state.sampler = self.sampler.state().into();
-        let iteration = step.done;
+        let iteration = step.done();
         if !(iteration.is_multiple_of(self.config.eval_every) || step.is_last()) {
             return Ok(());
         }
@@ -350,21 +354,21 @@ impl Task for MnistTask<'_> {
                 ("validation/accuracy", eval.accuracy),
             ],
         )?;
-        self.state.history.push(EvalPoint {
+        self.history.push(EvalPoint {
             iteration,
             train_loss: f64::from(step.loss),
             validation: eval,
         });
-        let improved = self.state.best.is_none_or(|(_, acc)| eval.accuracy >= acc);
+        let improved = self.best_point.is_none_or(|(_, acc)| eval.accuracy >= acc);
         if self.config.select == Selection::Best && improved {
-            self.state.best = Some((iteration, eval.accuracy));
+            self.best_point = Some((iteration, eval.accuracy));
             self.best = Some(snapshot(&self.trained.varmap)?);
             if let Some(dir) = io.run_dir() {
                 dir.save_weights("model.safetensors", &self.trained.varmap)?;
             }
         }
         if let Some(dir) = io.run_dir() {
-            dir.write_atomic("metrics.csv", metrics_csv(&self.state.history).as_bytes())?;
+            dir.write_atomic("metrics.csv", metrics_csv(&self.history).as_bytes())?;
         }
         Ok(())
     }
@@ -377,7 +381,7 @@ impl Task for MnistTask<'_> {
         let mut report = TrainReport {
             iterations: end.steps,
             total_iterations: end.total,
-            history: self.state.history,
+            history: self.history,
             selected_iteration: end.steps,
             test: None,
             train_seconds: end.seconds,
@@ -391,7 +395,7 @@ impl Task for MnistTask<'_> {
         if !end.completed() {
             return Ok((report, self.trained));
         }
-        if let (Some((iteration, accuracy)), Some(weights)) = (self.state.best, &self.best) {
+        if let (Some((iteration, accuracy)), Some(weights)) = (self.best_point, &self.best) {
             restore(&self.trained.varmap, weights)?;
             tracing::info!(iteration, accuracy, "kept the best validation weights");
             report.selected_iteration = iteration;

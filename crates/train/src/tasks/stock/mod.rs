@@ -267,8 +267,8 @@ impl Task for StockTask<'_> {
     type State = StockState;
     type Report = RegressionReport;
 
-    fn saved(&self) -> (&StockConfig, &StockState) {
-        (&self.config, &self.state)
+    fn saved(&self) -> (&StockConfig, StockState) {
+        (&self.config, self.state.clone())
     }
 
     fn varmap(&self) -> &VarMap {
