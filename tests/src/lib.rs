@@ -67,3 +67,61 @@ pub fn param_names(fx: &HashMap<String, Tensor>) -> Vec<String> {
     names.sort();
     names
 }
+
+/// Forward values must agree with PyTorch's to this (max absolute difference).
+pub const FORWARD_TOL: f32 = 1e-5;
+/// Gradients must agree with PyTorch's to this.
+pub const GRAD_TOL: f32 = 1e-4;
+
+/// Checks a recurrent model's run against a fixture of `make_fixtures.py`:
+///
+/// - every output (`out`, `h_n`, `c_n`) to [`FORWARD_TOL`];
+/// - the loss `Σ out ⊙ probe_out + Σ h_n ⊙ probe_h [+ Σ c_n ⊙ probe_c]` to 1e-4;
+/// - the gradients of `inputs` (the variables the run read: `x`, `h0`, `c0`) and of every
+///   variable of `varmap` (named as the fixture's parameters) to [`GRAD_TOL`].
+///
+/// Returns the largest forward and gradient differences.
+pub fn check_run(
+    fx: &HashMap<String, Tensor>,
+    tag: &str,
+    outputs: &[(&str, &Tensor)],
+    inputs: &[(&str, &Var)],
+    varmap: &VarMap,
+) -> (f32, f32) {
+    let mut worst_forward = 0f32;
+    let mut loss = Tensor::zeros((), candle_core::DType::F32, &Device::Cpu).expect("zero");
+    for &(name, ours) in outputs {
+        let diff = max_abs_diff(ours, get(fx, name));
+        assert!(diff <= FORWARD_TOL, "{tag}: {name} differs by {diff}");
+        worst_forward = worst_forward.max(diff);
+        let probe = match name {
+            "out" => "probe_out",
+            "h_n" => "probe_h",
+            "c_n" => "probe_c",
+            other => panic!("{tag}: no probe for {other}"),
+        };
+        let term = (ours * get(fx, probe)).and_then(|t| t.sum_all());
+        loss = (loss + term.expect("loss term")).expect("loss");
+    }
+    let loss_diff = max_abs_diff(&loss.reshape(1).expect("loss"), get(fx, "loss"));
+    assert!(loss_diff <= 1e-4, "{tag}: loss differs by {loss_diff}");
+    let grads = loss.backward().expect("backward");
+    let data = varmap.data().lock().expect("varmap lock");
+    let params = param_names(fx);
+    assert_eq!(data.len(), params.len(), "{tag}: every parameter used");
+    let mut worst_grad = 0f32;
+    let leaves = inputs
+        .iter()
+        .copied()
+        .chain(params.iter().map(|n| (n.as_str(), &data[n])));
+    for (name, var) in leaves {
+        let g = grads
+            .get(var.as_tensor())
+            .unwrap_or_else(|| panic!("{tag}: no gradient for {name}"));
+        let diff = max_abs_diff(g, get(fx, &format!("grad.{name}")));
+        assert!(diff <= GRAD_TOL, "{tag}: grad {name} differs by {diff}");
+        worst_grad = worst_grad.max(diff);
+    }
+    eprintln!("{tag}: forward max |Δ| {worst_forward:.2e}, gradients {worst_grad:.2e}");
+    (worst_forward, worst_grad)
+}

@@ -7,10 +7,8 @@ use candle_core::{DType, Device, IndexOp, Tensor, Var};
 use candle_nn::VarBuilder;
 use lstm_core::{Gru, GruConfig, Nonlinearity, Rnn, RnnConfig};
 use lstm_core::{Kernel, Lstm, LstmCell, LstmConfig, LstmState};
-use lstm_tests::{get, load_fixture, max_abs_diff, varmap_from};
-
-const FORWARD_TOL: f32 = 1e-5;
-const GRAD_TOL: f32 = 1e-4;
+use lstm_tests::{check_run, get, load_fixture, max_abs_diff, varmap_from};
+use lstm_tests::{FORWARD_TOL, GRAD_TOL};
 
 const CELL_PARAMS: [(&str, &str); 4] = [
     ("weight_ih", "x2h.weight"),
@@ -102,11 +100,7 @@ fn lstm_cell_matches_torch_lstm_cell() {
 
 fn check_lstm(file: &str, layers: usize, bidirectional: bool, kernel: Kernel) {
     let fx = load_fixture(file);
-    let param_names: Vec<String> = fx
-        .keys()
-        .filter(|k| k.starts_with("weight_") || k.starts_with("bias_"))
-        .cloned()
-        .collect();
+    let param_names = lstm_tests::param_names(&fx);
     let refs: Vec<&str> = param_names.iter().map(String::as_str).collect();
     let varmap = varmap_from(&fx, &refs, |n| n.to_string());
     let (_, _, input) = get(&fx, "x").dims3().expect("x dims");
@@ -116,11 +110,6 @@ fn check_lstm(file: &str, layers: usize, bidirectional: bool, kernel: Kernel) {
         .with_bidirectional(bidirectional);
     let vb = VarBuilder::from_varmap(&varmap, DType::F32, &Device::Cpu);
     let lstm = Lstm::new(cfg, vb).expect("lstm").with_kernel(kernel);
-    assert_eq!(
-        varmap.all_vars().len(),
-        param_names.len(),
-        "every parameter used"
-    );
     let x = Var::from_tensor(get(&fx, "x")).expect("x");
     let h0 = Var::from_tensor(get(&fx, "h0")).expect("h0");
     let c0 = Var::from_tensor(get(&fx, "c0")).expect("c0");
@@ -132,36 +121,9 @@ fn check_lstm(file: &str, layers: usize, bidirectional: bool, kernel: Kernel) {
         .forward(x.as_tensor(), Some(&state), true)
         .expect("forward");
     let tag = format!("{file} {kernel:?}");
-    let mut worst_fwd = 0f32;
-    for (name, ours) in [("out", &out), ("h_n", &s.h), ("c_n", &s.c)] {
-        let diff = max_abs_diff(ours, get(&fx, name));
-        assert!(diff <= FORWARD_TOL, "{tag}: {name} differs by {diff}");
-        worst_fwd = worst_fwd.max(diff);
-    }
-    let loss = ((&out * get(&fx, "probe_out")).unwrap().sum_all().unwrap()
-        + (&s.h * get(&fx, "probe_h")).unwrap().sum_all().unwrap()
-        + (&s.c * get(&fx, "probe_c")).unwrap().sum_all().unwrap())
-    .unwrap();
-    let loss_diff = max_abs_diff(&loss.reshape(1).unwrap(), get(&fx, "loss"));
-    assert!(loss_diff <= 1e-4, "{tag}: loss differs by {loss_diff}");
-    let grads = loss.backward().expect("backward");
-    let data = varmap.data().lock().unwrap();
-    let mut checked = 0;
-    let mut worst_grad = 0f32;
-    for (name, t) in [("x", &x), ("h0", &h0), ("c0", &c0)]
-        .into_iter()
-        .chain(param_names.iter().map(|n| (n.as_str(), &data[n])))
-    {
-        let g = grads
-            .get(t.as_tensor())
-            .unwrap_or_else(|| panic!("{tag}: no gradient for {name}"));
-        let diff = max_abs_diff(g, get(&fx, &format!("grad.{name}")));
-        assert!(diff <= GRAD_TOL, "{tag}: grad {name} differs by {diff}");
-        worst_grad = worst_grad.max(diff);
-        checked += 1;
-    }
-    assert_eq!(checked, 3 + param_names.len());
-    eprintln!("{tag}: forward max |diff| {worst_fwd:.2e}, gradient max |diff| {worst_grad:.2e}");
+    let outputs = [("out", &out), ("h_n", &s.h), ("c_n", &s.c)];
+    let inputs = [("x", &x), ("h0", &h0), ("c0", &c0)];
+    check_run(&fx, &tag, &outputs, &inputs, &varmap);
 }
 
 #[test]
@@ -193,9 +155,7 @@ fn check_single_state(file: &str, kind: SingleState, layers: usize, bidirectiona
     }
 }
 
-/// Checks a GRU or RNN fixture: forward to [`FORWARD_TOL`], the loss
-/// `Σ out ⊙ probe_out + Σ h_n ⊙ probe_h`, and the gradients of `x`, `h0` and every
-/// parameter to [`GRAD_TOL`]; prints the largest differences.
+/// Checks a GRU or RNN fixture with [`check_run`].
 fn check_single_state_with(
     file: &str,
     kind: SingleState,
@@ -234,43 +194,9 @@ fn check_single_state_with(
         }
     }
     .expect("forward");
-    assert_eq!(
-        varmap.all_vars().len(),
-        param_names.len(),
-        "every parameter used"
-    );
     let tag = format!("{file} {kind:?} {kernel:?}");
-    let mut max_forward = 0f32;
-    for (name, ours) in [("out", &out), ("h_n", &h_n)] {
-        let diff = max_abs_diff(ours, get(&fx, name));
-        assert!(diff <= FORWARD_TOL, "{tag}: {name} differs by {diff}");
-        max_forward = max_forward.max(diff);
-    }
-    let loss = ((&out * get(&fx, "probe_out")).unwrap().sum_all().unwrap()
-        + (&h_n * get(&fx, "probe_h")).unwrap().sum_all().unwrap())
-    .unwrap();
-    let loss_diff = max_abs_diff(&loss.reshape(1).unwrap(), get(&fx, "loss"));
-    assert!(loss_diff <= 1e-4, "{tag}: loss differs by {loss_diff}");
-    let grads = loss.backward().expect("backward");
-    let data = varmap.data().lock().unwrap();
-    let mut max_grad = 0f32;
-    let mut checked = 0;
-    for (name, t) in [("x", &x), ("h0", &h0)]
-        .into_iter()
-        .chain(param_names.iter().map(|n| (n.as_str(), &data[n])))
-    {
-        let g = grads
-            .get(t.as_tensor())
-            .unwrap_or_else(|| panic!("{tag}: no gradient for {name}"));
-        let diff = max_abs_diff(g, get(&fx, &format!("grad.{name}")));
-        assert!(diff <= GRAD_TOL, "{tag}: grad {name} differs by {diff}");
-        max_grad = max_grad.max(diff);
-        checked += 1;
-    }
-    assert_eq!(checked, 2 + 4 * layers * if bidirectional { 2 } else { 1 });
-    println!(
-        "{tag}: max |Δ| forward {max_forward:.2e}, loss {loss_diff:.2e}, gradients {max_grad:.2e}"
-    );
+    let outputs = [("out", &out), ("h_n", &h_n)];
+    check_run(&fx, &tag, &outputs, &[("x", &x), ("h0", &h0)], &varmap);
 }
 
 #[test]

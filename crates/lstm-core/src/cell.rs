@@ -131,7 +131,7 @@ impl LstmCell {
     /// One step through the fused kernel: the sequence op over a single step.
     fn fused_step(&self, x: &Tensor, state: &LstmState, packed: &Tensor) -> Result<LstmState> {
         let s0 = Tensor::cat(&[&state.h, &state.c], 1)?.unsqueeze(0)?;
-        let seq = fused::sequence_packed(
+        let seq = fused::sequence_with_weights(
             crate::Family::Lstm,
             &x.unsqueeze(1)?,
             packed,

@@ -16,6 +16,10 @@ pub enum LstmError {
         /// The shape it was given.
         got: Vec<usize>,
     },
+    /// The lengths of a [`crate::PackedBatch`] do not fit its rows: a wrong count, a
+    /// length of 0, or one longer than the padded steps.
+    #[error("invalid sequence lengths: {0}")]
+    Lengths(String),
     /// A weights file cannot be read, is not a complete safetensors file, or holds
     /// NaN or infinite values.
     #[error("{}: {message}", path.display())]

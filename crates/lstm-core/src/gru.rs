@@ -6,7 +6,7 @@ use candle_nn::{Init, VarBuilder};
 
 use crate::engine::{Family, RecurrentConfig, Stack};
 use crate::error::{check_shape, LstmError, Result};
-use crate::Kernel;
+use crate::{Kernel, PackedBatch};
 
 /// One GRU cell, as PyTorch's `nn.GRUCell`.
 ///
@@ -137,6 +137,37 @@ impl Gru {
     /// numbers of [`Gru::forward`], without an output sequence for autograd.
     pub fn forward_final(&self, x: &Tensor, h0: Option<&Tensor>, train: bool) -> Result<Tensor> {
         Ok(self.stack.run(x, h0, None, train, true)?.h_n)
+    }
+
+    /// Runs rows of different lengths, as PyTorch's `nn.GRU` on
+    /// `pack_padded_sequence(x, lengths, batch_first=True, enforce_sorted=False)` followed
+    /// by `pad_packed_sequence`: returns the outputs `(B, T, D·H)`, zero past each row's
+    /// length, and each row's final state `h_n` at its own last step (the reverse
+    /// direction starts at each row's own end), rows in the batch's order.
+    ///
+    /// `h0` and `train` as [`Gru::forward`]. The fused op does no work on padding.
+    pub fn forward_packed(
+        &self,
+        batch: &PackedBatch,
+        h0: Option<&Tensor>,
+        train: bool,
+    ) -> Result<(Tensor, Tensor)> {
+        let run = self.stack.run_packed(batch, (h0, None), train, false)?;
+        let out = run
+            .out
+            .ok_or_else(|| crate::LstmError::Config("no output sequence".into()))?;
+        Ok((out, run.h_n))
+    }
+
+    /// [`Gru::forward_packed`]'s final state only, without an output sequence for
+    /// autograd (as [`Gru::forward_final`]).
+    pub fn forward_final_packed(
+        &self,
+        batch: &PackedBatch,
+        h0: Option<&Tensor>,
+        train: bool,
+    ) -> Result<Tensor> {
+        Ok(self.stack.run_packed(batch, (h0, None), train, true)?.h_n)
     }
 
     /// The hidden state of every step of the last layer, in time order, each `(B, H)`: for

@@ -44,6 +44,7 @@ pub mod lstm;
 pub mod memory;
 mod mismatch;
 pub mod model;
+pub mod packed;
 pub mod regressor;
 pub mod rnn;
 pub mod state_dict;
@@ -58,6 +59,7 @@ pub use gru::{Gru, GruCell, GruConfig};
 pub use init::{linear_torch, seeded_var_builder, SplitMix64};
 pub use lstm::{Lstm, LstmConfig};
 pub use model::{ClassifierConfig, SequenceClassifier};
+pub use packed::PackedBatch;
 pub use regressor::{RegressorConfig, SequenceRegressor};
 pub use rnn::{Rnn, RnnConfig};
 pub use state_dict::{

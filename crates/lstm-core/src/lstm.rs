@@ -5,7 +5,7 @@ use candle_nn::VarBuilder;
 
 use crate::engine::{Family, RecurrentConfig, Stack};
 use crate::error::{LstmError, Result};
-use crate::{Kernel, LstmState};
+use crate::{Kernel, LstmState, PackedBatch};
 
 /// The shape of an [`Lstm`].
 pub type LstmConfig = RecurrentConfig;
@@ -82,6 +82,38 @@ impl Lstm {
     ) -> Result<LstmState> {
         let (h0, c0) = split(state);
         let run = self.stack.run(x, h0, c0, train, true)?;
+        state_of(run.h_n, run.c_n)
+    }
+
+    /// Runs rows of different lengths, as PyTorch's `nn.LSTM` on
+    /// `pack_padded_sequence(x, lengths, batch_first=True, enforce_sorted=False)` followed
+    /// by `pad_packed_sequence`: returns the outputs `(B, T, D·H)`, zero past each row's
+    /// length, and each row's final state `(h_n, c_n)` at its own last step (the reverse
+    /// direction starts at each row's own end), rows in the batch's order.
+    ///
+    /// `state` and `train` as [`Lstm::forward`]. The fused op does no work on padding.
+    pub fn forward_packed(
+        &self,
+        batch: &PackedBatch,
+        state: Option<&LstmState>,
+        train: bool,
+    ) -> Result<(Tensor, LstmState)> {
+        let run = self.stack.run_packed(batch, split(state), train, false)?;
+        let out = run
+            .out
+            .ok_or_else(|| LstmError::Config("no output sequence".into()))?;
+        Ok((out, state_of(run.h_n, run.c_n)?))
+    }
+
+    /// [`Lstm::forward_packed`]'s final state only, without an output sequence for
+    /// autograd (as [`Lstm::forward_final`]).
+    pub fn forward_final_packed(
+        &self,
+        batch: &PackedBatch,
+        state: Option<&LstmState>,
+        train: bool,
+    ) -> Result<LstmState> {
+        let run = self.stack.run_packed(batch, split(state), train, true)?;
         state_of(run.h_n, run.c_n)
     }
 

@@ -5,7 +5,7 @@ use candle_nn::VarBuilder;
 
 use crate::engine::{Family, Nonlinearity, RecurrentConfig, Stack};
 use crate::error::Result;
-use crate::Kernel;
+use crate::{Kernel, PackedBatch};
 
 /// The shape of a [`Rnn`]: the same fields and builder as [`LstmConfig`](crate::LstmConfig).
 pub type RnnConfig = RecurrentConfig;
@@ -85,6 +85,37 @@ impl Rnn {
     /// numbers of [`Rnn::forward`], without an output sequence for autograd.
     pub fn forward_final(&self, x: &Tensor, h0: Option<&Tensor>, train: bool) -> Result<Tensor> {
         Ok(self.stack.run(x, h0, None, train, true)?.h_n)
+    }
+
+    /// Runs rows of different lengths, as PyTorch's `nn.RNN` on
+    /// `pack_padded_sequence(x, lengths, batch_first=True, enforce_sorted=False)` followed
+    /// by `pad_packed_sequence`: returns the outputs `(B, T, D·H)`, zero past each row's
+    /// length, and each row's final state `h_n` at its own last step (the reverse
+    /// direction starts at each row's own end), rows in the batch's order.
+    ///
+    /// `h0` and `train` as [`Rnn::forward`]. The fused op does no work on padding.
+    pub fn forward_packed(
+        &self,
+        batch: &PackedBatch,
+        h0: Option<&Tensor>,
+        train: bool,
+    ) -> Result<(Tensor, Tensor)> {
+        let run = self.stack.run_packed(batch, (h0, None), train, false)?;
+        let out = run
+            .out
+            .ok_or_else(|| crate::LstmError::Config("no output sequence".into()))?;
+        Ok((out, run.h_n))
+    }
+
+    /// [`Rnn::forward_packed`]'s final state only, without an output sequence for
+    /// autograd (as [`Rnn::forward_final`]).
+    pub fn forward_final_packed(
+        &self,
+        batch: &PackedBatch,
+        h0: Option<&Tensor>,
+        train: bool,
+    ) -> Result<Tensor> {
+        Ok(self.stack.run_packed(batch, (h0, None), train, true)?.h_n)
     }
 
     /// The hidden state of every step of the last layer, in time order, each `(B, H)`: for

@@ -5,7 +5,10 @@
 //! and per-step taps are handled here, once.
 
 pub(crate) mod config;
+mod packed;
 pub(crate) mod reference;
+
+use std::sync::Arc;
 
 use candle_core::{IndexOp, Tensor, Var, D};
 use candle_nn::{Init, VarBuilder};
@@ -13,7 +16,7 @@ use candle_nn::{Init, VarBuilder};
 pub use config::{Family, Nonlinearity, RecurrentConfig};
 
 use crate::error::{check_shape, LstmError, Result};
-use crate::fused::{self, SequenceOutput};
+use crate::fused::{self, PackedSteps, SequenceOutput};
 use crate::Kernel;
 
 /// The parameters of one direction of one layer.
@@ -63,6 +66,18 @@ pub(crate) struct StackOutput {
     pub h_n: Tensor,
     /// The cell states, for a family with a cell.
     pub c_n: Option<Tensor>,
+}
+
+/// How the rows of a batch end.
+#[derive(Clone, Copy)]
+enum Lengths<'a> {
+    /// Every row has every step.
+    Full,
+    /// Rows of different lengths packed time-major, `(positions, ·)` (the fused op).
+    Packed(&'a Arc<PackedSteps>),
+    /// Rows of different lengths, padded `(B, T, ·)`, with the mask `(B, T)` of their
+    /// real steps (the reference path).
+    Masked(&'a Tensor),
 }
 
 /// Layers × directions of one family, with PyTorch's parameter names.
@@ -162,11 +177,17 @@ impl Stack {
         self.check(x, h0, c0)?;
         crate::memory::keep_freed_memory();
         let dropout = if train { self.config.dropout } else { 0.0 };
-        self.run_layers(&self.layers, x, (h0, c0), (dropout, train), final_only)
+        let lengths = Lengths::Full;
+        self.run_layers(
+            &self.layers,
+            x,
+            (h0, c0),
+            (dropout, train),
+            final_only,
+            lengths,
+        )
     }
 
-    /// Runs `layers` with `dropout` between them, keeping what the backward pass needs
-    /// when `save`.
     /// [`Stack::run`] with the output sequence: `(out, h_n, c_n)`.
     pub fn forward(
         &self,
@@ -193,6 +214,8 @@ impl Stack {
         Ok((steps, taps))
     }
 
+    /// Runs `layers` with `dropout` between them, keeping what the backward pass needs
+    /// when `save`.
     fn run_layers(
         &self,
         layers: &[Vec<DirectionWeights>],
@@ -200,6 +223,7 @@ impl Stack {
         (h0, c0): (Option<&Tensor>, Option<&Tensor>),
         (dropout, save): (f32, bool),
         final_only: bool,
+        lengths: Lengths<'_>,
     ) -> Result<StackOutput> {
         let dirs = self.config.directions();
         let (mut input, mut out) = (x.clone(), None);
@@ -208,10 +232,18 @@ impl Stack {
             let last = layer + 1 == layers.len();
             let slot = |s: Option<&Tensor>| s.map(|s| s.narrow(0, layer * dirs, dirs)).transpose();
             let start = (slot(h0)?, slot(c0)?);
-            let (seq, h_n, c_n) = if self.kernel == Kernel::Fused && fused::supports(&input) {
-                self.fused_layer(weights, &input, start, save, final_only && last)?
-            } else {
-                self.reference_layer(weights, &input, start, final_only && last)?
+            let final_only = final_only && last;
+            let (seq, h_n, c_n) = match lengths {
+                Lengths::Packed(p) => {
+                    self.fused_layer(weights, &input, start, (save, final_only), Some(p))?
+                }
+                Lengths::Masked(m) => {
+                    self.reference_layer(weights, &input, start, final_only, Some(m))?
+                }
+                Lengths::Full if self.kernel == Kernel::Fused && fused::supports(&input) => {
+                    self.fused_layer(weights, &input, start, (save, final_only), None)?
+                }
+                Lengths::Full => self.reference_layer(weights, &input, start, final_only, None)?,
             };
             hs.push(h_n);
             cs.extend(c_n);
@@ -234,16 +266,21 @@ impl Stack {
         })
     }
 
-    /// One layer through the fused op: `(sequence, h_n, c_n)`, states `(D, B, H)`.
+    /// One layer through the fused op: `(sequence, h_n, c_n)`, states `(D, B, H)`; with
+    /// `packed`, `x` and the sequence are packed.
     fn fused_layer(
         &self,
         weights: &[DirectionWeights],
         x: &Tensor,
         (h0, c0): (Option<Tensor>, Option<Tensor>),
-        train: bool,
-        final_only: bool,
+        (train, final_only): (bool, bool),
+        packed: Option<&Arc<PackedSteps>>,
     ) -> Result<(Option<Tensor>, Tensor, Option<Tensor>)> {
-        let (dirs, b, hidden) = (weights.len(), x.dim(0)?, self.config.hidden_size);
+        let b = match packed {
+            Some(p) => p.lengths.len(),
+            None => x.dim(0)?,
+        };
+        let (dirs, hidden) = (weights.len(), self.config.hidden_size);
         let params: Vec<[Tensor; 4]> = weights.iter().map(|w| w.params()).collect();
         let cell = self.family.has_cell();
         let zeros = || Tensor::zeros((dirs, b, hidden), x.dtype(), x.device());
@@ -260,18 +297,20 @@ impl Stack {
             true => SequenceOutput::Final,
             false => SequenceOutput::All,
         };
-        let seq = fused::sequence(self.family, x, &params, &s0, train, mode)?;
+        let seq = fused::sequence(self.family, x, &params, &s0, (train, mode), packed)?;
         let c_n = cell.then(|| seq.states.i(1)).transpose()?;
         Ok((seq.out, seq.states.i(0)?, c_n))
     }
 
-    /// One layer step by step with candle ops: `(sequence, h_n, c_n)`.
+    /// One layer step by step with candle ops: `(sequence, h_n, c_n)`; with `mask`
+    /// `(B, T)`, each row stops at its last real step.
     fn reference_layer(
         &self,
         weights: &[DirectionWeights],
         x: &Tensor,
         (h0, c0): (Option<Tensor>, Option<Tensor>),
         final_only: bool,
+        mask: Option<&Tensor>,
     ) -> Result<(Option<Tensor>, Tensor, Option<Tensor>)> {
         let (b, hidden) = (x.dim(0)?, self.config.hidden_size);
         let zeros = Tensor::zeros((b, hidden), x.dtype(), x.device())?;
@@ -281,10 +320,11 @@ impl Stack {
             let c_start = start(&c0)?;
             let c_start = self.family.has_cell().then_some(&c_start);
             let reverse = d == 1;
-            let run = reference::Direction::new(self.family, w, reverse);
-            let (steps, c_n) = run.steps(x, &start(&h0)?, c_start, None)?;
-            hs.push(steps[if reverse { 0 } else { steps.len() - 1 }].clone());
-            cs.extend(c_n);
+            let run = reference::Direction::new(self.family, w, reverse).with_mask(mask);
+            let run = run.steps(x, &start(&h0)?, c_start, None)?;
+            let steps = run.steps;
+            hs.push(run.h_n);
+            cs.extend(run.c_n);
             if !final_only {
                 seqs.push(Tensor::stack(&steps, 1)?);
             }
@@ -328,7 +368,7 @@ impl Stack {
                 let lower = |s: Option<&Tensor>| s.map(|s| s.narrow(0, 0, n)).transpose();
                 let (h, c) = (lower(h0)?, lower(c0)?);
                 let start = (h.as_ref(), c.as_ref());
-                let run = self.run_layers(below, x, start, (0.0, true), false)?;
+                let run = self.run_layers(below, x, start, (0.0, true), false, Lengths::Full)?;
                 run.out
                     .ok_or_else(|| LstmError::Config("no output sequence".into()))?
             }
@@ -339,7 +379,7 @@ impl Stack {
         let c_start = start(c0)?;
         let c_start = self.family.has_cell().then_some(&c_start);
         let run = reference::Direction::new(self.family, &last[0], false);
-        Ok(run.steps(&input, &start(h0)?, c_start, taps)?.0)
+        Ok(run.steps(&input, &start(h0)?, c_start, taps)?.steps)
     }
 }
 

@@ -12,15 +12,40 @@ pub(crate) struct Direction<'a> {
     family: Family,
     w: &'a DirectionWeights,
     reverse: bool,
+    /// `(B, T)` u8, 1 at each row's real steps: a row's state holds still past its
+    /// length and its outputs there are zero.
+    mask: Option<&'a Tensor>,
+}
+
+/// What [`Direction::steps`] returns.
+pub(crate) struct Steps {
+    /// The hidden state of every step in time order, each `(B, H)` (zero past a row's
+    /// length).
+    pub steps: Vec<Tensor>,
+    /// Each row's hidden state after its last step, `(B, H)`.
+    pub h_n: Tensor,
+    /// The same for the cell state, for the LSTM.
+    pub c_n: Option<Tensor>,
 }
 
 impl<'a> Direction<'a> {
     pub fn new(family: Family, w: &'a DirectionWeights, reverse: bool) -> Self {
-        Self { family, w, reverse }
+        Self {
+            family,
+            w,
+            reverse,
+            mask: None,
+        }
     }
 
-    /// Runs `x (B, T, in)` from `h0 (B, H)` (and `c0` for the LSTM): the hidden state of
-    /// every step in time order, each `(B, H)`, and the final cell state.
+    /// Runs rows of different lengths, marked by `mask` `(B, T)` (padded steps are
+    /// never read).
+    pub fn with_mask(mut self, mask: Option<&'a Tensor>) -> Self {
+        self.mask = mask;
+        self
+    }
+
+    /// Runs `x (B, T, in)` from `h0 (B, H)` (and `c0` for the LSTM).
     ///
     /// With `taps` (one zero variable `(B, H)` per step, in time order) the state of step
     /// `t` is the computed one plus `taps[t]`, and the recurrence continues from that sum.
@@ -30,8 +55,17 @@ impl<'a> Direction<'a> {
         h0: &Tensor,
         c0: Option<&Tensor>,
         taps: Option<&[Var]>,
-    ) -> Result<(Vec<Tensor>, Option<Tensor>)> {
+    ) -> Result<Steps> {
         let (b, t, i) = x.dims3()?;
+        // Padded steps are never read: zero them, so that nothing there (NaN included)
+        // reaches the numbers or the gradients.
+        let x = match self.mask {
+            Some(m) => {
+                let m = m.unsqueeze(2)?.broadcast_as(x.shape())?;
+                m.where_cond(x, &x.zeros_like()?)?
+            }
+            None => x.clone(),
+        };
         let w = self.w;
         let rows = w.w_ih.dim(0)?;
         // The input projection of every step at once; the GRU keeps b_hh for its n gate.
@@ -47,14 +81,22 @@ impl<'a> Direction<'a> {
         let w_hh_t = w.w_hh.t()?;
         let (mut h, mut c) = (h0.clone(), c0.cloned());
         let mut states = vec![None; t];
+        let zeros = h0.zeros_like()?;
         for step in 0..t {
             let ti = if self.reverse { t - 1 - step } else { step };
             let xt = xp.i((.., ti, ..))?;
-            h = match (self.family, &c) {
+            let keep = match self.mask {
+                Some(m) => Some(m.i((.., ti))?.unsqueeze(1)?.broadcast_as(h.shape())?),
+                None => None,
+            };
+            let h_next = match (self.family, &c) {
                 (Family::Lstm, Some(c_prev)) => {
                     let gates = (xt + h.matmul(&w_hh_t)?)?;
                     let next = lstm_update(&gates, c_prev)?;
-                    c = Some(next.c);
+                    c = Some(match &keep {
+                        Some(k) => k.where_cond(&next.c, c_prev)?,
+                        None => next.c,
+                    });
                     next.h
                 }
                 (Family::Gru, _) => {
@@ -75,12 +117,26 @@ impl<'a> Direction<'a> {
                     ))
                 }
             };
-            if let Some(taps) = taps {
-                h = (h + taps[ti].as_tensor())?;
+            let h_next = match taps {
+                Some(taps) => (h_next + taps[ti].as_tensor())?,
+                None => h_next,
+            };
+            match &keep {
+                Some(k) => {
+                    h = k.where_cond(&h_next, &h)?;
+                    states[ti] = Some(k.where_cond(&h_next, &zeros)?);
+                }
+                None => {
+                    h = h_next;
+                    states[ti] = Some(h.clone());
+                }
             }
-            states[ti] = Some(h.clone());
         }
-        Ok((states.into_iter().flatten().collect(), c))
+        Ok(Steps {
+            steps: states.into_iter().flatten().collect(),
+            h_n: h,
+            c_n: c,
+        })
     }
 }
 

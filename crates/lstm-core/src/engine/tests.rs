@@ -6,6 +6,7 @@ use candle_nn::VarMap;
 use super::*;
 use crate::init::seeded_var_builder;
 use crate::test_util::max_diff;
+use crate::PackedBatch;
 
 const FAMILIES: [Family; 4] = [
     Family::Lstm,
@@ -21,19 +22,24 @@ struct Inputs {
     c0: Option<Var>,
 }
 
-/// Runs `stack`, takes a loss that reads every output, and returns the outputs and the
-/// gradients.
+/// Runs `stack` (over `lengths` when given), takes a loss that reads every output, and
+/// returns the outputs and the gradients.
 fn run(
     stack: &Stack,
     inputs: &Inputs,
     probe: &Tensor,
     final_only: bool,
+    lengths: Option<&[usize]>,
 ) -> Result<(StackOutput, GradStore)> {
     let (h0, c0) = (
         inputs.h0.as_ref().map(|v| v.as_tensor()),
         inputs.c0.as_ref().map(|v| v.as_tensor()),
     );
-    let out = stack.run(inputs.x.as_tensor(), h0, c0, true, final_only)?;
+    let x = inputs.x.as_tensor();
+    let out = match lengths {
+        Some(l) => stack.run_packed(&PackedBatch::new(x, l)?, (h0, c0), true, final_only)?,
+        None => stack.run(x, h0, c0, true, final_only)?,
+    };
     let mut loss = (out.h_n.sum_all()? * 1.5)?;
     if let Some(c) = &out.c_n {
         loss = (loss + (c.sqr()?.sum_all()? * 0.3)?)?;
@@ -45,11 +51,92 @@ fn run(
     Ok((out, grads))
 }
 
+/// One case of the comparison: `(batch, steps, input, hidden, layers, bidirectional,
+/// initial state)`.
+type Case = (usize, usize, usize, usize, usize, bool, bool);
+
+/// Builds `case` for `family` and checks the fused op against the reference loop, in
+/// training (both output modes, every gradient) and in inference.
+fn compare(family: Family, case: Case, lengths: Option<&[usize]>) -> Result<()> {
+    let dev = Device::Cpu;
+    let (b, t, i, h, layers, bi, with_state) = case;
+    let name = format!("{family:?} b{b} t{t} i{i} h{h} l{layers} bi{bi} s{with_state}");
+    let name = format!("{name} lengths {lengths:?}");
+    let vm = VarMap::new();
+    let vb = seeded_var_builder(&vm, 5, DType::F32, &dev);
+    let cfg = RecurrentConfig::new(i, h)
+        .with_layers(layers)
+        .with_bidirectional(bi);
+    let fused = Stack::new(cfg, family, vb)?;
+    let reference = fused.clone().with_kernel(Kernel::Reference);
+    let slots = layers * cfg.directions();
+    let state = |scale| -> Result<Option<Var>> {
+        let s = Tensor::randn(0f32, scale, (slots, b, h), &dev)?;
+        Ok(with_state.then(|| Var::from_tensor(&s)).transpose()?)
+    };
+    let inputs = Inputs {
+        x: Var::from_tensor(&Tensor::randn(0f32, 1.0, (b, t, i), &dev)?)?,
+        h0: state(0.5)?,
+        c0: if family.has_cell() { state(0.5)? } else { None },
+    };
+    let probe = Tensor::randn(0f32, 1.0, (b, t, cfg.directions() * h), &dev)?;
+    let params = vm.all_vars();
+    let mut vars: Vec<&Var> = params.iter().collect();
+    vars.push(&inputs.x);
+    vars.extend(inputs.h0.iter().chain(inputs.c0.iter()));
+    for final_only in [false, true] {
+        let (of, gf) = run(&fused, &inputs, &probe, final_only, lengths)?;
+        let (or, gr) = run(&reference, &inputs, &probe, final_only, lengths)?;
+        let what = format!("{name} final_only {final_only}");
+        assert_eq!(of.out.is_some(), !final_only, "{what}: output");
+        if let (Some(a), Some(r)) = (&of.out, &or.out) {
+            assert!(max_diff(a, r) < 1e-5, "{what}: output");
+        }
+        assert!(max_diff(&of.h_n, &or.h_n) < 1e-5, "{what}: h_n");
+        assert_eq!(of.c_n.is_some(), family.has_cell(), "{what}: c_n");
+        if let (Some(a), Some(r)) = (&of.c_n, &or.c_n) {
+            assert!(max_diff(a, r) < 1e-5, "{what}: c_n");
+        }
+        for var in &vars {
+            let a = gf.get(var.as_tensor()).expect("fused gradient missing");
+            let r = gr.get(var.as_tensor()).expect("reference gradient missing");
+            let d = max_diff(a, r);
+            // Sums over many rows and steps (the biases') round at f32's relative 1e-7.
+            let scale = r.abs()?.max_all()?.to_scalar::<f32>()?;
+            let tol = 1e-4 + 2e-6 * scale;
+            assert!(d < tol, "{what}: gradient {:?} differs by {d}", var.dims());
+            let size = a.abs()?.sum_all()?.to_scalar::<f32>()?;
+            // ReLU units can be dead for a whole tiny case, and W_hh gets nothing from a
+            // single step out of a zero state; otherwise every input learns.
+            let relu = family == Family::Rnn(Nonlinearity::Relu);
+            if !relu && (t > 1 || with_state) {
+                assert!(size > 0.0, "{what}: zero gradient {:?}", var.dims());
+            }
+        }
+    }
+    // Inference: the same numbers, nothing kept for a backward pass.
+    let h0 = inputs.h0.as_ref().map(|v| v.as_tensor());
+    let c0 = inputs.c0.as_ref().map(|v| v.as_tensor());
+    let x = inputs.x.as_tensor();
+    let (a, r) = match lengths {
+        Some(l) => {
+            let batch = PackedBatch::new(x, l)?;
+            let a = fused.run_packed(&batch, (h0, c0), false, false)?;
+            (a, reference.run_packed(&batch, (h0, c0), false, false)?)
+        }
+        None => (
+            fused.run(x, h0, c0, false, false)?,
+            reference.run(x, h0, c0, false, false)?,
+        ),
+    };
+    let (a, r) = (a.out.expect("output"), r.out.expect("output"));
+    assert!(max_diff(&a, &r) < 1e-5, "{name}: inference");
+    Ok(())
+}
+
 #[test]
 fn fused_matches_reference_for_every_family() -> Result<()> {
-    let dev = Device::Cpu;
-    // (batch, steps, input, hidden, layers, bidirectional, initial state)
-    let cases = [
+    let cases: [Case; 7] = [
         (1, 1, 1, 1, 1, false, false),
         (3, 7, 5, 9, 2, false, true),
         (2, 4, 3, 13, 2, true, true),
@@ -59,75 +146,59 @@ fn fused_matches_reference_for_every_family() -> Result<()> {
         (19, 5, 3, 17, 2, true, false),
     ];
     for family in FAMILIES {
-        for (b, t, i, h, layers, bi, with_state) in cases {
-            let case = format!("{family:?} b{b} t{t} i{i} h{h} l{layers} bi{bi} s{with_state}");
-            let vm = VarMap::new();
-            let vb = seeded_var_builder(&vm, 5, DType::F32, &dev);
-            let cfg = RecurrentConfig::new(i, h)
-                .with_layers(layers)
-                .with_bidirectional(bi);
-            let fused = Stack::new(cfg, family, vb)?;
-            let reference = fused.clone().with_kernel(Kernel::Reference);
-            let slots = layers * cfg.directions();
-            let state = |scale| -> Result<Option<Var>> {
-                Ok(match with_state {
-                    true => Some(Var::from_tensor(&Tensor::randn(
-                        0f32,
-                        scale,
-                        (slots, b, h),
-                        &dev,
-                    )?)?),
-                    false => None,
-                })
-            };
-            let inputs = Inputs {
-                x: Var::from_tensor(&Tensor::randn(0f32, 1.0, (b, t, i), &dev)?)?,
-                h0: state(0.5)?,
-                c0: if family.has_cell() { state(0.5)? } else { None },
-            };
-            let probe = Tensor::randn(0f32, 1.0, (b, t, cfg.directions() * h), &dev)?;
-            let params = vm.all_vars();
-            let mut vars: Vec<&Var> = params.iter().collect();
-            vars.push(&inputs.x);
-            vars.extend(inputs.h0.iter().chain(inputs.c0.iter()));
-            for final_only in [false, true] {
-                let (of, gf) = run(&fused, &inputs, &probe, final_only)?;
-                let (or, gr) = run(&reference, &inputs, &probe, final_only)?;
-                let what = format!("{case} final_only {final_only}");
-                assert_eq!(of.out.is_some(), !final_only, "{what}: output");
-                if let (Some(a), Some(r)) = (&of.out, &or.out) {
-                    assert!(max_diff(a, r) < 1e-5, "{what}: output");
-                }
-                assert!(max_diff(&of.h_n, &or.h_n) < 1e-5, "{what}: h_n");
-                assert_eq!(of.c_n.is_some(), family.has_cell(), "{what}: c_n");
-                if let (Some(a), Some(r)) = (&of.c_n, &or.c_n) {
-                    assert!(max_diff(a, r) < 1e-5, "{what}: c_n");
-                }
-                for var in &vars {
-                    let a = gf.get(var.as_tensor()).expect("fused gradient missing");
-                    let r = gr.get(var.as_tensor()).expect("reference gradient missing");
-                    let d = max_diff(a, r);
-                    assert!(d < 1e-4, "{what}: gradient {:?} differs by {d}", var.dims());
-                    let size = a.abs()?.sum_all()?.to_scalar::<f32>()?;
-                    // ReLU units can be dead for a whole tiny case, and W_hh gets nothing
-                    // from a single step out of a zero state; otherwise every input learns.
-                    let relu = family == Family::Rnn(Nonlinearity::Relu);
-                    if !relu && (t > 1 || with_state) {
-                        assert!(size > 0.0, "{what}: zero gradient {:?}", var.dims());
-                    }
-                }
-            }
-            // Inference: the same numbers, nothing kept for a backward pass.
-            let h0 = inputs.h0.as_ref().map(|v| v.as_tensor());
-            let c0 = inputs.c0.as_ref().map(|v| v.as_tensor());
-            let a = fused.run(inputs.x.as_tensor(), h0, c0, false, false)?;
-            let r = reference.run(inputs.x.as_tensor(), h0, c0, false, false)?;
-            assert!(
-                max_diff(&a.out.unwrap(), &r.out.unwrap()) < 1e-5,
-                "{case}: inference"
-            );
+        for case in cases {
+            compare(family, case, None)?;
         }
     }
+    Ok(())
+}
+
+/// Lengths `1..=t` for `b` rows, unsorted, with both 1 and `t` present.
+fn mixed_lengths(b: usize, t: usize) -> Vec<usize> {
+    (0..b)
+        .map(|r| match r {
+            1 => t,
+            2 => 1,
+            _ => (r * 7 + 3) % t + 1,
+        })
+        .collect()
+}
+
+#[test]
+fn fused_matches_reference_on_rows_of_different_lengths() -> Result<()> {
+    // Batches of 19 and 70 rows run in several blocks per direction.
+    let cases: [Case; 5] = [
+        (3, 7, 5, 9, 2, false, true),
+        (4, 6, 3, 13, 2, true, true),
+        (19, 9, 3, 17, 2, true, false),
+        (70, 12, 8, 40, 1, false, true),
+        (70, 12, 8, 24, 1, true, false),
+    ];
+    for family in FAMILIES {
+        for case in cases {
+            let (b, t) = (case.0, case.1);
+            compare(family, case, Some(&mixed_lengths(b, t)))?;
+        }
+        // Rows that all run every step: the packed path, same as the padded one.
+        compare(family, (9, 5, 4, 6, 2, true, true), Some(&[5; 9]))?;
+    }
+    Ok(())
+}
+
+#[test]
+fn full_lengths_give_the_padded_numbers() -> Result<()> {
+    let dev = Device::Cpu;
+    let vm = VarMap::new();
+    let vb = seeded_var_builder(&vm, 3, DType::F32, &dev);
+    let cfg = RecurrentConfig::new(4, 10)
+        .with_layers(2)
+        .with_bidirectional(true);
+    let stack = Stack::new(cfg, Family::Lstm, vb)?;
+    let x = Tensor::randn(0f32, 1.0, (21, 8, 4), &dev)?;
+    let padded = stack.run(&x, None, None, false, false)?;
+    let packed = stack.run_packed(&PackedBatch::new(&x, &[8; 21])?, (None, None), false, false)?;
+    assert!(max_diff(&padded.out.unwrap(), &packed.out.unwrap()) < 1e-6);
+    assert!(max_diff(&padded.h_n, &packed.h_n) < 1e-6);
     Ok(())
 }
 

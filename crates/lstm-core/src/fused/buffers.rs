@@ -287,16 +287,38 @@ pub(crate) struct Task {
 }
 
 /// Splits `directions × 0..b` into tasks, one per thread where possible: each direction
-/// gets `threads / directions` (at least one) blocks of rows, sizes rounded to 8.
-pub(crate) fn tasks(b: usize, directions: usize) -> Vec<Task> {
+/// gets `threads / directions` (at least one) blocks of rows, sizes rounded to 8. With
+/// `lengths` (rows sorted longest first), the blocks hold equal numbers of steps instead
+/// of equal numbers of rows.
+pub(crate) fn tasks(b: usize, directions: usize, lengths: Option<&[usize]>) -> Vec<Task> {
     let threads = threads();
     let per_dir = threads.div_ceil(directions).min(b.div_ceil(8)).max(1);
-    let per = b.div_ceil(per_dir).next_multiple_of(8).min(b).max(1);
+    let bounds: Vec<usize> = match lengths {
+        Some(lengths) if per_dir > 1 => {
+            let total: usize = lengths.iter().sum();
+            let mut bounds = vec![0];
+            let mut acc = 0;
+            for (r, &l) in lengths.iter().enumerate() {
+                acc += l;
+                if acc * per_dir >= total * bounds.len() && r + 1 < b {
+                    bounds.push(r + 1);
+                }
+            }
+            bounds.push(b);
+            bounds
+        }
+        _ => {
+            let per = b.div_ceil(per_dir).next_multiple_of(8).min(b).max(1);
+            let mut bounds: Vec<usize> = (0..b).step_by(per).collect();
+            bounds.push(b);
+            bounds
+        }
+    };
     (0..directions)
         .flat_map(|dir| {
-            (0..b).step_by(per).map(move |start| Task {
+            bounds.windows(2).map(move |w| Task {
                 dir,
-                rows: (start, (start + per).min(b)),
+                rows: (w[0], w[1]),
             })
         })
         .collect()
@@ -350,15 +372,17 @@ mod tests {
     fn tasks_cover_every_row_of_every_direction_once() {
         for b in [1, 7, 8, 9, 64, 100, 257] {
             for d in [1, 2] {
-                let ts = tasks(b, d);
-                for dir in 0..d {
-                    let mut covered = vec![0; b];
-                    for t in ts.iter().filter(|t| t.dir == dir) {
-                        for c in &mut covered[t.rows.0..t.rows.1] {
-                            *c += 1;
+                let lengths: Vec<usize> = (0..b).rev().map(|r| r % 13 + 1).collect();
+                for ts in [tasks(b, d, None), tasks(b, d, Some(&lengths))] {
+                    for dir in 0..d {
+                        let mut covered = vec![0; b];
+                        for t in ts.iter().filter(|t| t.dir == dir) {
+                            for c in &mut covered[t.rows.0..t.rows.1] {
+                                *c += 1;
+                            }
                         }
+                        assert!(covered.iter().all(|&c| c == 1), "b {b} d {d}");
                     }
-                    assert!(covered.iter().all(|&c| c == 1), "b {b} d {d}");
                 }
             }
         }

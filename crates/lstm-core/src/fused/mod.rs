@@ -13,6 +13,7 @@
 
 mod buffers;
 mod op;
+mod positions;
 mod recurrence;
 mod weight_grads;
 
@@ -24,6 +25,7 @@ use crate::engine::config::Family;
 use crate::kernels::{GruRows, LstmRows, RnnRows, Rows};
 use op::{FinalStatesOp, Link, SequenceOp, WeightSource};
 
+pub(crate) use positions::PackedSteps;
 pub(crate) use recurrence::{isa, Isa};
 
 /// What [`sequence`] returns besides the final states.
@@ -39,13 +41,14 @@ pub(crate) enum SequenceOutput {
 
 /// The result of [`sequence`].
 pub(crate) struct Sequence {
-    /// `(B, T, D·H)`, with [`SequenceOutput::All`].
+    /// `(B, T, D·H)` (packed: `(positions, D·H)`), with [`SequenceOutput::All`].
     pub out: Option<Tensor>,
     /// `(S, D, B, H)`: `h_n` (and for the LSTM `c_n`) of every direction.
     pub states: Tensor,
 }
 
-/// Runs one layer of `family` over `x (B, T, I)`.
+/// Runs one layer of `family` over `x (B, T, I)`, or with `packed` over rows of different
+/// lengths packed time-major, `x (positions, I)` ([`PackedSteps`]).
 ///
 /// - `params`: each direction's `[W_ih, W_hh, b_ih, b_hh]` (1, or 2 for a bidirectional
 ///   layer, whose second direction runs backwards in time). Training packs them into one
@@ -58,34 +61,29 @@ pub(crate) fn sequence(
     x: &Tensor,
     params: &[[Tensor; 4]],
     s0: &Tensor,
-    train: bool,
-    output: SequenceOutput,
+    (train, output): (bool, SequenceOutput),
+    packed: Option<&Arc<PackedSteps>>,
 ) -> Result<Sequence> {
     let contiguous = params.iter().flatten().all(|p| p.is_contiguous());
     if train || !contiguous {
-        let packed = params
+        let weights = params
             .iter()
             .map(|[w_ih, w_hh, b_ih, b_hh]| pack_weights(w_ih, w_hh, b_ih, b_hh))
             .collect::<Result<Vec<_>>>()?;
-        let packed = Tensor::cat(&packed, 0)?;
-        return sequence_packed(family, x, &packed, s0, params.len(), train, output);
+        let weights = Tensor::cat(&weights, 0)?;
+        let packed_steps = packed.cloned();
+        let how = (params.len(), WeightSource::Packed, packed_steps);
+        return dispatch(family, x, &weights, s0, how, (train, output));
     }
     let source = WeightSource::Separate(params.to_vec());
-    dispatch(
-        family,
-        x,
-        &params[0][0],
-        s0,
-        (params.len(), source),
-        train,
-        output,
-    )
+    let how = (params.len(), source, packed.cloned());
+    dispatch(family, x, &params[0][0], s0, how, (train, output))
 }
 
-/// As [`sequence`], with the parameters already packed: `weights` is
-/// `(D·G·H, I + H + 2)`, each direction's `[W_ih | W_hh | b_ih | b_hh]` ([`pack_weights`])
-/// stacked.
-pub(crate) fn sequence_packed(
+/// As [`sequence`] over full-length rows, with the parameters already packed: `weights`
+/// is `(D·G·H, I + H + 2)`, each direction's `[W_ih | W_hh | b_ih | b_hh]`
+/// ([`pack_weights`]) stacked.
+pub(crate) fn sequence_with_weights(
     family: Family,
     x: &Tensor,
     weights: &Tensor,
@@ -94,27 +92,29 @@ pub(crate) fn sequence_packed(
     train: bool,
     output: SequenceOutput,
 ) -> Result<Sequence> {
-    let how = (directions, WeightSource::Packed);
-    dispatch(family, x, weights, s0, how, train, output)
+    let how = (directions, WeightSource::Packed, None);
+    dispatch(family, x, weights, s0, how, (train, output))
 }
+
+/// Directions, where the weights are, and the rows' lengths when they differ.
+type How = (usize, WeightSource, Option<Arc<PackedSteps>>);
 
 fn dispatch(
     family: Family,
     x: &Tensor,
     weights: &Tensor,
     s0: &Tensor,
-    how: (usize, WeightSource),
-    train: bool,
-    output: SequenceOutput,
+    how: How,
+    mode: (bool, SequenceOutput),
 ) -> Result<Sequence> {
     match family {
-        Family::Lstm => run(LstmRows, x, weights, s0, how, train, output),
-        Family::Gru => run(GruRows, x, weights, s0, how, train, output),
+        Family::Lstm => run(LstmRows, x, weights, s0, how, mode),
+        Family::Gru => run(GruRows, x, weights, s0, how, mode),
         Family::Rnn(nl) => {
             let rows = RnnRows {
                 relu: nl == crate::Nonlinearity::Relu,
             };
-            run(rows, x, weights, s0, how, train, output)
+            run(rows, x, weights, s0, how, mode)
         }
     }
 }
@@ -124,9 +124,8 @@ fn run<R: Rows>(
     x: &Tensor,
     weights: &Tensor,
     s0: &Tensor,
-    (dirs, source): (usize, WeightSource),
-    train: bool,
-    output: SequenceOutput,
+    (dirs, source, packed): How,
+    (train, output): (bool, SequenceOutput),
 ) -> Result<Sequence> {
     let link = Arc::new(Link::default());
     let op = SequenceOp {
@@ -137,6 +136,7 @@ fn run<R: Rows>(
         input_grad: x.track_op(),
         output,
         link: link.clone(),
+        packed,
     };
     let res = x
         .contiguous()?
@@ -147,9 +147,9 @@ fn run<R: Rows>(
             states: res,
         },
         SequenceOutput::All => {
-            let (b, _, dh) = res.dims3()?;
+            let (b, sh) = (s0.dim(1)?, s0.dim(2)?);
             let s = if R::CELL { 2 } else { 1 };
-            let shape = (s, dirs, b, dh / dirs).into();
+            let shape = (s, dirs, b, sh / s).into();
             let states = res.apply_op1(FinalStatesOp { link, shape })?;
             Sequence {
                 out: Some(res),

@@ -16,6 +16,7 @@ use candle_core::{
 };
 
 use super::buffers::{matmul, recycle, take_buffer, DirWeights, Mat, Shared};
+use super::positions::{PackedSteps, Positions};
 use super::recurrence::{self, state_width, Backward, Dims, Forward};
 use super::weight_grads::weight_gradients;
 use super::SequenceOutput;
@@ -92,20 +93,40 @@ pub(crate) struct SequenceOp<R: Rows> {
     pub input_grad: bool,
     pub output: SequenceOutput,
     pub link: Arc<Link>,
+    /// The rows' lengths, when they differ: the input is then `(positions, I)`, packed
+    /// time-major ([`PackedSteps`]), and so is the output sequence.
+    pub packed: Option<Arc<PackedSteps>>,
 }
 
 impl<R: Rows> SequenceOp<R> {
-    fn dims(&self, x: &Shape, w: &Shape, s0: &Shape) -> Result<Dims> {
-        let (b, t, i) = x.dims3()?;
+    fn dims(&self, x: &Shape, w: &Shape, s0: &Shape) -> Result<Dims<'_>> {
+        let (pos, i) = match &self.packed {
+            Some(p) => {
+                let (n, i) = x.dims2()?;
+                if n != p.count() {
+                    candle_core::bail!(
+                        "fused recurrence: {n} packed positions, lengths sum to {}",
+                        p.count()
+                    );
+                }
+                (Positions::Packed(p), i)
+            }
+            None => {
+                let (b, t, i) = x.dims3()?;
+                (Positions::Padded { b, t }, i)
+            }
+        };
         let (rows, k) = w.dims2()?;
         let s = if R::CELL { 2 } else { 1 };
         let h = s0.dims3()?.2 / s;
+        let (b, t) = (pos.rows(), pos.steps());
         let dm = Dims {
             b,
             t,
             i,
             h,
             dirs: self.dirs,
+            pos,
         };
         let gh = R::GATES * h;
         let weights_ok = match &self.source {
@@ -133,13 +154,14 @@ impl<R: Rows> SequenceOp<R> {
 
     /// The final states `(S, D, B, H)`: `h` of each direction's last step (and `c`).
     fn final_states(&self, dm: Dims, out: &[f32], saved: &[f32]) -> Vec<f32> {
-        let Dims { b, t, h, dirs, .. } = dm;
+        let Dims { b, h, dirs, .. } = dm;
         let s = if R::CELL { 2 } else { 1 };
         let mut fin = vec![0f32; s * dirs * b * h];
         for d in 0..dirs {
-            let last = if d == 1 { 0 } else { t - 1 };
             for r in 0..b {
-                let step = (r * t + last) * dirs + d;
+                // Each row ends at its own last step (direction 1 at time 0).
+                let last = if d == 1 { 0 } else { dm.pos.len(r) - 1 };
+                let step = dm.pos.at(r, last) * dirs + d;
                 fin[(d * b + r) * h..][..h].copy_from_slice(&out[step * h..][..h]);
                 if R::CELL {
                     let c = &saved[step * R::SAVED * h..][..h];
@@ -156,7 +178,7 @@ impl<R: Rows> CustomOp3 for SequenceOp<R> {
         "fused-recurrence"
     }
 
-    /// Inputs: `x (B, T, I)`, the packed weights `(D·G·H, I + H + 2)` (per direction
+    /// Inputs: `x (B, T, I)` (or `(positions, I)` with lengths), the packed weights `(D·G·H, I + H + 2)` (per direction
     /// `[W_ih | W_hh | b_ih | b_hh]`) and the initial state `(D, B, S·H)`.
     fn cpu_fwd(
         &self,
@@ -225,8 +247,8 @@ impl<R: Rows> CustomOp3 for SequenceOp<R> {
             )
         };
         let dm = self.dims(x.shape(), weights.shape(), s0.shape())?;
-        let Dims { b, t, i, h, dirs } = dm;
-        let gh = R::GATES * h;
+        let Dims { b, i, h, dirs, .. } = dm;
+        let (gh, n) = (R::GATES * h, dm.n());
         let s = if R::CELL { 2 } else { 1 };
         let final_len = s * dirs * b * h;
         let (d_out, d_final) = match self.output {
@@ -238,11 +260,11 @@ impl<R: Rows> CustomOp3 for SequenceOp<R> {
             }
             SequenceOutput::Final => (None, grad_res.flatten_all()?.to_vec1::<f32>()?),
         };
-        let mut d_hid = take_buffer(if R::SPLIT { b * t * dirs * gh } else { 0 });
-        let mut h_prev = take_buffer(b * t * dirs * h);
+        let mut d_hid = take_buffer(if R::SPLIT { n * dirs * gh } else { 0 });
+        let mut h_prev = take_buffer(n * dirs * h);
         let mut d_s0 = vec![0f32; dirs * b * state_width::<R>(h)];
         let mut dw = vec![0f32; dirs * gh * dm.k()];
-        let mut dx = vec![0f32; if self.input_grad { b * t * i } else { 0 }];
+        let mut dx = vec![0f32; if self.input_grad { n * i } else { 0 }];
         with_f32(x, "input", |x| {
             with_f32(weights, "weights", |w| {
                 with_f32(s0, "initial state", |s0| {
@@ -285,7 +307,7 @@ impl<R: Rows> CustomOp3 for SequenceOp<R> {
         }
         let dev = res.device();
         let dx = match self.input_grad {
-            true => Some(Tensor::from_vec(dx, (b, t, i), dev)?),
+            true => Some(Tensor::from_vec(dx, x.shape(), dev)?),
             false => None,
         };
         Ok((
@@ -305,14 +327,16 @@ impl<R: Rows> SequenceOp<R> {
         w: &[DirWeights],
         s0: &[f32],
     ) -> Result<(CpuStorage, Shape)> {
-        let Dims { b, t, i, h, dirs } = dm;
-        let gh = R::GATES * h;
+        let Dims {
+            b, t, i, h, dirs, ..
+        } = dm;
+        let (gh, n) = (R::GATES * h, dm.n());
         let mut out = match self.output {
-            SequenceOutput::All => vec![0f32; b * t * dirs * h],
-            SequenceOutput::Final => take_buffer(b * t * dirs * h),
+            SequenceOutput::All => vec![0f32; n * dirs * h],
+            SequenceOutput::Final => take_buffer(n * dirs * h),
         };
-        let mut gates = take_buffer(b * t * dirs * gh);
-        let mut saved = take_buffer(b * t * dirs * R::SAVED * h);
+        let mut gates = take_buffer(n * dirs * gh);
+        let mut saved = take_buffer(n * dirs * R::SAVED * h);
         // gates = b_ih (+ b_hh) + x W_ihᵀ, every step, one GEMM per direction.
         // SAFETY (bias, W_hh reads): every index lies inside the G·H rows of a direction.
         let bias: Vec<f32> = w
@@ -327,13 +351,13 @@ impl<R: Rows> SequenceOp<R> {
             row.copy_from_slice(&bias);
         }
         for (d, dw) in w.iter().enumerate() {
-            // SAFETY: x is (BT, I); W_ih (G·H, I) is read transposed; the destination is
-            // direction d's columns of gates (BT, D·G·H).
+            // SAFETY: x is (N, I); W_ih (G·H, I) is read transposed; the destination is
+            // direction d's columns of gates (N, D·G·H).
             unsafe {
                 let w_ih_t = Mat::transposed(dw.w_ih.ptr, dw.w_ih.rs);
                 let x = Mat::rows(x.as_ptr(), i);
                 let dst = gates[d * gh..].as_mut_ptr();
-                matmul((b * t, gh, i), dst, dirs * gh, true, x, w_ih_t, true);
+                matmul((n, gh, i), dst, dirs * gh, true, x, w_ih_t, true);
             }
         }
         // Lay W_hhᵀ out once when several steps read it.
@@ -365,7 +389,11 @@ impl<R: Rows> SequenceOp<R> {
         let (result, shape, kept_out) = match self.output {
             SequenceOutput::All => {
                 *lock(&self.link.final_states) = Some(fin);
-                (out, Shape::from((b, t, dirs * h)), None)
+                let shape = match dm.pos {
+                    Positions::Padded { .. } => Shape::from((b, t, dirs * h)),
+                    Positions::Packed(_) => Shape::from((n, dirs * h)),
+                };
+                (out, shape, None)
             }
             SequenceOutput::Final => (fin, states_shape, Some(out)),
         };

@@ -12,19 +12,56 @@
 //! gets vectorised kernels without `-C target-cpu=native`.
 
 use super::buffers::{matmul, parallel_for, tasks, DirWeights, Mat, Shared, Task};
+use super::positions::Positions;
 use crate::kernels::Rows;
 
-/// Sizes of one call: batch, steps, input features, hidden size, directions.
+/// Sizes of one call: batch rows, steps (the longest row's), input features, hidden size,
+/// directions, and where each row's steps lie.
 #[derive(Clone, Copy, Debug)]
-pub(crate) struct Dims {
+pub(crate) struct Dims<'a> {
     pub b: usize,
     pub t: usize,
     pub i: usize,
     pub h: usize,
     pub dirs: usize,
+    pub pos: Positions<'a>,
 }
 
-impl Dims {
+impl Dims<'_> {
+    /// The number of `(row, time)` positions: `B·T`, or the sum of the lengths.
+    pub fn n(&self) -> usize {
+        self.pos.count()
+    }
+
+    /// Floats between consecutive rows of one step in a `(positions, D, width)` buffer.
+    fn row_stride(&self, width: usize) -> usize {
+        self.pos.row_stride() * self.dirs * width
+    }
+
+    /// The rows of `r0..r1` running at time `ti`, as `(end of active rows, end of the
+    /// rows continuing from an earlier step)`: rows `r0..cont` read their previous state
+    /// from the step before, rows `cont..end` start from the initial state (direction 1
+    /// starts each row at its own last step).
+    fn running(&self, dir: usize, ti: usize, (r0, r1): (usize, usize)) -> (usize, usize) {
+        let end = r1.min(self.pos.active(ti)).max(r0);
+        let cont = match dir {
+            1 if ti + 1 < self.t => end.min(self.pos.active(ti + 1)).max(r0),
+            1 => r0,
+            _ if ti > 0 => end,
+            _ => r0,
+        };
+        (end, cont)
+    }
+
+    /// The time step before `ti` in direction `dir`'s order.
+    fn before(&self, dir: usize, ti: usize) -> usize {
+        if dir == 1 {
+            ti + 1
+        } else {
+            ti.wrapping_sub(1)
+        }
+    }
+
     /// Row length of the packed weights `[W_ih | W_hh | b_ih | b_hh]`.
     pub fn k(&self) -> usize {
         self.i + self.h + 2
@@ -40,10 +77,10 @@ impl Dims {
     }
 }
 
-/// Offsets into the `(B, T, D, width)` buffers: row `r`, step `t`, direction `d`.
+/// Offsets into the `(positions, D, width)` buffers: row `r`, time `t`, direction `d`.
 #[inline(always)]
 fn at(dm: Dims, r: usize, t: usize, d: usize, width: usize) -> usize {
-    ((r * dm.t + t) * dm.dirs + d) * width
+    (dm.pos.at(r, t) * dm.dirs + d) * width
 }
 
 /// What the forward loops read and write.
@@ -56,11 +93,11 @@ pub(crate) struct Forward<'a> {
     pub w_hh_t: Option<&'a [f32]>,
     /// Initial state `(D, B, S·H)`, `[h0 | c0]` for a family with a cell.
     pub s0: &'a [f32],
-    /// Hidden states `(B, T, D·H)`.
+    /// Hidden states `(positions, D·H)`.
     pub out: Shared,
-    /// Gates `(B, T, D·G·H)`: input projections in, activations out.
+    /// Gates `(positions, D·G·H)`: input projections in, activations out.
     pub gates: Shared,
-    /// What each step saves, `(B, T, D·SAVED·H)`.
+    /// What each step saves, `(positions, D·SAVED·H)`.
     pub saved: Shared,
 }
 
@@ -68,10 +105,10 @@ pub(crate) struct Forward<'a> {
 pub(crate) struct Backward<'a> {
     pub w: &'a [DirWeights],
     pub s0: &'a [f32],
-    /// Hidden states of the forward pass `(B, T, D·H)`.
+    /// Hidden states of the forward pass `(positions, D·H)`.
     pub out: &'a [f32],
     pub saved: &'a [f32],
-    /// Gradient of the hidden states `(B, T, D·H)`, when the output was the sequence.
+    /// Gradient of the hidden states `(positions, D·H)`, when the output was the sequence.
     pub d_out: Option<&'a [f32]>,
     /// Gradient of the final states `(S, D, B, H)`.
     pub d_final: &'a [f32],
@@ -79,7 +116,7 @@ pub(crate) struct Backward<'a> {
     pub gates: Shared,
     /// Gradients of the recurrent pre-activations, [`Rows::SPLIT`] families only.
     pub d_hid: Shared,
-    /// Receives `h_{t-1}` of every step `(B, T, D·H)`, for the weight gradient.
+    /// Receives `h_{t-1}` of every step `(positions, D·H)`, for the weight gradient.
     pub h_prev: Shared,
     /// Receives the gradient of the initial state `(D, B, S·H)`.
     pub d_s0: Shared,
@@ -94,9 +131,18 @@ pub(crate) fn state_width<R: Rows>(h: usize) -> usize {
     }
 }
 
+/// One recurrent GEMM `h_{t-1} W_hhᵀ` of a step, over rows whose previous states lie in
+/// one strided block.
+struct RecurrentGemm {
+    /// The first row's previous state and the row stride.
+    h_prev: Mat,
+    /// The first row, counted from the task's first, and the number of rows.
+    rows: (usize, usize),
+}
+
 #[inline(always)]
 fn forward_task<R: Rows>(rows: R, dm: Dims, task: Task, io: &Forward<'_>) {
-    let Dims { b, t, h, dirs, .. } = dm;
+    let Dims { b, t, h, .. } = dm;
     let (gh, sw, sv) = (R::GATES * h, state_width::<R>(h), R::SAVED * h);
     let Task {
         dir,
@@ -116,43 +162,50 @@ fn forward_task<R: Rows>(rows: R, dm: Dims, task: Task, io: &Forward<'_>) {
     };
     for step in 0..t {
         let ti = dm.time(dir, step);
-        let prev = (step > 0).then(|| dm.time(dir, step - 1));
-        let h_prev = match prev {
-            None => Mat::rows(io.s0[(dir * b + r0) * sw..].as_ptr(), sw),
-            Some(tp) => Mat::rows(io.out.at(at(dm, r0, tp, dir, h)), t * dirs * h),
-        };
-        // SAFETY: h_prev addresses bl rows of H floats (s0 or the previous step's states),
-        // W_hhᵀ lies inside w_hh_t or the parameters, and the destination (a scratch block or the step's gates of
-        // this task's rows) overlaps neither.
-        unsafe {
-            if R::SPLIT {
-                for row in hid.chunks_exact_mut(gh) {
-                    row.copy_from_slice(&b_hh);
-                }
-                matmul(
-                    (bl, gh, h),
-                    hid.as_mut_ptr(),
-                    gh,
-                    true,
-                    h_prev,
-                    w_hh_t,
-                    false,
-                );
-            } else {
-                let dst = io.gates.at(at(dm, r0, ti, dir, gh));
-                matmul((bl, gh, h), dst, t * dirs * gh, true, h_prev, w_hh_t, false);
+        let (end, cont) = dm.running(dir, ti, (r0, r1));
+        if end == r0 {
+            continue;
+        }
+        let tp = dm.before(dir, ti);
+        // Rows continuing from the step before, then rows starting from the initial state.
+        let continuing = (cont > r0).then(|| RecurrentGemm {
+            h_prev: Mat::rows(io.out.at(at(dm, r0, tp, dir, h)), dm.row_stride(h)),
+            rows: (0, cont - r0),
+        });
+        let starting = (end > cont).then(|| RecurrentGemm {
+            h_prev: Mat::rows(io.s0[(dir * b + cont) * sw..].as_ptr(), sw),
+            rows: (cont - r0, end - cont),
+        });
+        if R::SPLIT {
+            for row in hid.chunks_exact_mut(gh).take(end - r0) {
+                row.copy_from_slice(&b_hh);
             }
         }
-        for r in r0..r1 {
+        for g in continuing.iter().chain(&starting) {
+            // SAFETY: h_prev addresses the rows' states (s0 or the previous step's), W_hhᵀ
+            // lies inside w_hh_t or the parameters, and the destination (a scratch block
+            // or the step's gates of this task's rows) overlaps neither.
+            unsafe {
+                let (dst, rs) = match R::SPLIT {
+                    true => (hid[g.rows.0 * gh..].as_mut_ptr(), gh),
+                    false => (
+                        io.gates.at(at(dm, r0 + g.rows.0, ti, dir, gh)),
+                        dm.row_stride(gh),
+                    ),
+                };
+                matmul((g.rows.1, gh, h), dst, rs, true, g.h_prev, w_hh_t, false);
+            }
+        }
+        for r in r0..end {
             // SAFETY: each slice is this task's own row (r, ti, dir) or the previous
             // step's, which no other task touches; none of them overlap.
             unsafe {
-                let (h_prev, c_prev): (&[f32], &[f32]) = match prev {
-                    None => {
+                let (h_prev, c_prev): (&[f32], &[f32]) = match r < cont {
+                    false => {
                         let s = &io.s0[(dir * b + r) * sw..][..sw];
                         s.split_at(h)
                     }
-                    Some(tp) => (
+                    true => (
                         io.out.slice(at(dm, r, tp, dir, h), h),
                         if R::CELL {
                             io.saved.slice(at(dm, r, tp, dir, sv), h)
@@ -189,6 +242,8 @@ fn backward_task<R: Rows>(rows: R, dm: Dims, task: Task, io: &Backward<'_>) {
     } = task;
     let bl = r1 - r0;
     let w_hh = io.w[dir].w_hh;
+    // Each row's gradient starts at its own last step with that of the final state; rows
+    // not yet running keep it untouched until they start.
     let mut dh_next = vec![0f32; bl * h];
     let mut dc = vec![0f32; if R::CELL { bl * h } else { 0 }];
     for r in r0..r1 {
@@ -202,8 +257,12 @@ fn backward_task<R: Rows>(rows: R, dm: Dims, task: Task, io: &Backward<'_>) {
     let d_rec = if R::SPLIT { io.d_hid } else { io.gates };
     for step in (0..t).rev() {
         let ti = dm.time(dir, step);
-        let prev = (step > 0).then(|| dm.time(dir, step - 1));
-        for r in r0..r1 {
+        let (end, cont) = dm.running(dir, ti, (r0, r1));
+        if end == r0 {
+            continue;
+        }
+        let tp = dm.before(dir, ti);
+        for r in r0..end {
             let j = (r - r0) * h;
             match io.d_out {
                 Some(g) => {
@@ -214,9 +273,9 @@ fn backward_task<R: Rows>(rows: R, dm: Dims, task: Task, io: &Backward<'_>) {
                 }
                 None => dh.copy_from_slice(&dh_next[j..j + h]),
             }
-            let (h_prev, c_prev): (&[f32], &[f32]) = match prev {
-                None => io.s0[(dir * b + r) * sw..][..sw].split_at(h),
-                Some(tp) => (
+            let (h_prev, c_prev): (&[f32], &[f32]) = match r < cont {
+                false => io.s0[(dir * b + r) * sw..][..sw].split_at(h),
+                true => (
                     &io.out[at(dm, r, tp, dir, h)..][..h],
                     if R::CELL {
                         &io.saved[at(dm, r, tp, dir, sv)..][..h]
@@ -248,12 +307,13 @@ fn backward_task<R: Rows>(rows: R, dm: Dims, task: Task, io: &Backward<'_>) {
                 );
             }
         }
-        // dh_{t-1} [+]= dG_t · W_hh
-        // SAFETY: the step's gradient rows of this task (row stride T·D·G·H); W_hh.
+        // dh_{t-1} [+]= dG_t · W_hh, for the running rows (a row that started at this step
+        // keeps the gradient of its initial state).
+        // SAFETY: the step's gradient rows of this task; W_hh.
         unsafe {
-            let lhs = Mat::rows(d_rec.at(at(dm, r0, ti, dir, gh)), t * dirs * gh);
+            let lhs = Mat::rows(d_rec.at(at(dm, r0, ti, dir, gh)), dm.row_stride(gh));
             matmul(
-                (bl, h, gh),
+                (end - r0, h, gh),
                 dh_next.as_mut_ptr(),
                 h,
                 R::SPLIT,
@@ -331,7 +391,11 @@ dispatched!(backward_dispatched, backward_task, Backward<'_>);
 
 /// Runs `f` for every task, in parallel when there are several.
 fn for_tasks(dm: Dims, f: impl Fn(Task) + Sync) {
-    let ts = tasks(dm.b, dm.dirs);
+    let lengths = match dm.pos {
+        Positions::Packed(p) => Some(&p.lengths[..]),
+        Positions::Padded { .. } => None,
+    };
+    let ts = tasks(dm.b, dm.dirs, lengths);
     parallel_for(ts.len(), |k| f(ts[k]));
 }
 

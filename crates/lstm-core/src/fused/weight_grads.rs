@@ -5,7 +5,7 @@ use super::recurrence::Dims;
 
 /// The gradients of the packed weights and of the input from the gate gradients of every
 /// step: `d_in` of the input pre-activations and `d_rec` of the recurrent ones (the same
-/// buffer unless the family keeps them apart), each `(BT, D·G·H)`. Each is a single GEMM
+/// buffer unless the family keeps them apart), each `(N, D·G·H)`. Each is a single GEMM
 /// over all steps.
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn weight_gradients(
@@ -19,16 +19,16 @@ pub(crate) fn weight_gradients(
     dw: &mut [f32],
     dx: &mut [f32],
 ) {
-    let Dims { b, t, i, h, dirs } = dm;
-    let (gh, k, bt) = (gates * h, dm.k(), b * t);
+    let Dims { i, h, dirs, .. } = dm;
+    let (gh, k, n) = (gates * h, dm.k(), dm.n());
     let dg = dirs * gh;
-    // SAFETY (all): d_in and d_rec are (BT, D·G·H), read transposed for the weights; x is
-    // (BT, I); h_prev is (BT, D·H); dw is (D·G·H, K) with W_ih at column 0 and W_hh at I.
+    // SAFETY (all): d_in and d_rec are (N, D·G·H), read transposed for the weights; x is
+    // (N, I); h_prev is (N, D·H); dw is (D·G·H, K) with W_ih at column 0 and W_hh at I.
     unsafe {
         // dW_ih = d_inᵀ · x, every direction at once.
         let lhs = Mat::transposed(d_in.as_ptr(), dg);
         matmul(
-            (dg, i, bt),
+            (dg, i, n),
             dw.as_mut_ptr(),
             k,
             false,
@@ -41,7 +41,7 @@ pub(crate) fn weight_gradients(
             let lhs = Mat::transposed(d_rec[d * gh..].as_ptr(), dg);
             let rhs = Mat::rows(h_prev[d * h..].as_ptr(), dirs * h);
             matmul(
-                (gh, h, bt),
+                (gh, h, n),
                 dw[d * gh * k + i..].as_mut_ptr(),
                 k,
                 false,
@@ -54,7 +54,7 @@ pub(crate) fn weight_gradients(
             // dx = d_in · W_ih, summed over the directions by the GEMM.
             let lhs = Mat::rows(d_in.as_ptr(), dg);
             matmul(
-                (bt, i, dg),
+                (n, i, dg),
                 dx.as_mut_ptr(),
                 i,
                 false,
