@@ -68,6 +68,18 @@ pub fn param_names(fx: &HashMap<String, Tensor>) -> Vec<String> {
     names
 }
 
+/// The shape of a fixture's recurrent module with `input` features: `H` from `c0` (an
+/// LSTM) or `h0`, and a projection when `h0` is narrower than `c0`.
+pub fn recurrent_config(fx: &HashMap<String, Tensor>, input: usize) -> lstm_core::RecurrentConfig {
+    let h = get(fx, "h0").dim(2).expect("h0 dims");
+    let hidden = fx.get("c0").map_or(h, |c| c.dim(2).expect("c0 dims"));
+    let cfg = lstm_core::RecurrentConfig::new(input, hidden);
+    match h == hidden {
+        true => cfg,
+        false => cfg.with_proj_size(h),
+    }
+}
+
 /// Forward values must agree with PyTorch's to this (max absolute difference).
 pub const FORWARD_TOL: f32 = 1e-5;
 /// Gradients must agree with PyTorch's to this.

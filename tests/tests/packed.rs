@@ -24,8 +24,7 @@ fn check_packed(file: &str, family: Family, layers: usize, bidirectional: bool) 
         let varmap = varmap_from(&fx, &refs, |n| n.to_string());
         let vb = VarBuilder::from_varmap(&varmap, DType::F32, &Device::Cpu);
         let (_, _, input) = get(&fx, "x").dims3().expect("x dims");
-        let hidden = get(&fx, "h0").dim(2).expect("h0 dims");
-        let cfg = RecurrentConfig::new(input, hidden)
+        let cfg = lstm_tests::recurrent_config(&fx, input)
             .with_layers(layers)
             .with_bidirectional(bidirectional);
         let x = Var::from_tensor(get(&fx, "x")).expect("x");
@@ -77,6 +76,12 @@ fn packed_lstm_matches_torch() {
         true,
     );
     check_packed("lstm_packed_1layer.safetensors", Family::Lstm, 1, false);
+}
+
+#[test]
+fn packed_projected_lstm_matches_torch() {
+    let file = "lstm_proj_packed_bidir_2layer.safetensors";
+    check_packed(file, Family::Lstm, 2, true);
 }
 
 #[test]

@@ -6,7 +6,7 @@
 use candle_core::{DType, Device, IndexOp, Tensor, Var};
 use candle_nn::VarBuilder;
 use lstm_core::{Gru, GruConfig, Nonlinearity, Rnn, RnnConfig};
-use lstm_core::{Kernel, Lstm, LstmCell, LstmConfig, LstmState};
+use lstm_core::{Kernel, Lstm, LstmCell, LstmState};
 use lstm_tests::{check_run, get, load_fixture, max_abs_diff, varmap_from};
 use lstm_tests::{FORWARD_TOL, GRAD_TOL};
 
@@ -104,8 +104,7 @@ fn check_lstm(file: &str, layers: usize, bidirectional: bool, kernel: Kernel) {
     let refs: Vec<&str> = param_names.iter().map(String::as_str).collect();
     let varmap = varmap_from(&fx, &refs, |n| n.to_string());
     let (_, _, input) = get(&fx, "x").dims3().expect("x dims");
-    let hidden = get(&fx, "h0").dim(2).expect("h0 dims");
-    let cfg = LstmConfig::new(input, hidden)
+    let cfg = lstm_tests::recurrent_config(&fx, input)
         .with_layers(layers)
         .with_bidirectional(bidirectional);
     let vb = VarBuilder::from_varmap(&varmap, DType::F32, &Device::Cpu);
@@ -138,6 +137,13 @@ fn two_layer_lstm_matches_torch_nn_lstm() {
 fn bidirectional_lstm_matches_torch_nn_lstm() {
     for kernel in [Kernel::Fused, Kernel::Reference] {
         check_lstm("lstm_bidir_2layer.safetensors", 2, true, kernel);
+    }
+}
+
+#[test]
+fn projected_lstm_matches_torch_nn_lstm_with_proj_size() {
+    for kernel in [Kernel::Fused, Kernel::Reference] {
+        check_lstm("lstm_proj_bidir_2layer.safetensors", 2, true, kernel);
     }
 }
 

@@ -140,10 +140,12 @@ impl LstmCell {
             true,
             fused::SequenceOutput::Final,
         )?;
-        // (2, 1, B, H) → h, c
+        // (1, B, [h | c]) → h, c
+        let hidden = state.h.dim(1)?;
+        let states = seq.states.i(0)?;
         Ok(LstmState {
-            h: seq.states.i((0, 0))?,
-            c: seq.states.i((1, 0))?,
+            h: states.narrow(1, 0, hidden)?,
+            c: states.narrow(1, hidden, hidden)?,
         })
     }
 }

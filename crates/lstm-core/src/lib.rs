@@ -5,7 +5,10 @@
 //!
 //! - [`LstmCell`]: the chapter's from-scratch cell (`x2h`, `h2h`, gates i, f, g, o).
 //! - [`Lstm`]: a multi-layer, optionally bidirectional LSTM over `(batch, seq, features)`,
-//!   loadable from a PyTorch `nn.LSTM` state dict.
+//!   loadable from a PyTorch `nn.LSTM` state dict, with `proj_size` projections; [`Gru`]
+//!   and [`Rnn`] the same for `nn.GRU` and `nn.RNN`.
+//! - [`PackedBatch`]: rows of different lengths, as PyTorch's packed sequences, for every
+//!   family's `forward_packed` (no work on the padding).
 //! - [`SequenceClassifier`]: the chapter's MNIST model (a recurrent layer of any
 //!   [`Family`] read row by row, then a linear head).
 //! - [`SequenceRegressor`]: the chapter's stock-price model (LSTM, GRU or RNN, one or two

@@ -18,6 +18,10 @@ pub type LstmConfig = RecurrentConfig;
 /// `_reverse` for the backward direction, so a PyTorch `state_dict` loads through a
 /// [`VarBuilder`] unchanged. Gates are ordered i, f, g, o.
 ///
+/// With [`LstmConfig::with_proj_size`]`(P)` it is PyTorch's projected LSTM
+/// (`nn.LSTM(proj_size=P)`): `h = W_hr (o ⊙ tanh c)` with `weight_hr_l{k}` `(P, H)`, so
+/// `h`, the outputs and `weight_hh_l{k}` `(4H, P)` are `P` wide while `c` stays `H`.
+///
 /// On the CPU in f32 each layer runs as one fused op (both directions at once); elsewhere,
 /// or with [`Kernel::Reference`], step by step with candle ops.
 #[derive(Clone, Debug)]
@@ -52,11 +56,13 @@ impl Lstm {
     /// Runs the model.
     ///
     /// - `x`: `(B, T, input_size)`;
-    /// - `state`: optional initial `(h0, c0)`, each `(layers·D, B, H)`; zeros when `None`;
+    /// - `state`: optional initial `(h0, c0)`, each `(layers·D, B, H)` (`h0` `P` wide
+    ///   with a projection); zeros when `None`;
     /// - `train`: applies dropout between layers and keeps what the backward pass needs.
     ///
     /// Returns the last layer's outputs `(B, T, D·H)` and the final state `(h_n, c_n)`,
-    /// each `(layers·D, B, H)`. Reading `out[:, -1]` costs no more than
+    /// each `(layers·D, B, H)` (with a projection, `P` in place of `H` for the outputs and
+    /// `h_n`). Reading `out[:, -1]` costs no more than
     /// [`Lstm::forward_final`] beyond the output's own gradient.
     pub fn forward(
         &self,

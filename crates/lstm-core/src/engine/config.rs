@@ -87,6 +87,9 @@ pub struct RecurrentConfig {
     pub dropout: f32,
     /// Run a second direction from the last step to the first (`_reverse` parameters).
     pub bidirectional: bool,
+    /// LSTM only: project `h` to this size with `weight_hr_l{k}` (`nn.LSTM`'s
+    /// `proj_size`); 0 for none. Must be below `hidden_size`.
+    pub proj_size: usize,
 }
 
 impl RecurrentConfig {
@@ -98,6 +101,7 @@ impl RecurrentConfig {
             num_layers: 1,
             dropout: 0.0,
             bidirectional: false,
+            proj_size: 0,
         }
     }
 
@@ -119,6 +123,21 @@ impl RecurrentConfig {
         self
     }
 
+    /// Projects the LSTM's `h` to `proj_size` features (`nn.LSTM(proj_size=...)`).
+    pub fn with_proj_size(mut self, proj_size: usize) -> Self {
+        self.proj_size = proj_size;
+        self
+    }
+
+    /// The size of `h` and of each direction's output: `proj_size`, or `hidden_size`
+    /// without a projection.
+    pub fn output_size(&self) -> usize {
+        match self.proj_size {
+            0 => self.hidden_size,
+            p => p,
+        }
+    }
+
     /// Number of directions `D` (1 or 2).
     pub fn directions(&self) -> usize {
         if self.bidirectional {
@@ -133,6 +152,12 @@ impl RecurrentConfig {
         if self.input_size == 0 || self.hidden_size == 0 || self.num_layers == 0 {
             return Err(LstmError::Config(format!(
                 "input size, hidden size and layers must all be above 0, got {self:?}"
+            )));
+        }
+        if self.proj_size >= self.hidden_size {
+            return Err(LstmError::Config(format!(
+                "proj_size must be below hidden_size ({}), got {}",
+                self.hidden_size, self.proj_size
             )));
         }
         if !(0.0..1.0).contains(&self.dropout) {

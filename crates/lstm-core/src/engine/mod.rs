@@ -26,41 +26,46 @@ pub(crate) struct DirectionWeights {
     pub w_hh: Tensor,
     pub b_ih: Tensor,
     pub b_hh: Tensor,
+    /// A projected LSTM's `W_hr (P, H)`.
+    pub w_hr: Option<Tensor>,
 }
 
 impl DirectionWeights {
-    /// Loads `weight_ih_l{k}{suffix}` and friends, initialised uniform in ±1/√H.
+    /// Loads `weight_ih_l{k}{suffix}` and friends (and `weight_hr_l{k}{suffix}` with a
+    /// projection), initialised uniform in ±1/√H.
     fn load(
         vb: &VarBuilder,
-        layer: usize,
-        suffix: &str,
-        (input_size, hidden_size, gates): (usize, usize, usize),
+        (layer, suffix): (usize, &str),
+        (input_size, config, gates): (usize, &RecurrentConfig, usize),
     ) -> Result<Self> {
-        let k = 1.0 / (hidden_size as f64).sqrt();
+        let (hidden, out) = (config.hidden_size, config.output_size());
+        let k = 1.0 / (hidden as f64).sqrt();
         let init = Init::Uniform { lo: -k, up: k };
-        let rows = gates * hidden_size;
+        let rows = gates * hidden;
         let name = |n: &str| format!("{n}_l{layer}{suffix}");
+        let w_hr = match config.proj_size {
+            0 => None,
+            p => Some(vb.get_with_hints((p, hidden), &name("weight_hr"), init)?),
+        };
         Ok(Self {
             w_ih: vb.get_with_hints((rows, input_size), &name("weight_ih"), init)?,
-            w_hh: vb.get_with_hints((rows, hidden_size), &name("weight_hh"), init)?,
+            w_hh: vb.get_with_hints((rows, out), &name("weight_hh"), init)?,
             b_ih: vb.get_with_hints(rows, &name("bias_ih"), init)?,
             b_hh: vb.get_with_hints(rows, &name("bias_hh"), init)?,
+            w_hr,
         })
     }
 
-    /// `[W_ih, W_hh, b_ih, b_hh]`.
-    fn params(&self) -> [Tensor; 4] {
-        [
-            self.w_ih.clone(),
-            self.w_hh.clone(),
-            self.b_ih.clone(),
-            self.b_hh.clone(),
-        ]
+    /// `[W_ih, W_hh, b_ih, b_hh(, W_hr)]`.
+    fn params(&self) -> Vec<Tensor> {
+        let base = [&self.w_ih, &self.w_hh, &self.b_ih, &self.b_hh];
+        base.into_iter().chain(&self.w_hr).cloned().collect()
     }
 }
 
-/// What a stack returns: the last layer's outputs `(B, T, D·H)` (unless only the final
-/// state was asked for) and the final states, each `(layers·D, B, H)`.
+/// What a stack returns: the last layer's outputs `(B, T, D·P)` (unless only the final
+/// state was asked for) and the final states `(layers·D, B, P)` and `(layers·D, B, H)`
+/// (`P` the output size, `H` without a projection).
 pub(crate) struct StackOutput {
     pub out: Option<Tensor>,
     pub h_n: Tensor,
@@ -103,6 +108,11 @@ impl Stack {
     /// Builds the layers, reading or creating `weight_ih_l{k}[_reverse]` and friends.
     pub fn new(config: RecurrentConfig, family: Family, vb: VarBuilder) -> Result<Self> {
         config.validate()?;
+        if config.proj_size > 0 && family != Family::Lstm {
+            return Err(LstmError::Config(format!(
+                "proj_size is for the LSTM only, not the {family}"
+            )));
+        }
         let suffixes: &[&str] = if config.bidirectional {
             &["", "_reverse"]
         } else {
@@ -112,12 +122,12 @@ impl Stack {
             .map(|layer| {
                 let input = match layer {
                     0 => config.input_size,
-                    _ => config.hidden_size * suffixes.len(),
+                    _ => config.output_size() * suffixes.len(),
                 };
-                let sizes = (input, config.hidden_size, family.gates());
+                let sizes = (input, &config, family.gates());
                 suffixes
                     .iter()
-                    .map(|suffix| DirectionWeights::load(&vb, layer, suffix, sizes))
+                    .map(|suffix| DirectionWeights::load(&vb, (layer, suffix), sizes))
                     .collect::<Result<Vec<_>>>()
             })
             .collect::<Result<Vec<_>>>()?;
@@ -141,7 +151,7 @@ impl Stack {
     }
 
     /// Checks `x (B, T, input_size)` with `T > 0` and the initial states against
-    /// `(layers·D, B, H)`.
+    /// `(layers·D, B, P)` and `(layers·D, B, H)`.
     fn check(&self, x: &Tensor, h0: Option<&Tensor>, c0: Option<&Tensor>) -> Result<()> {
         let [input, h_label, c_label] = labels(self.family);
         let (b, t, _) = x.dims3()?;
@@ -150,10 +160,11 @@ impl Stack {
             return Err(LstmError::Config(format!("{input} has no time steps")));
         }
         let cfg = &self.config;
-        let shape = [cfg.num_layers * cfg.directions(), b, cfg.hidden_size];
-        for (label, state) in [(h_label, h0), (c_label, c0)] {
+        let slots = cfg.num_layers * cfg.directions();
+        let widths = [cfg.output_size(), cfg.hidden_size];
+        for ((label, state), width) in [(h_label, h0), (c_label, c0)].into_iter().zip(widths) {
             if let Some(s) = state {
-                check_shape(label, s.dims(), &shape)?;
+                check_shape(label, s.dims(), &[slots, b, width])?;
             }
         }
         Ok(())
@@ -209,7 +220,7 @@ impl Stack {
         x: &Tensor,
         start: (Option<&Tensor>, Option<&Tensor>),
     ) -> Result<(Vec<Tensor>, Vec<Var>)> {
-        let taps = zero_taps(x, self.config.hidden_size)?;
+        let taps = zero_taps(x, self.config.output_size())?;
         let steps = self.last_layer_steps(x, start, Some(&taps))?;
         Ok((steps, taps))
     }
@@ -280,16 +291,20 @@ impl Stack {
             Some(p) => p.lengths.len(),
             None => x.dim(0)?,
         };
-        let (dirs, hidden) = (weights.len(), self.config.hidden_size);
-        let params: Vec<[Tensor; 4]> = weights.iter().map(|w| w.params()).collect();
+        let (dirs, hidden, out) = (
+            weights.len(),
+            self.config.hidden_size,
+            self.config.output_size(),
+        );
+        let params: Vec<Vec<Tensor>> = weights.iter().map(|w| w.params()).collect();
         let cell = self.family.has_cell();
-        let zeros = || Tensor::zeros((dirs, b, hidden), x.dtype(), x.device());
+        let zeros = |width| Tensor::zeros((dirs, b, width), x.dtype(), x.device());
         let s0 = match (h0, cell) {
-            (None, false) => zeros()?,
+            (None, false) => zeros(out)?,
             (Some(h), false) => h,
             (h, true) => {
-                let h = h.map_or_else(zeros, Ok)?;
-                let c = c0.map_or_else(zeros, Ok)?;
+                let h = h.map_or_else(|| zeros(out), Ok)?;
+                let c = c0.map_or_else(|| zeros(hidden), Ok)?;
                 Tensor::cat(&[h, c], 2)?
             }
         };
@@ -298,8 +313,11 @@ impl Stack {
             false => SequenceOutput::All,
         };
         let seq = fused::sequence(self.family, x, &params, &s0, (train, mode), packed)?;
-        let c_n = cell.then(|| seq.states.i(1)).transpose()?;
-        Ok((seq.out, seq.states.i(0)?, c_n))
+        // The states come back laid out as s0: (D, B, [h | c]).
+        let c_n = cell
+            .then(|| seq.states.narrow(2, out, hidden))
+            .transpose()?;
+        Ok((seq.out, seq.states.narrow(2, 0, out)?, c_n))
     }
 
     /// One layer step by step with candle ops: `(sequence, h_n, c_n)`; with `mask`
@@ -312,16 +330,18 @@ impl Stack {
         final_only: bool,
         mask: Option<&Tensor>,
     ) -> Result<(Option<Tensor>, Tensor, Option<Tensor>)> {
-        let (b, hidden) = (x.dim(0)?, self.config.hidden_size);
-        let zeros = Tensor::zeros((b, hidden), x.dtype(), x.device())?;
+        let b = x.dim(0)?;
+        let (hidden, out) = (self.config.hidden_size, self.config.output_size());
+        let zeros = |width| Tensor::zeros((b, width), x.dtype(), x.device());
         let (mut seqs, mut hs, mut cs) = (Vec::new(), Vec::new(), Vec::new());
         for (d, w) in weights.iter().enumerate() {
-            let start = |s: &Option<Tensor>| s.as_ref().map_or(Ok(zeros.clone()), |s| s.i(d));
-            let c_start = start(&c0)?;
+            let start =
+                |s: &Option<Tensor>, width| s.as_ref().map_or_else(|| zeros(width), |s| s.i(d));
+            let c_start = start(&c0, hidden)?;
             let c_start = self.family.has_cell().then_some(&c_start);
             let reverse = d == 1;
             let run = reference::Direction::new(self.family, w, reverse).with_mask(mask);
-            let run = run.steps(x, &start(&h0)?, c_start, None)?;
+            let run = run.steps(x, &start(&h0, out)?, c_start, None)?;
             let steps = run.steps;
             hs.push(run.h_n);
             cs.extend(run.c_n);
@@ -374,12 +394,15 @@ impl Stack {
             }
         };
         let b = x.dim(0)?;
-        let zeros = Tensor::zeros((b, self.config.hidden_size), x.dtype(), x.device())?;
-        let start = |s: Option<&Tensor>| s.map_or(Ok(zeros.clone()), |s| s.i(n));
-        let c_start = start(c0)?;
+        let (hidden, out) = (self.config.hidden_size, self.config.output_size());
+        let start = |s: Option<&Tensor>, width| match s {
+            Some(s) => s.i(n),
+            None => Tensor::zeros((b, width), x.dtype(), x.device()),
+        };
+        let c_start = start(c0, hidden)?;
         let c_start = self.family.has_cell().then_some(&c_start);
         let run = reference::Direction::new(self.family, &last[0], false);
-        Ok(run.steps(&input, &start(h0)?, c_start, taps)?.steps)
+        Ok(run.steps(&input, &start(h0, out)?, c_start, taps)?.steps)
     }
 }
 

@@ -47,7 +47,7 @@ impl Stack {
             final_only,
             lengths,
         )?;
-        let unsort = |s: Tensor| s.index_select(&layout.unsorted, 1);
+        let unsort = |s: Tensor| s.contiguous()?.index_select(&layout.unsorted, 1);
         Ok(StackOutput {
             out: run.out.map(|o| batch.unpack(&o)).transpose()?,
             h_n: unsort(run.h_n)?,

@@ -85,16 +85,26 @@ impl<'a> Direction<'a> {
         for step in 0..t {
             let ti = if self.reverse { t - 1 - step } else { step };
             let xt = xp.i((.., ti, ..))?;
-            let keep = match self.mask {
-                Some(m) => Some(m.i((.., ti))?.unsqueeze(1)?.broadcast_as(h.shape())?),
+            let keep_t = match self.mask {
+                Some(m) => Some(m.i((.., ti))?.unsqueeze(1)?),
                 None => None,
             };
+            let keep = keep_t
+                .as_ref()
+                .map(|k| k.broadcast_as(h.shape()))
+                .transpose()?;
             let h_next = match (self.family, &c) {
                 (Family::Lstm, Some(c_prev)) => {
                     let gates = (xt + h.matmul(&w_hh_t)?)?;
-                    let next = lstm_update(&gates, c_prev)?;
-                    c = Some(match &keep {
-                        Some(k) => k.where_cond(&next.c, c_prev)?,
+                    let mut next = lstm_update(&gates, c_prev)?;
+                    if let Some(w_hr) = &w.w_hr {
+                        // A projected LSTM: h = W_hr (o ⊙ tanh c).
+                        next.h = next.h.matmul(&w_hr.t()?)?;
+                    }
+                    c = Some(match &keep_t {
+                        Some(k) => k
+                            .broadcast_as(c_prev.shape())?
+                            .where_cond(&next.c, c_prev)?,
                         None => next.c,
                     });
                     next.h

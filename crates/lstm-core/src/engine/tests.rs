@@ -57,29 +57,31 @@ type Case = (usize, usize, usize, usize, usize, bool, bool);
 
 /// Builds `case` for `family` and checks the fused op against the reference loop, in
 /// training (both output modes, every gradient) and in inference.
-fn compare(family: Family, case: Case, lengths: Option<&[usize]>) -> Result<()> {
+fn compare(family: Family, case: Case, lengths: Option<&[usize]>, proj: usize) -> Result<()> {
     let dev = Device::Cpu;
     let (b, t, i, h, layers, bi, with_state) = case;
     let name = format!("{family:?} b{b} t{t} i{i} h{h} l{layers} bi{bi} s{with_state}");
-    let name = format!("{name} lengths {lengths:?}");
+    let name = format!("{name} proj {proj} lengths {lengths:?}");
     let vm = VarMap::new();
     let vb = seeded_var_builder(&vm, 5, DType::F32, &dev);
     let cfg = RecurrentConfig::new(i, h)
         .with_layers(layers)
-        .with_bidirectional(bi);
+        .with_bidirectional(bi)
+        .with_proj_size(proj);
     let fused = Stack::new(cfg, family, vb)?;
     let reference = fused.clone().with_kernel(Kernel::Reference);
     let slots = layers * cfg.directions();
-    let state = |scale| -> Result<Option<Var>> {
-        let s = Tensor::randn(0f32, scale, (slots, b, h), &dev)?;
+    let state = |width| -> Result<Option<Var>> {
+        let s = Tensor::randn(0f32, 0.5, (slots, b, width), &dev)?;
         Ok(with_state.then(|| Var::from_tensor(&s)).transpose()?)
     };
     let inputs = Inputs {
         x: Var::from_tensor(&Tensor::randn(0f32, 1.0, (b, t, i), &dev)?)?,
-        h0: state(0.5)?,
-        c0: if family.has_cell() { state(0.5)? } else { None },
+        h0: state(cfg.output_size())?,
+        c0: if family.has_cell() { state(h)? } else { None },
     };
-    let probe = Tensor::randn(0f32, 1.0, (b, t, cfg.directions() * h), &dev)?;
+    let out_width = cfg.directions() * cfg.output_size();
+    let probe = Tensor::randn(0f32, 1.0, (b, t, out_width), &dev)?;
     let params = vm.all_vars();
     let mut vars: Vec<&Var> = params.iter().collect();
     vars.push(&inputs.x);
@@ -147,7 +149,7 @@ fn fused_matches_reference_for_every_family() -> Result<()> {
     ];
     for family in FAMILIES {
         for case in cases {
-            compare(family, case, None)?;
+            compare(family, case, None, 0)?;
         }
     }
     Ok(())
@@ -177,11 +179,41 @@ fn fused_matches_reference_on_rows_of_different_lengths() -> Result<()> {
     for family in FAMILIES {
         for case in cases {
             let (b, t) = (case.0, case.1);
-            compare(family, case, Some(&mixed_lengths(b, t)))?;
+            compare(family, case, Some(&mixed_lengths(b, t)), 0)?;
         }
         // Rows that all run every step: the packed path, same as the padded one.
-        compare(family, (9, 5, 4, 6, 2, true, true), Some(&[5; 9]))?;
+        compare(family, (9, 5, 4, 6, 2, true, true), Some(&[5; 9]), 0)?;
     }
+    Ok(())
+}
+
+#[test]
+fn projected_lstm_fused_matches_reference() -> Result<()> {
+    let cases: [(Case, usize); 5] = [
+        ((1, 1, 1, 2, 1, false, false), 1),
+        ((3, 7, 5, 9, 2, false, true), 4),
+        ((19, 5, 3, 17, 2, true, true), 5),
+        ((70, 6, 8, 40, 1, false, false), 13),
+        ((4, 3, 2, 33, 1, true, true), 32),
+    ];
+    for (case, proj) in cases {
+        compare(Family::Lstm, case, None, proj)?;
+        let (b, t) = (case.0, case.1);
+        compare(Family::Lstm, case, Some(&mixed_lengths(b, t)), proj)?;
+    }
+    Ok(())
+}
+
+#[test]
+fn projections_are_for_the_lstm_below_the_hidden_size() -> Result<()> {
+    let vm = VarMap::new();
+    let vb = seeded_var_builder(&vm, 1, DType::F32, &Device::Cpu);
+    let too_wide = RecurrentConfig::new(3, 8).with_proj_size(8);
+    let err = Stack::new(too_wide, Family::Lstm, vb.clone()).unwrap_err();
+    assert!(err.to_string().contains("proj_size must be below"), "{err}");
+    let gru = RecurrentConfig::new(3, 8).with_proj_size(4);
+    let err = Stack::new(gru, Family::Gru, vb).unwrap_err();
+    assert!(err.to_string().contains("LSTM only"), "{err}");
     Ok(())
 }
 

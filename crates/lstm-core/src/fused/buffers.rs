@@ -95,65 +95,84 @@ impl Strided {
     }
 }
 
-/// Where one direction's parameters are: `W_ih (G·H, I)` and `W_hh (G·H, H)` row-major
-/// with their row strides, and the two bias vectors.
+/// Where one direction's parameters are: `W_ih (G·H, I)` and `W_hh (G·H, P)` row-major
+/// with their row strides, the two bias vectors, and for a projected LSTM `W_hrᵀ (H, P)`.
 #[derive(Clone, Copy)]
 pub(crate) struct DirWeights {
     pub w_ih: Mat,
     pub w_hh: Mat,
     pub b_ih: Strided,
     pub b_hh: Strided,
+    /// The transposed projection, `h = m W_hrᵀ`.
+    pub w_hr_t: Option<Mat>,
 }
 
 // SAFETY: only read, while the buffers they point into are alive (one op call).
 unsafe impl Send for DirWeights {}
 unsafe impl Sync for DirWeights {}
 
+impl Mat {
+    /// The transpose of this operand (no copy).
+    pub fn t(self) -> Self {
+        Self {
+            ptr: self.ptr,
+            rs: self.cs,
+            cs: self.rs,
+        }
+    }
+}
+
 impl DirWeights {
-    /// The directions of packed weights `(D·G·H, I + H + 2)`, each direction's rows
-    /// `[W_ih | W_hh | b_ih | b_hh]`.
-    pub fn packed(w: &[f32], dirs: usize, (i, h): (usize, usize)) -> Vec<Self> {
-        let k = i + h + 2;
-        let gh = w.len() / (dirs * k);
+    /// The directions of packed weights: `D·G·H` rows of `K = I + P + 2` floats, each
+    /// direction's `[W_ih | W_hh | b_ih | b_hh]`, then with a projection (`P < H`) `D·H`
+    /// rows holding each direction's `W_hrᵀ` in their first `P` columns.
+    pub fn packed(
+        w: &[f32],
+        dirs: usize,
+        gates: usize,
+        (i, h, p): (usize, usize, usize),
+    ) -> Vec<Self> {
+        let k = i + p + 2;
+        let gh = gates * h;
         (0..dirs)
             .map(|d| {
                 let base = w[d * gh * k..].as_ptr();
                 let at = |col: usize| base.wrapping_add(col);
+                let w_hr_t = (p != h).then(|| Mat::rows(w[(dirs * gh + d * h) * k..].as_ptr(), k));
                 Self {
                     w_ih: Mat::rows(base, k),
                     w_hh: Mat::rows(at(i), k),
                     b_ih: Strided {
-                        ptr: at(i + h),
+                        ptr: at(i + p),
                         stride: k,
                     },
                     b_hh: Strided {
-                        ptr: at(i + h + 1),
+                        ptr: at(i + p + 1),
                         stride: k,
                     },
+                    w_hr_t,
                 }
             })
             .collect()
     }
 
-    /// One direction from its four contiguous parameters.
-    pub fn separate(
-        w_ih: &[f32],
-        w_hh: &[f32],
-        b_ih: &[f32],
-        b_hh: &[f32],
-        (i, h): (usize, usize),
-    ) -> Self {
+    /// One direction from its contiguous parameters `[W_ih, W_hh, b_ih, b_hh(, W_hr)]`.
+    pub fn separate(params: &[&[f32]], (i, p): (usize, usize)) -> Self {
         Self {
-            w_ih: Mat::rows(w_ih.as_ptr(), i),
-            w_hh: Mat::rows(w_hh.as_ptr(), h),
+            w_ih: Mat::rows(params[0].as_ptr(), i),
+            w_hh: Mat::rows(params[1].as_ptr(), p),
             b_ih: Strided {
-                ptr: b_ih.as_ptr(),
+                ptr: params[2].as_ptr(),
                 stride: 1,
             },
             b_hh: Strided {
-                ptr: b_hh.as_ptr(),
+                ptr: params[3].as_ptr(),
                 stride: 1,
             },
+            // W_hr (P, H) row-major, read transposed.
+            w_hr_t: params
+                .get(4)
+                .map(|w_hr| Mat::rows(w_hr.as_ptr(), w_hr.len() / p).t()),
         }
     }
 }

@@ -12,9 +12,11 @@
 //! The ops are registered with candle's `apply_op*`, so autograd flows through them.
 
 mod buffers;
+mod link;
 mod op;
 mod positions;
 mod recurrence;
+mod steps;
 mod weight_grads;
 
 use std::sync::Arc;
@@ -23,7 +25,8 @@ use candle_core::{DType, Result, Tensor};
 
 use crate::engine::config::Family;
 use crate::kernels::{GruRows, LstmRows, RnnRows, Rows};
-use op::{FinalStatesOp, Link, SequenceOp, WeightSource};
+use link::{FinalStatesOp, Link};
+use op::{SequenceOp, WeightSource};
 
 pub(crate) use positions::PackedSteps;
 pub(crate) use recurrence::{isa, Isa};
@@ -43,34 +46,32 @@ pub(crate) enum SequenceOutput {
 pub(crate) struct Sequence {
     /// `(B, T, D·H)` (packed: `(positions, D·H)`), with [`SequenceOutput::All`].
     pub out: Option<Tensor>,
-    /// `(S, D, B, H)`: `h_n` (and for the LSTM `c_n`) of every direction.
+    /// `(D, B, SW)`, laid out as the initial state: `h_n` (and for the LSTM `c_n`) of
+    /// every direction.
     pub states: Tensor,
 }
 
 /// Runs one layer of `family` over `x (B, T, I)`, or with `packed` over rows of different
 /// lengths packed time-major, `x (positions, I)` ([`PackedSteps`]).
 ///
-/// - `params`: each direction's `[W_ih, W_hh, b_ih, b_hh]` (1, or 2 for a bidirectional
-///   layer, whose second direction runs backwards in time). Training packs them into one
-///   operand so that autograd reaches each; inference reads them where they are;
-/// - `s0`: `(D, B, S·H)`, the initial state (`[h0 | c0]` for the LSTM);
+/// - `params`: each direction's `[W_ih, W_hh, b_ih, b_hh]`, plus `W_hr (P, H)` for a
+///   projected LSTM (1 direction, or 2 for a bidirectional layer, whose second direction
+///   runs backwards in time). Training packs them into one operand so that autograd
+///   reaches each; inference reads them where they are;
+/// - `s0`: `(D, B, SW)`, the initial state (`[h0 | c0]` for the LSTM, `h0` `P` wide);
 /// - `train`: keep what the backward pass needs (the result can be differentiated once);
 ///   inference keeps nothing.
 pub(crate) fn sequence(
     family: Family,
     x: &Tensor,
-    params: &[[Tensor; 4]],
+    params: &[Vec<Tensor>],
     s0: &Tensor,
     (train, output): (bool, SequenceOutput),
     packed: Option<&Arc<PackedSteps>>,
 ) -> Result<Sequence> {
     let contiguous = params.iter().flatten().all(|p| p.is_contiguous());
     if train || !contiguous {
-        let weights = params
-            .iter()
-            .map(|[w_ih, w_hh, b_ih, b_hh]| pack_weights(w_ih, w_hh, b_ih, b_hh))
-            .collect::<Result<Vec<_>>>()?;
-        let weights = Tensor::cat(&weights, 0)?;
+        let weights = pack_directions(params)?;
         let packed_steps = packed.cloned();
         let how = (params.len(), WeightSource::Packed, packed_steps);
         return dispatch(family, x, &weights, s0, how, (train, output));
@@ -147,9 +148,7 @@ fn run<R: Rows>(
             states: res,
         },
         SequenceOutput::All => {
-            let (b, sh) = (s0.dim(1)?, s0.dim(2)?);
-            let s = if R::CELL { 2 } else { 1 };
-            let shape = (s, dirs, b, sh / s).into();
+            let shape = s0.shape().clone();
             let states = res.apply_op1(FinalStatesOp { link, shape })?;
             Sequence {
                 out: Some(res),
@@ -157,6 +156,23 @@ fn run<R: Rows>(
             }
         }
     })
+}
+
+/// Packs every direction's parameters into the operand [`buffers::DirWeights::packed`]
+/// reads: each direction's `[W_ih | W_hh | b_ih | b_hh]`, then each direction's `W_hrᵀ`
+/// padded with zeros to the row length. Differentiable.
+fn pack_directions(params: &[Vec<Tensor>]) -> Result<Tensor> {
+    let mut rows = params
+        .iter()
+        .map(|p| pack_weights(&p[0], &p[1], &p[2], &p[3]))
+        .collect::<Result<Vec<_>>>()?;
+    let k = rows[0].dim(1)?;
+    for w_hr in params.iter().filter_map(|p| p.get(4)) {
+        let (proj, hidden) = w_hr.dims2()?;
+        let pad = Tensor::zeros((hidden, k - proj), w_hr.dtype(), w_hr.device())?;
+        rows.push(Tensor::cat(&[&w_hr.t()?, &pad], 1)?);
+    }
+    Tensor::cat(&rows, 0)
 }
 
 /// Packs one direction's parameters as `[W_ih | W_hh | b_ih | b_hh]`, `(G·H, I + H + 2)`.

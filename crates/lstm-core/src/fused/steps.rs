@@ -1,0 +1,258 @@
+//! The time loop of one task (a direction and a block of batch rows), forward and
+//! backward, for every family ([`Rows`]): the task runs its whole recurrence alone.
+//!
+//! Per step, forward: the recurrent GEMM `h_{t-1} W_hhᵀ` of the running rows into the
+//! step's gates (or, for a [`Rows::SPLIT`] family, into a scratch block pre-filled with
+//! `b_hh`), the family's row kernel, and with a projection the GEMM `h = m W_hrᵀ`.
+//! Backward: with a projection `dm = dh W_hr`, the row kernel, then the GEMM `dG_t W_hh`
+//! for the gradient of `h_{t-1}`.
+
+use super::buffers::{matmul, Mat, Task};
+use super::recurrence::{at, state_width, Backward, Dims, Forward};
+use crate::kernels::Rows;
+
+/// One recurrent GEMM `h_{t-1} W_hhᵀ` of a step, over rows whose previous states lie in
+/// one strided block.
+struct RecurrentGemm {
+    /// The first row's previous state and the row stride.
+    h_prev: Mat,
+    /// The first row, counted from the task's first, and the number of rows.
+    rows: (usize, usize),
+}
+
+#[inline(always)]
+pub(super) fn forward_task<R: Rows>(rows: R, dm: Dims, task: Task, io: &Forward<'_>) {
+    let Dims { b, t, h, p, .. } = dm;
+    let (gh, sw, sv) = (R::GATES * h, state_width::<R>(h, p), R::SAVED * h);
+    let Task {
+        dir,
+        rows: (r0, r1),
+    } = task;
+    let bl = r1 - r0;
+    let w = io.w[dir];
+    let b_hh: Vec<f32> = match R::SPLIT {
+        // SAFETY: b_hh has G·H elements.
+        true => (0..gh).map(|n| unsafe { w.b_hh.get(n) }).collect(),
+        false => Vec::new(),
+    };
+    let mut hid = vec![0f32; if R::SPLIT { bl * gh } else { 0 }];
+    let w_hh_t = match io.w_hh_t {
+        Some(wt) => Mat::rows(wt[dir * p * gh..].as_ptr(), gh),
+        None => Mat::transposed(w.w_hh.ptr, w.w_hh.rs),
+    };
+    for step in 0..t {
+        let ti = dm.time(dir, step);
+        let (end, cont) = dm.running(dir, ti, (r0, r1));
+        if end == r0 {
+            continue;
+        }
+        let tp = dm.before(dir, ti);
+        // Rows continuing from the step before, then rows starting from the initial state.
+        let continuing = (cont > r0).then(|| RecurrentGemm {
+            h_prev: Mat::rows(io.out.at(at(dm, r0, tp, dir, p)), dm.row_stride(p)),
+            rows: (0, cont - r0),
+        });
+        let starting = (end > cont).then(|| RecurrentGemm {
+            h_prev: Mat::rows(io.s0[(dir * b + cont) * sw..].as_ptr(), sw),
+            rows: (cont - r0, end - cont),
+        });
+        if R::SPLIT {
+            for row in hid.chunks_exact_mut(gh).take(end - r0) {
+                row.copy_from_slice(&b_hh);
+            }
+        }
+        for g in continuing.iter().chain(&starting) {
+            // SAFETY: h_prev addresses the rows' states (s0 or the previous step's), W_hhᵀ
+            // lies inside w_hh_t or the parameters, and the destination (a scratch block
+            // or the step's gates of this task's rows) overlaps neither.
+            unsafe {
+                let (dst, rs) = match R::SPLIT {
+                    true => (hid[g.rows.0 * gh..].as_mut_ptr(), gh),
+                    false => (
+                        io.gates.at(at(dm, r0 + g.rows.0, ti, dir, gh)),
+                        dm.row_stride(gh),
+                    ),
+                };
+                matmul((g.rows.1, gh, p), dst, rs, true, g.h_prev, w_hh_t, false);
+            }
+        }
+        for r in r0..end {
+            // SAFETY: each slice is this task's own row (r, ti, dir) or the previous
+            // step's, which no other task touches; none of them overlap.
+            unsafe {
+                let (h_prev, c_prev): (&[f32], &[f32]) = match r < cont {
+                    false => {
+                        let s = &io.s0[(dir * b + r) * sw..][..sw];
+                        s.split_at(p)
+                    }
+                    true => (
+                        io.out.slice(at(dm, r, tp, dir, p), p),
+                        if R::CELL {
+                            io.saved.slice(at(dm, r, tp, dir, sv), h)
+                        } else {
+                            &[]
+                        },
+                    ),
+                };
+                let hid_row = if R::SPLIT {
+                    &hid[(r - r0) * gh..][..gh]
+                } else {
+                    &[]
+                };
+                // With a projection the kernel's output is `m`, projected below.
+                let h_out = match w.w_hr_t {
+                    Some(_) => io.proj.slice(at(dm, r, ti, dir, h), h),
+                    None => io.out.slice(at(dm, r, ti, dir, h), h),
+                };
+                rows.forward(
+                    io.gates.slice(at(dm, r, ti, dir, gh), gh),
+                    hid_row,
+                    h_prev,
+                    c_prev,
+                    h_out,
+                    io.saved.slice(at(dm, r, ti, dir, sv), sv),
+                );
+            }
+        }
+        if let Some(w_hr_t) = w.w_hr_t {
+            // h = m W_hrᵀ for the running rows.
+            // SAFETY: the step's m rows of this task (H wide) and its h rows (P wide).
+            unsafe {
+                let m = Mat::rows(io.proj.at(at(dm, r0, ti, dir, h)), dm.row_stride(h));
+                let dst = io.out.at(at(dm, r0, ti, dir, p));
+                matmul(
+                    (end - r0, p, h),
+                    dst,
+                    dm.row_stride(p),
+                    false,
+                    m,
+                    w_hr_t,
+                    false,
+                );
+            }
+        }
+    }
+}
+
+#[inline(always)]
+pub(super) fn backward_task<R: Rows>(rows: R, dm: Dims, task: Task, io: &Backward<'_>) {
+    let Dims { b, t, h, p, .. } = dm;
+    let (gh, sw, sv) = (R::GATES * h, state_width::<R>(h, p), R::SAVED * h);
+    let Task {
+        dir,
+        rows: (r0, r1),
+    } = task;
+    let bl = r1 - r0;
+    let w = io.w[dir];
+    // Each row's gradient starts at its own last step with that of the final state; rows
+    // not yet running keep it untouched until they start.
+    let mut dh_next = vec![0f32; bl * p];
+    let mut dc = vec![0f32; if R::CELL { bl * h } else { 0 }];
+    for r in r0..r1 {
+        let fin = &io.d_final[(dir * b + r) * sw..][..sw];
+        dh_next[(r - r0) * p..][..p].copy_from_slice(&fin[..p]);
+        if R::CELL {
+            dc[(r - r0) * h..][..h].copy_from_slice(&fin[p..]);
+        }
+    }
+    // The whole gradient reaching each running row's h, and with a projection its m.
+    let mut dh = vec![0f32; bl * p];
+    let mut d_m = vec![0f32; if w.w_hr_t.is_some() { bl * h } else { 0 }];
+    let d_rec = if R::SPLIT { io.d_hid } else { io.gates };
+    for step in (0..t).rev() {
+        let ti = dm.time(dir, step);
+        let (end, cont) = dm.running(dir, ti, (r0, r1));
+        if end == r0 {
+            continue;
+        }
+        let tp = dm.before(dir, ti);
+        for r in r0..end {
+            let j = (r - r0) * p;
+            let (dh, next) = (&mut dh[j..j + p], &dh_next[j..j + p]);
+            match io.d_out {
+                Some(g) => {
+                    let g = &g[at(dm, r, ti, dir, p)..][..p];
+                    for ((d, &a), &n) in dh.iter_mut().zip(g).zip(next) {
+                        *d = a + n;
+                    }
+                }
+                None => dh.copy_from_slice(next),
+            }
+        }
+        if let Some(w_hr_t) = w.w_hr_t {
+            // dm = dh W_hr; dh is kept for the gradient of W_hr.
+            // SAFETY: rows (r, ti, dir) of d_proj belong to this task alone; W_hr is the
+            // transpose of the (H × P) view W_hrᵀ.
+            unsafe {
+                for r in r0..end {
+                    let j = (r - r0) * p;
+                    let dst = io.d_proj.slice(at(dm, r, ti, dir, p), p);
+                    dst.copy_from_slice(&dh[j..j + p]);
+                }
+                let lhs = Mat::rows(dh.as_ptr(), p);
+                let dst = d_m.as_mut_ptr();
+                matmul((end - r0, h, p), dst, h, false, lhs, w_hr_t.t(), false);
+            }
+        }
+        for r in r0..end {
+            let (j, jh) = ((r - r0) * p, (r - r0) * h);
+            let (h_prev, c_prev): (&[f32], &[f32]) = match r < cont {
+                false => io.s0[(dir * b + r) * sw..][..sw].split_at(p),
+                true => (
+                    &io.out[at(dm, r, tp, dir, p)..][..p],
+                    if R::CELL {
+                        &io.saved[at(dm, r, tp, dir, sv)..][..h]
+                    } else {
+                        &[]
+                    },
+                ),
+            };
+            let dh_row = match w.w_hr_t {
+                Some(_) => &d_m[jh..jh + h],
+                None => &dh[j..j + p],
+            };
+            // SAFETY: rows (r, ti, dir) of the shared buffers belong to this task alone.
+            unsafe {
+                io.h_prev
+                    .slice(at(dm, r, ti, dir, p), p)
+                    .copy_from_slice(h_prev);
+                let d_hid: &mut [f32] = if R::SPLIT {
+                    io.d_hid.slice(at(dm, r, ti, dir, gh), gh)
+                } else {
+                    &mut []
+                };
+                let dc_row: &mut [f32] = if R::CELL {
+                    &mut dc[jh..jh + h]
+                } else {
+                    &mut []
+                };
+                rows.backward(
+                    dh_row,
+                    dc_row,
+                    io.gates.slice(at(dm, r, ti, dir, gh), gh),
+                    d_hid,
+                    &io.saved[at(dm, r, ti, dir, sv)..][..sv],
+                    h_prev,
+                    c_prev,
+                    &mut dh_next[j..j + p],
+                );
+            }
+        }
+        // dh_{t-1} [+]= dG_t · W_hh, for the running rows (a row that started at this step
+        // keeps the gradient of its initial state).
+        // SAFETY: the step's gradient rows of this task; W_hh.
+        unsafe {
+            let lhs = Mat::rows(d_rec.at(at(dm, r0, ti, dir, gh)), dm.row_stride(gh));
+            let dst = dh_next.as_mut_ptr();
+            matmul((end - r0, p, gh), dst, p, R::SPLIT, lhs, w.w_hh, false);
+        }
+    }
+    for r in r0..r1 {
+        // SAFETY: row (dir, r) of d_s0 belongs to this task alone.
+        let ds = unsafe { io.d_s0.slice((dir * b + r) * sw, sw) };
+        ds[..p].copy_from_slice(&dh_next[(r - r0) * p..][..p]);
+        if R::CELL {
+            ds[p..].copy_from_slice(&dc[(r - r0) * h..][..h]);
+        }
+    }
+}
