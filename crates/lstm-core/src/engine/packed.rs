@@ -34,7 +34,10 @@ impl Stack {
             );
         }
         // The fused op reads the rows sorted longest first, packed time-major.
-        let sort = |s: Option<&Tensor>| s.map(|s| s.index_select(&layout.sorted, 1)).transpose();
+        let sort = |s: Option<&Tensor>| {
+            s.map(|s| s.contiguous()?.index_select(&layout.sorted, 1))
+                .transpose()
+        };
         let (h0, c0) = (sort(h0)?, sort(c0)?);
         let input = batch.packed_input()?;
         let lengths = Lengths::Packed(&layout.steps);

@@ -227,10 +227,16 @@ fn full_lengths_give_the_padded_numbers() -> Result<()> {
         .with_bidirectional(true);
     let stack = Stack::new(cfg, Family::Lstm, vb)?;
     let x = Tensor::randn(0f32, 1.0, (21, 8, 4), &dev)?;
-    let padded = stack.run(&x, None, None, false, false)?;
-    let packed = stack.run_packed(&PackedBatch::new(&x, &[8; 21])?, (None, None), false, false)?;
+    // Initial states that are not contiguous (a transposed view).
+    let h0 = Tensor::randn(0f32, 1.0, (21, 4, 10), &dev)?.transpose(0, 1)?;
+    let c0 = Tensor::randn(0f32, 1.0, (21, 4, 10), &dev)?.transpose(0, 1)?;
+    let start = (Some(&h0), Some(&c0));
+    let padded = stack.run(&x, start.0, start.1, false, false)?;
+    let batch = PackedBatch::new(&x, &[8; 21])?;
+    let packed = stack.run_packed(&batch, start, false, false)?;
     assert!(max_diff(&padded.out.unwrap(), &packed.out.unwrap()) < 1e-6);
     assert!(max_diff(&padded.h_n, &packed.h_n) < 1e-6);
+    assert!(max_diff(&padded.c_n.unwrap(), &packed.c_n.unwrap()) < 1e-6);
     Ok(())
 }
 

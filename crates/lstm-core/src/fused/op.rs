@@ -343,10 +343,9 @@ impl<R: Rows> SequenceOp<R> {
             ..
         } = dm;
         let (gh, n) = (R::GATES * h, dm.n());
-        let mut out = match self.output {
-            SequenceOutput::All => vec![0f32; n * dirs * p],
-            SequenceOutput::Final => take_buffer(n * dirs * p),
-        };
+        // Every position is written (with the sequence as output the buffer becomes the
+        // output tensor).
+        let mut out = take_buffer(n * dirs * p);
         let mut gates = take_buffer(n * dirs * gh);
         let mut saved = take_buffer(n * dirs * R::SAVED * h);
         let mut proj = take_buffer(if p != h { n * dirs * h } else { 0 });
