@@ -10,7 +10,7 @@
 use std::path::Path;
 
 use libfuzzer_sys::fuzz_target;
-use lstm_datasets::{prepare_stock, StockFrame, StockOptions};
+use lstm_datasets::{prepare_stock, ShortHistory, StockFrame, StockOptions};
 
 const PATH: &str = "fuzz/input.csv";
 
@@ -39,6 +39,12 @@ fuzz_target!(|data: &[u8]| {
             window: train_rows.min(2),
             ..StockOptions::default()
         },
+        StockOptions {
+            train_rows,
+            window: train_rows.min(2),
+            short_history: ShortHistory::Drop,
+            ..StockOptions::default()
+        },
     ];
     if let Some(target) = numeric.last() {
         options.push(StockOptions {
@@ -53,7 +59,8 @@ fuzz_target!(|data: &[u8]| {
         match prepare_stock(&frame, opts) {
             Ok(d) => {
                 assert_eq!(d.dates.len(), rows);
-                assert_eq!(d.train_len() + d.test_len(), rows + 1 - d.window);
+                assert_eq!(d.train_len() + d.test_len(), rows - d.first_row());
+                assert_eq!(d.sample_dates.len(), rows - d.first_row());
                 // Finite input must scale to finite values, or be rejected.
                 assert!(d.target_scaled.iter().all(|v| v.is_finite()));
                 assert!(d.features_scaled.iter().flatten().all(|v| v.is_finite()));

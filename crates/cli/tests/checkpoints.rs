@@ -176,6 +176,79 @@ fn a_killed_mnist_run_resumes_to_the_uninterrupted_weights_then_evaluates_and_pr
     }
 }
 
+/// `--window 5` keeps the first four days as shorter sequences (the default): every day
+/// is predicted, `data.json` says so, and a stopped run resumes with them to the same
+/// losses; `--short-history drop` predicts from the fifth day, as before the flag.
+#[test]
+fn a_stock_run_with_short_histories_kept_resumes_with_them() {
+    let sbux = repo().join("data/SBUX.csv").display().to_string();
+    let run = |out: &Path, extra: &[&str]| {
+        let out_s = out.display().to_string();
+        let mut args = vec![
+            "stock",
+            "--data",
+            &sbux,
+            "--window",
+            "5",
+            "--epochs",
+            "100",
+            "--lr",
+            "1e-2",
+            "--log-every",
+            "50",
+            "--quiet",
+            "--out",
+            &out_s,
+        ];
+        args.extend(extra);
+        lstm(&args)
+    };
+    let straight = tmp("stock-keep-straight");
+    let o = run(&straight, &[]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let data: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(straight.join("data.json")).unwrap()).unwrap();
+    assert_eq!(data["short_history"], "keep");
+    assert_eq!(data["train_samples"], 200);
+    let csv = std::fs::read_to_string(straight.join("predictions.csv")).unwrap();
+    assert_eq!(csv.lines().count(), 254, "a prediction for every day");
+    assert!(csv.lines().nth(1).unwrap().starts_with("2019-12-11,"));
+
+    let stopped = tmp("stock-keep-stopped");
+    let o = run(&stopped, &["--stop-after", "60"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = lstm(&[
+        "stock",
+        "--resume",
+        &stopped.display().to_string(),
+        "--quiet",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    for file in ["losses.csv", "predictions.csv"] {
+        assert_eq!(
+            std::fs::read_to_string(stopped.join(file)).unwrap(),
+            std::fs::read_to_string(straight.join(file)).unwrap(),
+            "{file}"
+        );
+    }
+
+    let dropped = tmp("stock-drop");
+    let o = run(&dropped, &["--short-history", "drop"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let csv = std::fs::read_to_string(dropped.join("predictions.csv")).unwrap();
+    assert_eq!(csv.lines().count(), 250);
+    assert!(
+        csv.lines().nth(1).unwrap().starts_with("2019-12-17,"),
+        "{csv}"
+    );
+    let data: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dropped.join("data.json")).unwrap()).unwrap();
+    assert_eq!(data["short_history"], "drop");
+    for d in [&straight, &stopped, &dropped] {
+        std::fs::remove_dir_all(d).ok();
+    }
+}
+
 #[test]
 fn a_stock_run_stopped_early_resumes_to_the_same_losses() {
     let sbux = repo().join("data/SBUX.csv").display().to_string();

@@ -234,6 +234,7 @@ fn stock_help_lists_the_flags() {
         "--target",
         "--train-rows",
         "--window",
+        "--short-history",
         "--fit-scalers-on",
         "--out",
         "--quiet",
@@ -286,6 +287,18 @@ fn stock_bad_inputs_exit_2_naming_the_file() {
         ),
         (&["--data", &header_s], &[&header_s, "no data rows"]),
         (&["--window", "201"], &[&good, "window = 201"]),
+        (
+            &["--window", "0"],
+            &[&good, "window = 0 must be at least 1"],
+        ),
+        (
+            &["--window", "300", "--short-history", "drop"],
+            &[&good, "window = 300"],
+        ),
+        (
+            &["--short-history", "sometimes"],
+            &["invalid value", "keep"],
+        ),
         (&["--train-rows", "253"], &[&good, "train_rows = 253"]),
         (&["--lr", "-1"], &["learning rate", "-1"]),
         (&["--lr", "0"], &["learning rate"]),

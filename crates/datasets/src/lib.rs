@@ -40,4 +40,4 @@ pub use mnist::{
     read_idx_labels, IdxImages, Mnist, MnistOptions, MnistSplit, ValidationSource,
 };
 pub use scaler::{MinMaxScaler, StandardScaler};
-pub use stock::{prepare_stock, FitOn, StockDataset, StockFrame, StockOptions};
+pub use stock::{prepare_stock, FitOn, ShortHistory, StockDataset, StockFrame, StockOptions};

@@ -6,7 +6,9 @@
 //! target and trains on the first 200 rows. [`StockFrame::read_csv`] reads
 //! and validates such a file into a polars [`DataFrame`]; [`prepare_stock`]
 //! turns it into a [`StockDataset`] of `(N, window, F)` feature tensors and
-//! `(N, 1)` targets.
+//! `(N, 1)` targets. The first `window - 1` rows have fewer earlier days than the
+//! window; [`ShortHistory`] keeps them (as shorter sequences, with their lengths, for a
+//! model's packed path) or drops them.
 //!
 //! Validation happens once, while reading: every problem is reported as a
 //! typed [`DatasetError`] whose message starts with the file's path and, for
@@ -378,6 +380,21 @@ pub enum FitOn {
     All,
 }
 
+/// What happens to the first `window - 1` rows, which have fewer earlier days than the
+/// window (nothing differs at `window = 1`, the book's setting).
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum ShortHistory {
+    /// Kept: row `r < window - 1` gets a sample of its `r + 1` days (the window's first
+    /// `r + 1` steps, zeros after them) and the length `r + 1` in
+    /// [`StockDataset::train_lengths`], so that every row gets a prediction.
+    #[default]
+    Keep,
+    /// Dropped: the first sample predicts row `window - 1`, every window is full (the
+    /// behaviour before short histories were kept).
+    Drop,
+}
+
 /// How to turn a [`StockFrame`] into a [`StockDataset`].
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct StockOptions {
@@ -393,6 +410,9 @@ pub struct StockOptions {
     pub window: usize,
     /// Rows the scalers are fitted on (default [`FitOn::TrainOnly`]).
     pub fit_scalers_on: FitOn,
+    /// Whether the first `window - 1` rows are kept as shorter samples (default
+    /// [`ShortHistory::Keep`]).
+    pub short_history: ShortHistory,
 }
 
 impl Default for StockOptions {
@@ -405,6 +425,7 @@ impl Default for StockOptions {
             train_rows: 200,
             window: 1,
             fit_scalers_on: FitOn::TrainOnly,
+            short_history: ShortHistory::Keep,
         }
     }
 }
@@ -435,8 +456,15 @@ pub struct StockDataset {
     /// Scaler of the target (one column); use its `inverse_transform_column`
     /// to turn predictions back into raw units.
     pub target_scaler: MinMaxScaler,
-    /// Training inputs, shape `(N_train, window, F)`, `f32` on the CPU.
+    /// Training inputs, shape `(N_train, window, F)`, `f32` on the CPU. With
+    /// [`ShortHistory::Keep`] the first samples are shorter than the window: sample `k`
+    /// holds its `train_lengths[k]` days first, then zeros.
     pub train_x: Tensor,
+    /// The real steps of each training sample, when some are shorter than the window
+    /// (kept short histories, `window > 1`): `1, 2, …, window - 1, window, window, …`.
+    /// `None` when every window is full. The test samples are always full: they start
+    /// at `train_rows >= window`.
+    pub train_lengths: Option<Vec<usize>>,
     /// Training targets, shape `(N_train, 1)`, `f32`.
     pub train_y: Tensor,
     /// Test inputs, shape `(N_test, window, F)`, `f32`.
@@ -447,14 +475,32 @@ pub struct StockDataset {
     pub train_rows: usize,
     /// Rows of features per sample.
     pub window: usize,
+    /// Whether the rows with fewer earlier days than the window were kept.
+    pub short_history: ShortHistory,
     /// Date of each sample (the row it predicts): the training samples, then the test samples.
     pub sample_dates: Vec<String>,
 }
 
+/// The row the first sample predicts: 0 when short histories are kept, else
+/// `window - 1`.
+fn first_sample_row(window: usize, short_history: ShortHistory) -> usize {
+    match short_history {
+        ShortHistory::Keep => 0,
+        ShortHistory::Drop => window - 1,
+    }
+}
+
 impl StockDataset {
-    /// Number of training samples: `train_rows - window + 1`.
+    /// The row the first sample predicts: 0 with [`ShortHistory::Keep`] (every row has
+    /// a sample), `window - 1` with [`ShortHistory::Drop`].
+    pub fn first_row(&self) -> usize {
+        first_sample_row(self.window, self.short_history)
+    }
+
+    /// Number of training samples: `train_rows - first_row()` (`train_rows` when short
+    /// histories are kept, `train_rows - window + 1` when they are dropped).
     pub fn train_len(&self) -> usize {
-        self.train_rows + 1 - self.window
+        self.train_rows - self.first_row()
     }
 
     /// Number of test samples: `rows - train_rows`.
@@ -480,7 +526,9 @@ impl StockDataset {
 /// [`StockOptions::fit_scalers_on`] and applied to every row. The sample of
 /// row `r` (for `r >= window - 1`) holds the scaled features of rows
 /// `r - window + 1 ..= r` and the scaled target of row `r`; it is a training
-/// sample when `r < train_rows` and a test sample otherwise.
+/// sample when `r < train_rows` and a test sample otherwise. With
+/// [`ShortHistory::Keep`] the rows `r < window - 1` have samples too: rows `0..=r` (length
+/// `r + 1`, zeros after them), their lengths in [`StockDataset::train_lengths`].
 ///
 /// Errors: [`DatasetError::InvalidSplit`] (naming the file) when
 /// `train_rows` is 0 or leaves no test row, when `window` is 0 or exceeds
@@ -512,7 +560,8 @@ pub fn prepare_stock(
     if opts.features.is_empty() {
         return Err(invalid(format!("{path}: no feature columns selected")));
     }
-    let values = (rows + 1 - opts.window)
+    let first_row = first_sample_row(opts.window, opts.short_history);
+    let values = (rows - first_row)
         .checked_mul(opts.window)
         .and_then(|v| v.checked_mul(opts.features.len()));
     if values.is_none_or(|v| v > MAX_SAMPLE_VALUES) {
@@ -575,9 +624,12 @@ pub fn prepare_stock(
         let mut x = Vec::with_capacity(n * window * n_features);
         let mut y = Vec::with_capacity(n);
         for r in sample_rows {
-            for row in &features_scaled[r + 1 - window..=r] {
+            // A kept short history: its days first, zeros for the steps it lacks.
+            let start = (r + 1).saturating_sub(window);
+            for row in &features_scaled[start..=r] {
                 x.extend(row.iter().map(|&v| v as f32));
             }
+            x.resize(x.len() + (window - (r + 1 - start)) * n_features, 0.0);
             y.push(target_scaled[r] as f32);
         }
         Ok((
@@ -585,11 +637,16 @@ pub fn prepare_stock(
             Tensor::from_vec(y, (n, 1), &Device::Cpu)?,
         ))
     };
-    let (train_x, train_y) = tensors(window - 1..opts.train_rows)?;
+    let (train_x, train_y) = tensors(first_row..opts.train_rows)?;
     let (test_x, test_y) = tensors(opts.train_rows..rows)?;
+    let train_lengths = (first_row < window - 1).then(|| {
+        (first_row..opts.train_rows)
+            .map(|r| (r + 1).min(window))
+            .collect()
+    });
 
     Ok(StockDataset {
-        sample_dates: dates[window - 1..].to_vec(),
+        sample_dates: dates[first_row..].to_vec(),
         dates,
         features_scaled,
         target_scaled,
@@ -598,10 +655,12 @@ pub fn prepare_stock(
         target_scaler,
         train_x,
         train_y,
+        train_lengths,
         test_x,
         test_y,
         train_rows: opts.train_rows,
         window,
+        short_history: opts.short_history,
     })
 }
 
@@ -846,6 +905,7 @@ mod tests {
         let f = sbux();
         let opts = StockOptions {
             window: 5,
+            short_history: ShortHistory::Drop,
             ..StockOptions::default()
         };
         let d = prepare_stock(&f, &opts).unwrap();
@@ -872,6 +932,71 @@ mod tests {
         assert_eq!(tx[0][0][0], d.features_scaled[196][0] as f32);
         assert_eq!(tx[0][4][0], d.features_scaled[200][0] as f32);
         assert_eq!(d.test_dates()[0], d.dates[200]);
+        assert_eq!(d.train_lengths, None);
+    }
+
+    /// Kept short histories: one sample per day, the first ones shorter than the window
+    /// (their days first, then zeros), and the same full windows as dropping them after.
+    #[test]
+    fn kept_short_histories_give_every_row_a_sample() {
+        let f = sbux();
+        let d = prepare_stock(
+            &f,
+            &StockOptions {
+                window: 5,
+                ..StockOptions::default()
+            },
+        )
+        .unwrap();
+        assert_eq!(d.short_history, ShortHistory::Keep);
+        assert_eq!(d.first_row(), 0);
+        assert_eq!((d.train_len(), d.test_len()), (200, 53));
+        assert_eq!(d.train_x.dims(), &[200, 5, 5]);
+        assert_eq!(d.test_x.dims(), &[53, 5, 5]);
+        assert_eq!(d.sample_dates, d.dates, "one sample per day");
+        let lengths = d.train_lengths.clone().expect("lengths of the short rows");
+        assert_eq!(lengths.len(), 200);
+        assert_eq!(lengths[..6], [1, 2, 3, 4, 5, 5]);
+        assert!(lengths[4..].iter().all(|&l| l == 5));
+        let x = to_rows(&d.train_x);
+        let y = d.train_y.to_vec2::<f32>().unwrap();
+        for (r, (window, len)) in x.iter().zip(&lengths).enumerate() {
+            let start = (r + 1).saturating_sub(5);
+            for (k, step) in window.iter().enumerate() {
+                let want: Vec<f32> = if k < *len {
+                    d.features_scaled[start + k]
+                        .iter()
+                        .map(|&v| v as f32)
+                        .collect()
+                } else {
+                    vec![0.0; 5]
+                };
+                assert_eq!(step, &want, "row {r}, step {k}");
+            }
+            assert_eq!(y[r][0], d.target_scaled[r] as f32, "row {r}");
+        }
+        // From row 4 on, the samples are those of dropping the short rows.
+        let dropped = prepare_stock(
+            &f,
+            &StockOptions {
+                window: 5,
+                short_history: ShortHistory::Drop,
+                ..StockOptions::default()
+            },
+        )
+        .unwrap();
+        assert_eq!(x[4..], to_rows(&dropped.train_x)[..]);
+        assert_eq!(to_rows(&d.test_x), to_rows(&dropped.test_x));
+        // At window 1 keeping changes nothing: no lengths, the same tensors.
+        let one = prepare_stock(&f, &StockOptions::default()).unwrap();
+        let one_drop = StockOptions {
+            short_history: ShortHistory::Drop,
+            ..StockOptions::default()
+        };
+        let one_dropped = prepare_stock(&f, &one_drop).unwrap();
+        assert_eq!(one.train_lengths, None);
+        assert_eq!(to_rows(&one.train_x), to_rows(&one_dropped.train_x));
+        assert_eq!(one.sample_dates, one_dropped.sample_dates);
     }
 
     #[test]
@@ -1221,18 +1346,33 @@ mod tests {
         });
         assert!(msg.contains("no feature"), "{msg}");
 
-        // Window equal to train_rows leaves exactly one training sample.
-        let d = prepare_stock(
-            &f,
-            &StockOptions {
-                train_rows: 6,
-                window: 6,
-                ..StockOptions::default()
-            },
-        )
-        .unwrap();
+        // Window equal to train_rows leaves exactly one full training sample; keeping
+        // the short histories adds the five before it.
+        let full = StockOptions {
+            train_rows: 6,
+            window: 6,
+            short_history: ShortHistory::Drop,
+            ..StockOptions::default()
+        };
+        let d = prepare_stock(&f, &full).unwrap();
         assert_eq!(d.train_x.dims(), &[1, 6, 5]);
         assert_eq!(d.test_x.dims(), &[4, 6, 5]);
+        let kept = StockOptions {
+            short_history: ShortHistory::Keep,
+            ..full
+        };
+        let d = prepare_stock(&f, &kept).unwrap();
+        assert_eq!(d.train_x.dims(), &[6, 6, 5]);
+        assert_eq!(d.train_lengths, Some(vec![1, 2, 3, 4, 5, 6]));
+        for short_history in [ShortHistory::Keep, ShortHistory::Drop] {
+            let msg = split_err(StockOptions {
+                train_rows: 6,
+                window: 7,
+                short_history,
+                ..StockOptions::default()
+            });
+            assert!(msg.contains("window = 7"), "{short_history:?}: {msg}");
+        }
 
         let err = prepare_stock(
             &f,

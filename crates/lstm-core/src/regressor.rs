@@ -20,7 +20,7 @@ use candle_nn::{Linear, ModuleT, VarBuilder};
 use crate::engine::Stack;
 use crate::error::Result;
 use crate::init::linear_torch;
-use crate::{Family, RecurrentConfig};
+use crate::{Family, PackedBatch, RecurrentConfig};
 
 /// Width of the hidden layer of the head (`fc_1`), 128 as in the book.
 pub const HEAD_SIZE: usize = 128;
@@ -110,9 +110,25 @@ impl SequenceRegressor {
 
     /// The final hidden state of the last layer, `(B, H·D)`, before the head.
     pub fn final_hidden(&self, x: &Tensor, train: bool) -> Result<Tensor> {
+        let h_n = self.recurrent.run(x, None, None, train, true)?.h_n;
+        self.last_layer(&h_n)
+    }
+
+    /// [`SequenceRegressor::final_hidden`] of rows of different lengths: each row's state
+    /// at its own last step (the reverse direction's after reading back from it to the
+    /// first step), as PyTorch's model on a packed sequence. Padding is never read.
+    pub fn final_hidden_packed(&self, batch: &PackedBatch, train: bool) -> Result<Tensor> {
+        let h_n = self
+            .recurrent
+            .run_packed(batch, (None, None), train, true)?
+            .h_n;
+        self.last_layer(&h_n)
+    }
+
+    /// The last layer's slots of `h_n (layers·D, B, H)`, directions concatenated.
+    fn last_layer(&self, h_n: &Tensor) -> Result<Tensor> {
         let dirs = self.config.directions();
         let first = (self.config.num_layers - 1) * dirs;
-        let h_n = self.recurrent.run(x, None, None, train, true)?.h_n;
         if dirs == 1 {
             return Ok(h_n.i(first)?);
         }
@@ -124,8 +140,19 @@ impl SequenceRegressor {
 
     /// Predictions `(B, 1)` for a batch of sequences `(B, T, input_size)`.
     pub fn forward(&self, x: &Tensor, train: bool) -> Result<Tensor> {
-        let hidden = self.final_hidden(x, train)?.relu()?;
-        let out = self.fc_1.forward(&hidden)?.relu()?;
+        self.head(&self.final_hidden(x, train)?)
+    }
+
+    /// Predictions `(B, 1)` for rows of different lengths (a [`PackedBatch`] of
+    /// `(B, T, input_size)`), in the batch's row order: row `r`'s prediction is the one
+    /// [`SequenceRegressor::forward`] gives its first `lengths[r]` steps alone.
+    pub fn forward_packed(&self, batch: &PackedBatch, train: bool) -> Result<Tensor> {
+        self.head(&self.final_hidden_packed(batch, train)?)
+    }
+
+    /// ReLU → `fc_1` → ReLU → `fc` of the final hidden states `(B, H·D)`.
+    fn head(&self, hidden: &Tensor) -> Result<Tensor> {
+        let out = self.fc_1.forward(&hidden.relu()?)?.relu()?;
         Ok(self.fc.forward(&out)?)
     }
 }
@@ -266,6 +293,54 @@ mod tests {
             .max_all()?
             .to_scalar::<f32>()?;
         assert!(diff < 1e-6, "{diff}");
+        Ok(())
+    }
+
+    /// Rows of different lengths: each row's prediction is the model's on its own real
+    /// steps, for every family, bidirectional and stacked too; the padding's values do
+    /// not matter; bad lengths are typed errors.
+    #[test]
+    fn packed_rows_predict_as_their_real_steps_alone() -> Result<()> {
+        let lengths = [3, 1, 5, 2];
+        let x = Tensor::randn(0f32, 1.0, (4, 5, 5), &Device::Cpu)?;
+        let noise = Tensor::randn(0f32, 10.0, (4, 5, 5), &Device::Cpu)?;
+        let mask: Vec<f32> = (0..4 * 5 * 5)
+            .map(|i| f32::from(u8::from((i / 5) % 5 >= lengths[i / 25])))
+            .collect();
+        let mask = Tensor::from_vec(mask, (4, 5, 5), &Device::Cpu)?;
+        let other_padding = (&x + noise.mul(&mask)?)?;
+        for kind in models() {
+            let (model, _) = build(
+                RegressorConfig {
+                    num_layers: 2,
+                    ..kind
+                },
+                3,
+            )?;
+            let packed = model.forward_packed(&PackedBatch::new(&x, &lengths)?, false)?;
+            assert_eq!(packed.dims(), &[4, 1], "{kind:?}");
+            let repadded =
+                model.forward_packed(&PackedBatch::new(&other_padding, &lengths)?, true)?;
+            let packed = packed.to_vec2::<f32>()?;
+            for (r, &len) in lengths.iter().enumerate() {
+                let alone = model
+                    .forward(&x.narrow(0, r, 1)?.narrow(1, 0, len)?, false)?
+                    .to_vec2::<f32>()?;
+                let diff = (packed[r][0] - alone[0][0]).abs();
+                assert!(diff < 1e-5, "{kind:?} row {r}: {diff}");
+            }
+            for (r, (a, b)) in repadded.to_vec2::<f32>()?.iter().zip(&packed).enumerate() {
+                let diff = (a[0] - b[0]).abs();
+                assert!(
+                    diff < 1e-5,
+                    "{kind:?} row {r}: the padding was read ({diff})"
+                );
+            }
+        }
+        assert!(matches!(
+            PackedBatch::new(&x, &[3, 0, 5, 2]),
+            Err(LstmError::Lengths(_))
+        ));
         Ok(())
     }
 

@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use lstm_datasets::{prepare_stock, StockFrame};
+use lstm_datasets::{prepare_stock, ShortHistory, StockDataset, StockFrame};
 use lstm_train::tasks::stock::thousands;
 use lstm_train::{
     read_session_checkpoint, train, write_predictions, PredictionFigure, RegressionReport, RunDir,
@@ -57,10 +57,12 @@ pub(crate) fn run(args: StockArgs) -> Result<(), Failure> {
         train_rows: options.train_rows,
         window: options.window,
         fit_scalers_on: options.fit_scalers_on,
+        short_history: options.short_history,
         train_samples: data.train_len(),
         test_samples: data.test_len(),
     };
     run_dir.write_json("data.json", &data_json).map_err(setup)?;
+    print_history(&data)?;
     tracing::info!(
         rows = frame.len(),
         train = data.train_len(),
@@ -96,8 +98,35 @@ fn resume_run(dir: &Path, stop_after: Option<usize>, progress: bool) -> Result<(
     let frame = StockFrame::read_csv(&data_json.path).map_err(setup)?;
     let data = prepare_stock(&frame, &data_json.options()).map_err(setup)?;
     let task = StockTask::new(&data, &saved.config, &saved.session).map_err(setup)?;
+    print_history(&data)?;
     let report = resume_in(task, &checkpoint, stop_after, progress, &run_dir)?;
     print_done(&report, &run_dir)
+}
+
+/// With a window above 1: what happens to the first days, which have less history.
+fn print_history(data: &StockDataset) -> Result<(), Failure> {
+    let w = data.window;
+    if w == 1 {
+        return Ok(());
+    }
+    let short = if w == 2 {
+        "the first day has 1 day".to_string()
+    } else {
+        format!("the first {} days have 1 to {} days", w - 1, w - 1)
+    };
+    match data.short_history {
+        ShortHistory::Keep => print(format_args!(
+            "Window of {w} days: {short} of history, kept as shorter sequences (run packed, \
+             padding never read), so all {} days get a prediction (--short-history drop \
+             leaves them out)",
+            data.dates.len()
+        )),
+        ShortHistory::Drop => print(format_args!(
+            "Window of {w} days: {short} of history and get no prediction \
+             (--short-history drop); predictions start on {}",
+            data.sample_dates.first().map_or("", String::as_str)
+        )),
+    }
 }
 
 fn print_done(report: &RegressionReport, dir: &RunDir) -> Result<(), Failure> {

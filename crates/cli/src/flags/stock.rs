@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use clap::ValueEnum;
 use lstm_core::{Family, Nonlinearity};
-use lstm_datasets::{FitOn, StockOptions};
+use lstm_datasets::{FitOn, ShortHistory, StockOptions};
 use lstm_train::{SessionConfig, StockConfig, TargetUnit};
 use serde::{Deserialize, Serialize};
 
@@ -81,6 +81,12 @@ pub(crate) struct StockArgs {
     /// Rows of features per sample (1: each day's prices predict that day's volume).
     #[arg(long, default_value_t = 1)]
     window: usize,
+    /// The first W-1 rows, with fewer than --window W earlier days: `keep` gives each a
+    /// shorter sequence of the days it has (run as packed rows, padding never read), so
+    /// every row gets a prediction; `drop` leaves them out, as before. Nothing differs at
+    /// --window 1.
+    #[arg(long, value_enum, default_value_t = ShortHistory::Keep)]
+    short_history: ShortHistory,
     /// Rows the scalers are fitted on.
     #[arg(long, value_enum, default_value_t = FitOn::TrainOnly)]
     fit_scalers_on: FitOn,
@@ -141,6 +147,7 @@ impl StockArgs {
             train_rows: self.train_rows,
             window: self.window,
             fit_scalers_on: self.fit_scalers_on,
+            short_history: self.short_history,
         }
     }
 }
@@ -164,6 +171,10 @@ pub(crate) struct StockData {
     /// Rows the scalers are fitted on (`train` or `all`, as the flag).
     #[serde(with = "super::saved")]
     pub(crate) fit_scalers_on: FitOn,
+    /// The rows with fewer earlier days than the window (`keep` or `drop`, as the flag);
+    /// runs saved before the flag dropped them.
+    #[serde(default = "dropped", with = "super::saved")]
+    pub(crate) short_history: ShortHistory,
     /// Training samples.
     pub(crate) train_samples: usize,
     /// Test samples.
@@ -179,6 +190,55 @@ impl StockData {
             train_rows: self.train_rows,
             window: self.window,
             fit_scalers_on: self.fit_scalers_on,
+            short_history: self.short_history,
         }
+    }
+}
+
+/// What runs saved before `--short-history` did with the first rows.
+fn dropped() -> ShortHistory {
+    ShortHistory::Drop
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn saved(short_history: Option<&str>) -> serde_json::Value {
+        let mut data = serde_json::json!({
+            "path": "/data/SBUX.csv",
+            "rows": 253,
+            "features": ["Open"],
+            "target": "Volume",
+            "train_rows": 200,
+            "window": 5,
+            "fit_scalers_on": "train",
+            "train_samples": 196,
+            "test_samples": 53
+        });
+        if let Some(s) = short_history {
+            data["short_history"] = s.into();
+        }
+        data
+    }
+
+    /// Runs saved before `--short-history` dropped the first rows, and resume so; the
+    /// flag's value is saved under its name, and a typo is an error naming the values.
+    #[test]
+    fn short_history_is_saved_and_old_runs_read_as_dropped() {
+        let old: StockData = serde_json::from_value(saved(None)).unwrap();
+        assert_eq!(old.short_history, ShortHistory::Drop);
+        assert_eq!(old.options().short_history, ShortHistory::Drop);
+        let kept: StockData = serde_json::from_value(saved(Some("keep"))).unwrap();
+        assert_eq!(kept.options().short_history, ShortHistory::Keep);
+        assert_eq!(
+            serde_json::to_value(&kept).unwrap()["short_history"],
+            "keep"
+        );
+        let err = serde_json::from_value::<StockData>(saved(Some("some"))).unwrap_err();
+        assert!(
+            err.to_string().contains("expected one of keep, drop"),
+            "{err}"
+        );
     }
 }

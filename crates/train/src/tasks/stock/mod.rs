@@ -17,8 +17,8 @@ use std::path::Path;
 
 use candle_core::{DType, Device, Tensor};
 use candle_nn::{loss, VarMap};
-use lstm_core::{seeded_var_builder, Family, RegressorConfig, SequenceRegressor};
-use lstm_datasets::StockDataset;
+use lstm_core::{seeded_var_builder, Family, PackedBatch, RegressorConfig, SequenceRegressor};
+use lstm_datasets::{ShortHistory, StockDataset};
 use serde::{Deserialize, Serialize};
 
 pub use report::{thousands, LossPoint, PredictionRow, RegressionReport, Split};
@@ -212,6 +212,42 @@ pub fn build_regressor(
     Ok(TrainedRegressor { model, varmap })
 }
 
+/// The training samples as the regressor reads them: one tensor when every window is
+/// full, or rows of their own lengths ([`StockDataset::train_lengths`], kept short
+/// histories) through the packed path, so that no padding is read.
+pub(crate) enum TrainInputs {
+    /// Every sample has `window` days.
+    Full(Tensor),
+    /// The first samples are shorter.
+    Packed(PackedBatch),
+}
+
+impl TrainInputs {
+    /// The training samples of `data`.
+    pub(crate) fn of(data: &StockDataset) -> Result<Self> {
+        Ok(match &data.train_lengths {
+            Some(lengths) => TrainInputs::Packed(PackedBatch::new(&data.train_x, lengths)?),
+            None => TrainInputs::Full(data.train_x.clone()),
+        })
+    }
+
+    /// `model`'s predictions `(N_train, 1)`, in date order.
+    pub(crate) fn predict(&self, model: &SequenceRegressor, train: bool) -> Result<Tensor> {
+        Ok(match self {
+            TrainInputs::Full(x) => model.forward(x, train)?,
+            TrainInputs::Packed(batch) => model.forward_packed(batch, train)?,
+        })
+    }
+}
+
+/// `keep` or `drop`, as the `--short-history` flag.
+pub fn short_history_name(short_history: ShortHistory) -> &'static str {
+    match short_history {
+        ShortHistory::Keep => "keep",
+        ShortHistory::Drop => "drop",
+    }
+}
+
 /// What a stock run accumulates besides the session's losses: the printed ones.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct StockState {
@@ -226,6 +262,7 @@ pub struct StockState {
 /// `summary.json`, `prediction.svg` (the book's figure) and `loss.svg`.
 pub struct StockTask<'a> {
     data: &'a StockDataset,
+    inputs: TrainInputs,
     config: StockConfig,
     trained: TrainedRegressor,
     state: StockState,
@@ -241,6 +278,7 @@ impl<'a> StockTask<'a> {
         let (_, _, features) = data.train_x.dims3()?;
         Ok(Self {
             data,
+            inputs: TrainInputs::of(data)?,
             config: config.clone(),
             trained: build_regressor(config, features, session.seed)?,
             state: StockState::default(),
@@ -253,6 +291,7 @@ struct DataShape {
     rows: usize,
     train_rows: usize,
     window: usize,
+    short_history: &'static str,
     features: usize,
     train_samples: usize,
     test_samples: usize,
@@ -298,6 +337,7 @@ impl Task for StockTask<'_> {
             rows: data.dates.len(),
             train_rows: data.train_rows,
             window: data.window,
+            short_history: short_history_name(data.short_history),
             features,
             train_samples: data.train_len(),
             test_samples: data.test_len(),
@@ -336,7 +376,7 @@ impl Task for StockTask<'_> {
     }
 
     fn loss(&mut self, _index: usize) -> Result<(Tensor, usize)> {
-        let outputs = self.trained.model.forward(&self.data.train_x, true)?;
+        let outputs = self.inputs.predict(&self.trained.model, true)?;
         let loss = loss::mse(&outputs, &self.data.train_y)?;
         Ok((loss, self.data.train_len()))
     }
@@ -356,7 +396,7 @@ impl Task for StockTask<'_> {
     fn finish(self, end: &End, io: &mut Io) -> Result<RegressionReport> {
         let mut report = report::report(
             &self.trained.model,
-            self.data,
+            (self.data, &self.inputs),
             &self.config,
             end,
             self.state.logged,

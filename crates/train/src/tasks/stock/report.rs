@@ -9,7 +9,7 @@ use lstm_core::SequenceRegressor;
 use lstm_datasets::StockDataset;
 use serde::{Deserialize, Serialize};
 
-use super::StockConfig;
+use super::{StockConfig, TrainInputs};
 use crate::error::Result;
 use crate::plot;
 use crate::run_dir::RunDir;
@@ -145,19 +145,20 @@ fn mse(predicted: &[f64], actual: &[f64]) -> f64 {
     sum / predicted.len().max(1) as f64
 }
 
-/// The scaled errors and the predictions of `model` for every sample of `data`, in date
-/// order and raw units: `(train MSE, test MSE, rows)`.
+/// The scaled errors and the predictions of `model` for every sample of `data` (its
+/// training samples read as `train`), in date order and raw units: `(train MSE, test
+/// MSE, rows)`.
 fn predictions(
     model: &SequenceRegressor,
-    data: &StockDataset,
+    (data, train): (&StockDataset, &TrainInputs),
 ) -> Result<(f64, f64, Vec<PredictionRow>)> {
-    let train_pred = flat(&model.forward(&data.train_x, false)?)?;
+    let train_pred = flat(&train.predict(model, false)?)?;
     let test_pred = flat(&model.forward(&data.test_x, false)?)?;
     let train_mse = mse(&train_pred, &flat(&data.train_y)?);
     let test_mse = mse(&test_pred, &flat(&data.test_y)?);
     let scaled: Vec<f64> = train_pred.iter().chain(&test_pred).copied().collect();
     let predicted_raw = data.target_scaler.inverse_transform_column(&scaled)?;
-    let first_row = data.window - 1;
+    let first_row = data.first_row();
     let rows = predicted_raw
         .iter()
         .enumerate()
@@ -188,11 +189,12 @@ fn raw_errors(rows: &[PredictionRow]) -> (f64, f64) {
     (mae, rmse)
 }
 
-/// The predictions of `model` for every sample of `data`, the errors, and the report of
-/// a run of `cfg` that ended as `end` with the printed `logged` losses.
+/// The predictions of `model` for every sample of `data` (its training samples read as
+/// the [`TrainInputs`]), the errors, and the report of a run of `cfg` that ended as
+/// `end` with the printed `logged` losses.
 pub(super) fn report(
     model: &SequenceRegressor,
-    data: &StockDataset,
+    data: (&StockDataset, &TrainInputs),
     cfg: &StockConfig,
     end: &End,
     logged: Vec<LossPoint>,

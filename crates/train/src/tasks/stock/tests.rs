@@ -6,7 +6,7 @@ use std::sync::OnceLock;
 
 use candle_core::Device;
 use lstm_core::Family;
-use lstm_datasets::{prepare_stock, StockDataset, StockFrame, StockOptions};
+use lstm_datasets::{prepare_stock, ShortHistory, StockDataset, StockFrame, StockOptions};
 
 use super::*;
 use crate::error::TrainError;
@@ -221,6 +221,62 @@ fn a_short_real_run_learns_and_writes_its_outputs() -> Result<()> {
     Ok(())
 }
 
+fn sbux_window(window: usize, short_history: ShortHistory) -> StockDataset {
+    let frame = StockFrame::read_csv(Path::new(SBUX)).expect("read data/SBUX.csv");
+    let opts = StockOptions {
+        window,
+        short_history,
+        ..StockOptions::default()
+    };
+    prepare_stock(&frame, &opts).expect("prepare")
+}
+
+/// A window of 5 with the short histories kept: the first four rows run packed, each
+/// predicted as its own days alone, and every one of the 253 days gets a prediction.
+#[test]
+fn kept_short_histories_run_packed_and_every_day_is_predicted() -> Result<()> {
+    let data = sbux_window(5, ShortHistory::Keep);
+    let trained = build_regressor(&StockConfig::default(), 5, 42)?;
+    let inputs = TrainInputs::of(&data)?;
+    assert!(matches!(inputs, TrainInputs::Packed(_)));
+    let pred = inputs.predict(&trained.model, false)?;
+    assert_eq!(pred.dims(), &[200, 1]);
+    let pred = pred.to_vec2::<f32>()?;
+    for (r, row) in pred.iter().enumerate().take(7) {
+        let days = (r + 1).min(5);
+        let alone = trained
+            .model
+            .forward(&data.train_x.narrow(0, r, 1)?.narrow(1, 0, days)?, false)?
+            .to_vec2::<f32>()?;
+        assert!((row[0] - alone[0][0]).abs() < 1e-5, "row {r}");
+    }
+
+    let (cfg, session) = quiet(StockConfig::default(), 300, 1e-2);
+    let mut out = Vec::new();
+    let task = StockTask::new(&data, &cfg, &session)?;
+    let r = train(task, &session, serde_json::Value::Null, None, &mut out)?;
+    eprintln!(
+        "window 5, short histories kept: loss {:.5} at epoch 0, {:.5} at epoch 200; \
+         train MSE {:.5}, test MSE {:.5}",
+        r.losses[0].loss, r.loss_at_900, r.train_mse, r.test_mse
+    );
+    assert!(r.loss_at_900 < 0.02, "loss at epoch 200: {}", r.loss_at_900);
+    assert!(r.loss_at_900 < 0.25 * r.losses[0].loss);
+    assert_eq!(r.predictions.len(), 253);
+    assert_eq!(r.boundary(), 200);
+    assert_eq!(r.predictions[0].date, "2019-12-11");
+    assert_eq!(r.predictions[0].actual, 4_921_900.0);
+    assert!(r.predictions.iter().all(|p| p.predicted.is_finite()));
+
+    // Dropping them instead: the first prediction is for the fifth day.
+    let dropped = sbux_window(5, ShortHistory::Drop);
+    let task = StockTask::new(&dropped, &cfg, &session)?;
+    let r = train(task, &session, serde_json::Value::Null, None, &mut out)?;
+    assert_eq!(r.predictions.len(), 249);
+    assert_eq!(r.predictions[0].date, dropped.dates[4]);
+    Ok(())
+}
+
 #[test]
 fn a_huge_learning_rate_diverges_with_a_clear_error() {
     let cfg = quiet(
@@ -271,6 +327,7 @@ fn check_run_files(dir: &Path) -> Result<()> {
         serde_json::from_slice(&std::fs::read(dir.join("config.json")).unwrap()).unwrap();
     assert_eq!(config["train"]["epochs"], 300);
     assert_eq!(config["data"]["test_samples"], 53);
+    assert_eq!(config["data"]["short_history"], "keep");
     let weights = candle_core::safetensors::load(dir.join("model.safetensors"), &Device::Cpu)?;
     assert_eq!(weights["lstm.weight_ih_l0"].dims(), &[8, 5]);
     assert_eq!(weights["fc_1.weight"].dims(), &[128, 2]);
