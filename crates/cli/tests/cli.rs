@@ -501,3 +501,62 @@ fn gradflow_is_a_subcommand_with_its_table_files_and_checked_flags() {
     }
     std::fs::remove_dir_all(&out).ok();
 }
+
+#[test]
+fn gradflow_variable_length_says_so_and_measures_from_each_end() {
+    let out = tmp("gradflow-varlen");
+    let out_s = out.display().to_string();
+    let o = lstm(&[
+        "gradflow",
+        "--variable-length",
+        "--seq-len",
+        "12",
+        "--hidden",
+        "8",
+        "--steps",
+        "10",
+        "--batch-size",
+        "8",
+        "--out",
+        &out_s,
+        "--quiet",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let text = stdout(&o);
+    assert!(
+        text.contains("T = 12 (lengths vary: each sequence 6–12 steps, run packed"),
+        "{text}"
+    );
+    assert!(
+        text.contains("| steps before the row's end | rows | RNN init | RNN trained |"),
+        "{text}"
+    );
+    assert!(text.contains("\n| 0 | 256 | "), "{text}");
+    assert!(text.contains("| h_(end−11) / h_end | "), "{text}");
+    let summary: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("summary.json")).unwrap()).unwrap();
+    assert_eq!(summary["config"]["variable_length"], true);
+    assert_eq!(summary["reach"][11], 256);
+    let csv = std::fs::read_to_string(out.join("gradflow.csv")).unwrap();
+    assert!(csv.starts_with("steps_before_end,rows,"), "{csv}");
+    // Without the flag the saved settings say fixed lengths.
+    let fixed = tmp("gradflow-fixed");
+    let o = lstm(&[
+        "gradflow",
+        "--seq-len",
+        "6",
+        "--steps",
+        "0",
+        "--out",
+        &fixed.display().to_string(),
+        "--quiet",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(!stdout(&o).contains("lengths vary"));
+    let summary: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(fixed.join("summary.json")).unwrap()).unwrap();
+    assert_eq!(summary["config"]["variable_length"], false);
+    assert!(summary.get("reach").is_none());
+    std::fs::remove_dir_all(&out).ok();
+    std::fs::remove_dir_all(&fixed).ok();
+}

@@ -32,6 +32,11 @@ pub(crate) struct GradflowArgs {
     /// Seed of the weights and the data.
     #[arg(long, default_value_t = 42)]
     seed: u64,
+    /// Give every sequence its own length, drawn from T/2..=T (markers within it), and
+    /// run the rows packed so padding is never read; the gradient norms are then measured
+    /// back from each row's own last step.
+    #[arg(long)]
+    variable_length: bool,
     /// Output directory (default: runs/gradflow-<UTC time>). It must be new or empty.
     #[arg(long)]
     pub(crate) out: Option<PathBuf>,
@@ -69,6 +74,7 @@ impl GradflowArgs {
             clip: self.clip,
             forget_bias: self.forget_bias.0,
             seed: self.seed,
+            variable_length: self.variable_length,
             progress: !self.quiet,
             ..GradFlowConfig::default()
         }

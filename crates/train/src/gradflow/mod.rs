@@ -16,6 +16,16 @@
 //! multiplies by `W_hhᵀ diag(1 − h²)`); the LSTM's fall much more slowly, because the
 //! cell path multiplies by the forget gate only (`∂c_t/∂c_{t−1} = f`), which training
 //! drives towards 1 where memory is needed.
+//!
+//! With [`GradFlowConfig::variable_length`] every sequence has its own length, drawn from
+//! `T/2..=T` ([`crate::tasks::adding::length_range`]), its two markers within it and its
+//! target from its real steps only; training and the test metrics run the rows packed
+//! (`forward_final_packed`), so padding is never read. The taps have no lengths, so the
+//! probe batch runs padded through them and each row's loss reads its own last step:
+//! steps past a row's end get no gradient from it. The curves are then measured back
+//! from each row's own last step: entry `i` is the mean of `‖∂ℓ_b/∂h‖` at `T − 1 − i`
+//! steps before row `b`'s end, over the rows long enough to have that step
+//! ([`GradFlowReport::reach`]), so the last entry is every row's last step.
 
 use candle_core::{DType, Device, Module, Tensor};
 use lstm_core::{Family, Nonlinearity, SplitMix64};
@@ -25,13 +35,13 @@ mod report;
 #[cfg(test)]
 mod tests;
 
-pub use report::{table_steps, GradFlowReport, ModelFlow};
+pub use report::{lengths_text, table_steps, GradFlowReport, ModelFlow};
 
 use crate::error::{Result, TrainError};
 use crate::session::{train, SessionConfig};
 pub use crate::tasks::adding::TOLERANCE;
 use crate::tasks::adding::{
-    adding_batch, check_positive as check_adding, evaluate, AddingConfig, AddingModel, AddingTask,
+    check_positive as check_adding, evaluate, AddingBatch, AddingConfig, AddingModel, AddingTask,
 };
 
 /// The settings of a gradient-flow run (`lstm gradflow` flags in brackets).
@@ -61,6 +71,9 @@ pub struct GradFlowConfig {
     pub eval_every: usize,
     /// Seed of the weights and of the data (`--seed`).
     pub seed: u64,
+    /// Sequences of lengths drawn from `T/2..=T`, run packed (`--variable-length`); the
+    /// gradient norms are then measured back from each row's own last step.
+    pub variable_length: bool,
     /// Show a progress bar.
     #[serde(skip)]
     pub progress: bool,
@@ -80,6 +93,7 @@ impl Default for GradFlowConfig {
             probe_size: 256,
             eval_every: 100,
             seed: 42,
+            variable_length: false,
             progress: false,
         }
     }
@@ -122,28 +136,97 @@ impl GradFlowConfig {
             forget_bias: self.forget_bias,
             eval_every: self.eval_every,
             data_seed,
+            variable_length: self.variable_length,
         }
     }
+
+    /// A batch of `rows` sequences of this run's lengths, from `rng`.
+    fn batch(&self, rows: usize, rng: &mut SplitMix64, device: &Device) -> Result<AddingBatch> {
+        AddingBatch::draw(rows, self.seq_len, self.variable_length, rng, device)
+    }
 }
-/// `‖∂ℓ_b/∂h_t‖` for every step `t` of `model` on `(x, y)`, averaged over the batch:
+/// `‖∂ℓ_b/∂h_t‖` for every step `t` of `model` on `probe`, averaged over the batch:
 /// `ℓ_b` is example `b`'s squared error, so the loss is their sum. Computed in f64 from
 /// the f32 gradients, so that tiny norms do not underflow when squared.
-fn gradient_norms(model: &AddingModel, x: &Tensor, y: &Tensor) -> Result<Vec<f64>> {
-    let (steps, taps) = model.steps_with_taps(x)?;
-    let last = steps
-        .last()
-        .ok_or_else(|| TrainError::Config("no steps".into()))?;
-    let pred = model.head.forward(last)?.squeeze(1)?;
-    let loss = (pred - y)?.sqr()?.sum_all()?;
+///
+/// With lengths, row `b`'s loss reads its state at its own last step `L_b − 1`, and the
+/// norms are aligned at that step: entry `i` averages, over the rows that reach that
+/// far back, the norm `T − 1 − i` steps before each row's end ([`reach`]; NaN where no
+/// row does).
+fn gradient_norms(model: &AddingModel, probe: &AddingBatch) -> Result<Vec<f64>> {
+    let (steps, taps) = model.steps_with_taps(&probe.x)?;
+    let last = match &probe.lengths {
+        None => steps
+            .last()
+            .cloned()
+            .ok_or_else(|| TrainError::Config("no steps".into()))?,
+        Some(lengths) => own_last_steps(&steps, lengths)?,
+    };
+    let pred = model.head.forward(&last)?.squeeze(1)?;
+    let loss = (pred - &probe.y)?.sqr()?.sum_all()?;
     let grads = loss.backward()?;
-    taps.iter()
-        .map(|tap| {
-            let Some(g) = grads.get(tap.as_tensor()) else {
-                return Ok(0.0);
-            };
-            let norms = g.to_dtype(DType::F64)?.sqr()?.sum_keepdim(1)?.sqrt()?;
-            Ok(norms.mean_all()?.to_scalar::<f64>()?)
+    let row_norms = |tap: &candle_core::Var| -> Result<Option<Tensor>> {
+        let Some(g) = grads.get(tap.as_tensor()) else {
+            return Ok(None);
+        };
+        Ok(Some(g.to_dtype(DType::F64)?.sqr()?.sum_keepdim(1)?.sqrt()?))
+    };
+    let Some(lengths) = &probe.lengths else {
+        return taps
+            .iter()
+            .map(|tap| match row_norms(tap)? {
+                Some(norms) => Ok(norms.mean_all()?.to_scalar::<f64>()?),
+                None => Ok(0.0),
+            })
+            .collect();
+    };
+    let per_step = taps
+        .iter()
+        .map(|tap| match row_norms(tap)? {
+            Some(norms) => Ok(Some(norms.flatten_all()?.to_vec1::<f64>()?)),
+            None => Ok(None),
         })
+        .collect::<Result<Vec<_>>>()?;
+    Ok(aligned_at_ends(&per_step, lengths))
+}
+
+/// Per-row norms `per_step[t][b]` (`None`: no gradient at step `t`) aligned at each
+/// row's own last step and averaged over the rows that reach each entry (see
+/// [`gradient_norms`]).
+fn aligned_at_ends(per_step: &[Option<Vec<f64>>], lengths: &[usize]) -> Vec<f64> {
+    let t_max = per_step.len();
+    let mut sums = vec![0f64; t_max];
+    for (t, norms) in per_step.iter().enumerate() {
+        for (norm, &len) in norms.iter().flatten().zip(lengths) {
+            if t < len {
+                sums[t_max - len + t] += norm;
+            }
+        }
+    }
+    sums.iter()
+        .zip(reach(lengths, t_max))
+        .map(|(s, n)| if n == 0 { f64::NAN } else { s / n as f64 })
+        .collect()
+}
+
+/// Each row's hidden state at its own last step, `(B, H)`, from the per-step states.
+fn own_last_steps(steps: &[Tensor], lengths: &[usize]) -> Result<Tensor> {
+    let all = Tensor::stack(steps, 1)?;
+    let (b, t, h) = all.dims3()?;
+    let rows: Vec<u32> = lengths
+        .iter()
+        .enumerate()
+        .map(|(r, &len)| (r * t + len - 1) as u32)
+        .collect();
+    let rows = Tensor::from_vec(rows, b, all.device())?;
+    Ok(all.reshape((b * t, h))?.index_select(&rows, 0)?)
+}
+
+/// For each entry of a curve aligned at the rows' own last steps (`T` entries), the rows
+/// that have that step: entry `i` counts the rows of length at least `T − i`.
+pub fn reach(lengths: &[usize], seq_len: usize) -> Vec<usize> {
+    (0..seq_len)
+        .map(|i| lengths.iter().filter(|&&l| l >= seq_len - i).count())
         .collect()
 }
 
@@ -153,9 +236,10 @@ pub fn run_gradflow(cfg: &GradFlowConfig) -> Result<GradFlowReport> {
     cfg.validate()?;
     let device = Device::Cpu;
     let mut data_rng = SplitMix64::new(cfg.seed ^ 0x5EED_DA7A);
-    let (eval_x, eval_y) = adding_batch(cfg.eval_size, cfg.seq_len, &mut data_rng, &device)?;
-    let (probe_x, probe_y) = adding_batch(cfg.probe_size, cfg.seq_len, &mut data_rng, &device)?;
-    let baseline_mse = eval_y
+    let eval = cfg.batch(cfg.eval_size, &mut data_rng, &device)?;
+    let probe = cfg.batch(cfg.probe_size, &mut data_rng, &device)?;
+    let baseline_mse = eval
+        .y
         .affine(1.0, -1.0)?
         .sqr()?
         .mean_all()?
@@ -164,9 +248,9 @@ pub fn run_gradflow(cfg: &GradFlowConfig) -> Result<GradFlowReport> {
     let session = cfg.session(cfg.progress);
     let run = |family: Family| -> Result<ModelFlow> {
         let adding = cfg.adding(family, train_seed);
-        let mut task = AddingTask::new(&adding, &session, (&eval_x, &eval_y))?;
-        let init = gradient_norms(task.model(), &probe_x, &probe_y)?;
-        let (init_mse, _) = evaluate(task.model(), &eval_x, &eval_y)?;
+        let mut task = AddingTask::new(&adding, &session, &eval)?;
+        let init = gradient_norms(task.model(), &probe)?;
+        let (init_mse, _) = evaluate(task.model(), &eval)?;
         task.record_initial(init_mse);
         let trained = train(
             task,
@@ -175,10 +259,10 @@ pub fn run_gradflow(cfg: &GradFlowConfig) -> Result<GradFlowReport> {
             None,
             &mut std::io::sink(),
         )?;
-        let (final_mse, final_accuracy) = evaluate(&trained.model, &eval_x, &eval_y)?;
+        let (final_mse, final_accuracy) = evaluate(&trained.model, &eval)?;
         Ok(ModelFlow {
             model: family,
-            trained: gradient_norms(&trained.model, &probe_x, &probe_y)?,
+            trained: gradient_norms(&trained.model, &probe)?,
             init,
             init_mse,
             final_mse,
@@ -194,5 +278,6 @@ pub fn run_gradflow(cfg: &GradFlowConfig) -> Result<GradFlowReport> {
         rnn,
         lstm,
         baseline_mse,
+        reach: probe.lengths.as_deref().map(|l| reach(l, cfg.seq_len)),
     })
 }

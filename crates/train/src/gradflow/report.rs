@@ -10,6 +10,7 @@ use crate::choice::ser_choice;
 use crate::error::Result;
 use crate::plot::{Curve, Figure, Line};
 use crate::run_dir::RunDir;
+use crate::tasks::adding::length_range;
 
 /// One model's measurements.
 #[derive(Clone, Debug, Serialize)]
@@ -17,9 +18,11 @@ pub struct ModelFlow {
     /// Which model: the tanh RNN or the LSTM.
     #[serde(serialize_with = "ser_choice")]
     pub model: Family,
-    /// `‖∂L/∂h_t‖` at initialisation, `t = 1..=T` (index `t − 1`).
+    /// `‖∂L/∂h_t‖` at initialisation, `t = 1..=T` (index `t − 1`). When lengths vary,
+    /// index `i` is `T − 1 − i` steps before each row's own last step
+    /// ([`GradFlowReport::reach`]).
     pub init: Vec<f64>,
-    /// `‖∂L/∂h_t‖` after training, `t = 1..=T`.
+    /// `‖∂L/∂h_t‖` after training, indexed as [`ModelFlow::init`].
     pub trained: Vec<f64>,
     /// Test MSE at initialisation.
     pub init_mse: f64,
@@ -56,6 +59,17 @@ pub struct GradFlowReport {
     pub lstm: ModelFlow,
     /// Test MSE of always predicting 1, the mean target (for scale: 1/6).
     pub baseline_mse: f64,
+    /// When lengths vary: for each index of the curves, the probe rows long enough to
+    /// have a step that far before their own last step (index `i`: rows of length at
+    /// least `T − i`; the last index is every row). `None` with fixed lengths.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reach: Option<Vec<usize>>,
+}
+
+/// `T/2..=T` as `50–100 steps` (the lengths of a variable-length run of `seq_len` steps).
+pub fn lengths_text(seq_len: usize) -> String {
+    let range = length_range(seq_len);
+    format!("{}–{} steps", range.start(), range.end())
 }
 
 /// The steps of the printed table: 1, then every 10th, and the last (1-based).
@@ -83,24 +97,41 @@ impl GradFlowReport {
 
     /// A markdown table of `‖∂L/∂h_t‖` at `steps` (1-based), then the ratio
     /// `‖∂L/∂h_1‖ / ‖∂L/∂h_T‖` of each curve.
+    ///
+    /// When lengths vary, step `t` is shown as `T − t` steps before each row's own last
+    /// step, with the probe rows that reach that far (a `rows` column), and the ratio
+    /// compares `T − 1` steps before the end with the end.
     pub fn table(&self, steps: &[usize]) -> String {
         let cols = self.columns();
-        let mut out = String::from("| t |");
+        let t_max = self.config.seq_len;
+        let mut out = match self.reach {
+            None => String::from("| t |"),
+            Some(_) => String::from("| steps before the row's end | rows |"),
+        };
         for (name, _) in &cols {
             out.push_str(&format!(" {name} |"));
         }
-        out.push_str("\n|---:|---:|---:|---:|---:|\n");
-        for &t in steps
-            .iter()
-            .filter(|&&t| t >= 1 && t <= self.config.seq_len)
-        {
-            out.push_str(&format!("| {t} |"));
+        let extra = if self.reach.is_some() { "---:|" } else { "" };
+        out.push_str(&format!("\n|---:|{extra}---:|---:|---:|---:|\n"));
+        for &t in steps.iter().filter(|&&t| t >= 1 && t <= t_max) {
+            match &self.reach {
+                None => out.push_str(&format!("| {t} |")),
+                Some(reach) => out.push_str(&format!("| {} | {} |", t_max - t, reach[t - 1])),
+            }
             for (_, norms) in &cols {
                 out.push_str(&format!(" {:.3e} |", norms[t - 1]));
             }
             out.push('\n');
         }
-        out.push_str(&format!("| h_1 / h_{} |", self.config.seq_len));
+        match &self.reach {
+            None => out.push_str(&format!("| h_1 / h_{t_max} |")),
+            Some(reach) => out.push_str(&format!(
+                "| h_(end−{}) / h_end | {} / {} |",
+                t_max - 1,
+                reach[0],
+                reach[t_max - 1]
+            )),
+        }
         for (_, norms) in &cols {
             out.push_str(&format!(" {:.1e} |", ModelFlow::ratio(norms)));
         }
@@ -131,10 +162,20 @@ impl GradFlowReport {
     }
 
     /// `t,rnn_init,rnn_trained,lstm_init,lstm_trained`, one row per step (1-based).
+    /// When lengths vary: `steps_before_end,rows,rnn_init,…`, from `T − 1` steps before
+    /// each row's own last step down to that step (0).
     pub fn csv(&self) -> String {
-        let mut out = String::from("t,rnn_init,rnn_trained,lstm_init,lstm_trained\n");
-        for t in 0..self.config.seq_len {
-            out.push_str(&format!("{}", t + 1));
+        let names = "rnn_init,rnn_trained,lstm_init,lstm_trained\n";
+        let t_max = self.config.seq_len;
+        let mut out = match self.reach {
+            None => format!("t,{names}"),
+            Some(_) => format!("steps_before_end,rows,{names}"),
+        };
+        for t in 0..t_max {
+            match &self.reach {
+                None => out.push_str(&format!("{}", t + 1)),
+                Some(reach) => out.push_str(&format!("{},{}", t_max - 1 - t, reach[t])),
+            }
             for (_, norms) in self.columns() {
                 out.push_str(&format!(",{:e}", norms[t]));
             }
@@ -159,15 +200,27 @@ impl GradFlowReport {
                     .collect()
             })
             .collect();
-        let mut figure = Figure::new(
-            format!(
-                "Gradient flow through time: adding problem, T = {}, H = {}",
-                self.config.seq_len, self.config.hidden
+        let (title, x_label) = match self.reach {
+            None => (
+                format!(
+                    "Gradient flow through time: adding problem, T = {}, H = {}",
+                    self.config.seq_len, self.config.hidden
+                ),
+                "Time step t (the loss reads the final state, t = T)".to_string(),
             ),
-            "Time step t (the loss reads the final state, t = T)",
-            "Mean ‖∂L/∂h_t‖",
-        )
-        .with_log_y();
+            Some(_) => (
+                format!(
+                    "Gradient flow through time: adding problem, lengths vary ({}), H = {}",
+                    lengths_text(self.config.seq_len),
+                    self.config.hidden
+                ),
+                format!(
+                    "Step, aligned at each row's own last step (t = {}; T − t steps before it)",
+                    self.config.seq_len
+                ),
+            ),
+        };
+        let mut figure = Figure::new(title, x_label, "Mean ‖∂L/∂h_t‖").with_log_y();
         for (k, ((label, _), pts)) in self.columns().iter().zip(points).enumerate() {
             let line = if k % 2 == 0 {
                 Line::Dashed
@@ -191,19 +244,22 @@ impl GradFlowReport {
             .iter()
             .map(|&x| (x, self.baseline_mse))
             .collect();
-        Figure::new(
-            "Adding problem: test MSE during training",
-            "Iteration",
-            "Test MSE",
-        )
-        .with_log_y()
-        .with_curve(Curve::new("RNN", rnn, 0))
-        .with_curve(Curve::new("LSTM", lstm, 1))
-        .with_curve(
-            Curve::new("always predicting 1 (the mean target)", baseline, 2)
-                .with_line(Line::Dashed),
-        )
-        .svg()
+        let title = match self.reach {
+            None => "Adding problem: test MSE during training".to_string(),
+            Some(_) => format!(
+                "Adding problem, lengths vary ({}): test MSE during training",
+                lengths_text(self.config.seq_len)
+            ),
+        };
+        Figure::new(title, "Iteration", "Test MSE")
+            .with_log_y()
+            .with_curve(Curve::new("RNN", rnn, 0))
+            .with_curve(Curve::new("LSTM", lstm, 1))
+            .with_curve(
+                Curve::new("always predicting 1 (the mean target)", baseline, 2)
+                    .with_line(Line::Dashed),
+            )
+            .svg()
     }
 
     /// Writes `gradflow.csv`, `gradflow.svg`, `loss.svg`, `table.md` and `summary.json`

@@ -1,13 +1,15 @@
 //! The adding problem (Hochreiter & Schmidhuber, 1997) as a [`Task`]: a recurrent
 //! layer reads `(value, marker)` pairs and a `Linear(H, 1)` head reads its final state;
-//! the target is the sum of the two marked values. See [`crate::gradflow`].
+//! the target is the sum of the two marked values. The rows have `T` steps, or lengths
+//! that vary (run packed, each read at its own last step). See [`crate::gradflow`].
 
 use std::path::Path;
 
 use candle_core::{DType, Device, Module, Tensor, Var};
 use candle_nn::{Linear, VarMap};
 use lstm_core::{
-    linear_torch, seeded_var_builder, Family, Lstm, LstmConfig, Rnn, RnnConfig, SplitMix64,
+    linear_torch, seeded_var_builder, Family, Lstm, LstmConfig, PackedBatch, Rnn, RnnConfig,
+    SplitMix64,
 };
 use serde::{Deserialize, Serialize};
 
@@ -24,44 +26,98 @@ const FEATURES: usize = 2;
 /// Schmidhuber's criterion for the adding problem).
 pub const TOLERANCE: f64 = 0.04;
 
-/// One batch of the adding problem: `x (B, T, 2)` (value, marker) and the targets `y (B)`.
-///
-/// The values are uniform in `[0, 1)`; the first marker is at one of the first
-/// `min(10, T/2)` steps, the second at one of the steps of the second half (`T/2..T`).
-/// Everything comes from `rng`.
+/// One batch of the adding problem: `x (B, T, 2)` (value, marker) and the targets `y (B)`,
+/// every row `T` steps long ([`AddingBatch::draw`] with fixed lengths).
 pub fn adding_batch(
     batch: usize,
     seq_len: usize,
     rng: &mut SplitMix64,
     device: &Device,
 ) -> Result<(Tensor, Tensor)> {
-    if seq_len < 2 {
-        return Err(TrainError::Config(format!(
-            "the adding problem needs at least 2 steps, got {seq_len}"
-        )));
-    }
-    let early = (seq_len / 2).clamp(1, 10);
-    let half = seq_len / 2;
-    let pick = |rng: &mut SplitMix64, lo: usize, hi: usize| {
-        lo + (rng.next_u64() % (hi - lo) as u64) as usize
-    };
-    let mut x = vec![0f32; batch * seq_len * FEATURES];
-    let mut y = Vec::with_capacity(batch);
-    for b in 0..batch {
-        let row = &mut x[b * seq_len * FEATURES..(b + 1) * seq_len * FEATURES];
-        for t in 0..seq_len {
-            row[t * FEATURES] = rng.next_f64() as f32;
+    let b = AddingBatch::draw(batch, seq_len, false, rng, device)?;
+    Ok((b.x, b.y))
+}
+
+/// The lengths of the rows of a variable-length batch of `seq_len` padded steps:
+/// `max(T/2, 2) ..= T` (two steps at least, for the two markers).
+pub fn length_range(seq_len: usize) -> std::ops::RangeInclusive<usize> {
+    (seq_len / 2).max(2)..=seq_len
+}
+
+/// A batch of the adding problem, its rows of `T` steps or of lengths that vary.
+#[derive(Clone, Debug)]
+pub struct AddingBatch {
+    /// `(B, T, 2)`: (value, marker) per step, zeros past each row's length.
+    pub x: Tensor,
+    /// `(B)`: the sum of each row's two marked values.
+    pub y: Tensor,
+    /// Each row's real steps; `None` when every row has all `T`.
+    pub lengths: Option<Vec<usize>>,
+}
+
+impl AddingBatch {
+    /// `batch` rows of the adding problem, padded to `seq_len` steps, from `rng`.
+    ///
+    /// Each row has a length `L`: `T`, or with `variable_length` one drawn uniformly
+    /// from [`length_range`]. Its first `L` values are uniform in `[0, 1)`; the first
+    /// marker is at one of its first `min(10, L/2)` steps, the second at one of the
+    /// steps of its second half (`L/2..L`), so both lie within the row; the steps past
+    /// `L` are zeros. With fixed lengths the draws are those of the fixed-length batches
+    /// before lengths could vary.
+    pub fn draw(
+        batch: usize,
+        seq_len: usize,
+        variable_length: bool,
+        rng: &mut SplitMix64,
+        device: &Device,
+    ) -> Result<Self> {
+        if seq_len < 2 {
+            return Err(TrainError::Config(format!(
+                "the adding problem needs at least 2 steps, got {seq_len}"
+            )));
         }
-        let first = pick(rng, 0, early);
-        let second = pick(rng, half, seq_len);
-        row[first * FEATURES + 1] = 1.0;
-        row[second * FEATURES + 1] = 1.0;
-        y.push(row[first * FEATURES] + row[second * FEATURES]);
+        let pick = |rng: &mut SplitMix64, lo: usize, hi: usize| {
+            lo + (rng.next_u64() % (hi - lo) as u64) as usize
+        };
+        let range = length_range(seq_len);
+        let mut x = vec![0f32; batch * seq_len * FEATURES];
+        let mut y = Vec::with_capacity(batch);
+        let mut lengths = Vec::with_capacity(batch);
+        for b in 0..batch {
+            let len = if variable_length {
+                pick(rng, *range.start(), range.end() + 1)
+            } else {
+                seq_len
+            };
+            let row = &mut x[b * seq_len * FEATURES..(b * seq_len + len) * FEATURES];
+            for t in 0..len {
+                row[t * FEATURES] = rng.next_f64() as f32;
+            }
+            let first = pick(rng, 0, (len / 2).clamp(1, 10));
+            let second = pick(rng, len / 2, len);
+            row[first * FEATURES + 1] = 1.0;
+            row[second * FEATURES + 1] = 1.0;
+            y.push(row[first * FEATURES] + row[second * FEATURES]);
+            lengths.push(len);
+        }
+        Ok(Self {
+            x: Tensor::from_vec(x, (batch, seq_len, FEATURES), device)?,
+            y: Tensor::from_vec(y, batch, device)?,
+            lengths: variable_length.then_some(lengths),
+        })
     }
-    Ok((
-        Tensor::from_vec(x, (batch, seq_len, FEATURES), device)?,
-        Tensor::from_vec(y, batch, device)?,
-    ))
+
+    /// Rows `start..start + len`.
+    fn rows(&self, start: usize, len: usize) -> Result<Self> {
+        Ok(Self {
+            x: self.x.narrow(0, start, len)?,
+            y: self.y.narrow(0, start, len)?,
+            lengths: self
+                .lengths
+                .as_ref()
+                .map(|l| l[start..start + len].to_vec()),
+        })
+    }
 }
 
 /// A recurrent layer and its `Linear(H, 1)` head, with their variables.
@@ -113,11 +169,25 @@ impl AddingModel {
         })
     }
 
-    /// The prediction `(B)` from the final hidden state `(B, H)`.
-    pub(crate) fn predict(&self, x: &Tensor, train: bool) -> Result<Tensor> {
-        let h = match (&self.rnn, &self.lstm) {
-            (Some(rnn), _) => rnn.forward(x, None, train)?.1,
-            (_, Some(lstm)) => lstm.forward_final(x, None, train)?.h,
+    /// The prediction `(B)` from the final hidden state `(B, H)`: with `lengths`, each
+    /// row's state at its own last step, through the packed path (the padding is never
+    /// read).
+    pub(crate) fn predict(
+        &self,
+        x: &Tensor,
+        lengths: Option<&[usize]>,
+        train: bool,
+    ) -> Result<Tensor> {
+        let h = match (lengths, &self.rnn, &self.lstm) {
+            (None, Some(rnn), _) => rnn.forward(x, None, train)?.1,
+            (None, _, Some(lstm)) => lstm.forward_final(x, None, train)?.h,
+            (Some(lengths), Some(rnn), _) => {
+                rnn.forward_final_packed(&PackedBatch::new(x, lengths)?, None, train)?
+            }
+            (Some(lengths), _, Some(lstm)) => {
+                let batch = PackedBatch::new(x, lengths)?;
+                lstm.forward_final_packed(&batch, None, train)?.h
+            }
             _ => unreachable!("an AddingModel has a recurrent layer"),
         };
         Ok(self.head.forward(&h.squeeze(0)?)?.squeeze(1)?)
@@ -157,16 +227,17 @@ fn set_forget_bias(varmap: &VarMap, hidden: usize, bias: f64) -> Result<()> {
 }
 
 /// Mean squared error and the fraction within [`TOLERANCE`] of the target.
-pub(crate) fn evaluate(model: &AddingModel, x: &Tensor, y: &Tensor) -> Result<(f64, f64)> {
-    let n = x.dim(0)?;
+pub(crate) fn evaluate(model: &AddingModel, test: &AddingBatch) -> Result<(f64, f64)> {
+    let n = test.x.dim(0)?;
     let (mut se, mut hits) = (0f64, 0usize);
     let chunk = 500;
     for start in (0..n).step_by(chunk) {
         let len = chunk.min(n - start);
+        let part = test.rows(start, len)?;
         let pred = model
-            .predict(&x.narrow(0, start, len)?, false)?
+            .predict(&part.x, part.lengths.as_deref(), false)?
             .to_vec1::<f32>()?;
-        let target = y.narrow(0, start, len)?.to_vec1::<f32>()?;
+        let target = part.y.to_vec1::<f32>()?;
         for (p, t) in pred.iter().zip(&target) {
             let d = (p - t) as f64;
             se += d * d;
@@ -196,6 +267,10 @@ pub struct AddingConfig {
     pub eval_every: usize,
     /// Seed of the training batches.
     pub data_seed: u64,
+    /// Rows of lengths drawn from [`length_range`], run packed ([`AddingBatch::draw`]);
+    /// settings saved before lengths could vary read back as `false`.
+    #[serde(default)]
+    pub variable_length: bool,
 }
 
 impl Settings for AddingConfig {
@@ -229,18 +304,18 @@ pub struct AddingTask<'a> {
     config: AddingConfig,
     model: AddingModel,
     rng: SplitMix64,
-    test: (&'a Tensor, &'a Tensor),
+    test: &'a AddingBatch,
     /// `(iteration, test MSE)` so far.
     history: Vec<(usize, f64)>,
 }
 
 impl<'a> AddingTask<'a> {
-    /// The task of `config`, evaluated on the test sequences `test` (`x`, `y`), its
-    /// weights drawn from `session`'s seed.
+    /// The task of `config`, evaluated on the test sequences `test`, its weights drawn
+    /// from `session`'s seed.
     pub(crate) fn new(
         config: &AddingConfig,
         session: &SessionConfig,
-        test: (&'a Tensor, &'a Tensor),
+        test: &'a AddingBatch,
     ) -> Result<Self> {
         check_positive(config)?;
         let model = AddingModel::new(
@@ -248,7 +323,7 @@ impl<'a> AddingTask<'a> {
             config.hidden,
             session.seed,
             config.forget_bias,
-            test.0.device(),
+            test.x.device(),
         )?;
         Ok(Self {
             history: Vec::new(),
@@ -344,8 +419,18 @@ impl Task for AddingTask<'_> {
 
     fn loss(&mut self, _index: usize) -> Result<(Tensor, usize)> {
         let c = &self.config;
-        let (x, y) = adding_batch(c.batch_size, c.seq_len, &mut self.rng, self.test.0.device())?;
-        let loss = (self.model.predict(&x, true)? - y)?.sqr()?.mean_all()?;
+        let device = self.test.x.device();
+        let batch = AddingBatch::draw(
+            c.batch_size,
+            c.seq_len,
+            c.variable_length,
+            &mut self.rng,
+            device,
+        )?;
+        let pred = self
+            .model
+            .predict(&batch.x, batch.lengths.as_deref(), true)?;
+        let loss = (pred - batch.y)?.sqr()?.mean_all()?;
         Ok((loss, c.batch_size))
     }
 
@@ -353,7 +438,7 @@ impl Task for AddingTask<'_> {
         if !(step.done().is_multiple_of(self.config.eval_every) || step.is_last()) {
             return Ok(());
         }
-        let (mse, accuracy) = evaluate(&self.model, self.test.0, self.test.1)?;
+        let (mse, accuracy) = evaluate(&self.model, self.test)?;
         self.history.push((step.done(), mse));
         io.message(format!(
             "{}: test MSE {mse:.4}, {:.1}% within {TOLERANCE}",
