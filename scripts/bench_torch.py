@@ -2,6 +2,8 @@
 
 --scenario ID: one scenario of the table (the same workloads as `lstm-bench scenario ID`,
   see SCENARIOS below), one JSON line with the same keys; 2 threads unless TORCH_THREADS.
+  The variable-length rows (packed-*: pack_padded_sequence(enforce_sorted=False) over
+  LENGTHS; padmean-*: a full batch of the mean length) read each row's final h (h_n).
 --ceiling: a 2048³ f32 torch.matmul, one JSON line with its GFLOP/s (the practical peak).
 Otherwise (`cargo xtask bench --scaling`), the MNIST-shape paths, one JSON line each, with
 the keys lstm-bench uses:
@@ -23,6 +25,7 @@ import time
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+from torch.nn.utils.rnn import pack_padded_sequence
 
 
 class BookLSTMCell(nn.Module):
@@ -115,13 +118,35 @@ def bench(name, model, batch, seq, runs):
     }), flush=True)
 
 
-# The scenario table; must match crates/bench/src/scenarios.rs (the xtask checks the
-# shape fields of both sides' JSON lines). mode: train-forward | train-final | infer | stream.
+def lcg_lengths(batch=64, lo=10, hi=100, seed=12):
+    """The lengths of crates/bench/src/packed.rs: Knuth's MMIX LCG from `seed`, each
+    `lo + (state >> 33) % (hi - lo + 1)`."""
+    state, out = seed, []
+    for _ in range(batch):
+        state = (state * 6364136223846793005 + 1442695040888963407) & (2**64 - 1)
+        out.append(lo + (state >> 33) % (hi - lo + 1))
+    return out
+
+
+LENGTHS = lcg_lengths()
+MEAN_LEN = (sum(LENGTHS) + len(LENGTHS) // 2) // len(LENGTHS)  # rounded half up
+
+
+# The scenario table; must match crates/bench/src/scenarios.rs and packed.rs (the xtask
+# checks the shape fields of both sides' JSON lines). mode: train-forward | train-final |
+# infer | stream | train-state | infer-state (h_n of the last layer → Linear).
 def _row(family, mode, **kw):
     s = dict(family=family, mode=mode, batch=100, seq=28, input=28, hidden=128, layers=1,
-             directions=1)
+             directions=1, packed=False)
     s.update(kw)
     return s
+
+
+def _varlen(layers, directions, train, packed):
+    seq = max(LENGTHS) if packed else MEAN_LEN
+    return _row("lstm", "train-state" if train else "infer-state", batch=len(LENGTHS),
+                seq=seq, input=64, hidden=256, layers=layers, directions=directions,
+                packed=packed)
 
 
 _LSTM2 = dict(batch=64, seq=100, input=64, hidden=256, layers=2)
@@ -136,6 +161,11 @@ SCENARIOS = {
     "lstm2-infer": _row("lstm", "infer", **_LSTM2),
     "stream": _row("lstm", "stream", batch=1, seq=100),
 }
+for _name, _layers, _dirs in [("lstm", 1, 1), ("bilstm", 1, 2), ("lstm2", 2, 1),
+                              ("bilstm2", 2, 2)]:
+    for _mode, _train in [("train", True), ("infer", False)]:
+        SCENARIOS[f"packed-{_name}-{_mode}"] = _varlen(_layers, _dirs, _train, True)
+        SCENARIOS[f"padmean-{_name}-{_mode}"] = _varlen(_layers, _dirs, _train, False)
 
 
 class ScenarioModel(nn.Module):
@@ -152,10 +182,37 @@ class ScenarioModel(nn.Module):
         out, _ = self.rnn(x)
         return self.fc(out[:, -1])
 
+    def from_state(self, x, lengths=None):
+        """Each row's final h of the last layer (directions concatenated) → Linear; the
+        rows packed by `lengths` when given (packed every call, as a training loop does)."""
+        if lengths is not None:
+            x = pack_padded_sequence(x, lengths, batch_first=True, enforce_sorted=False)
+        _, h_n = self.rnn(x)
+        if isinstance(h_n, tuple):
+            h_n = h_n[0]
+        layers, dirs = self.rnn.num_layers, 2 if self.rnn.bidirectional else 1
+        last = h_n.view(layers, dirs, h_n.size(1), h_n.size(2))[-1]
+        return self.fc(last.transpose(0, 1).reshape(h_n.size(1), -1))
+
 
 def _iteration(s):
     model = ScenarioModel(s)
     y = torch.arange(s["batch"]) % 10
+    if s["mode"] in ("train-state", "infer-state"):
+        x = torch.randn(s["batch"], s["seq"], s["input"]) * 0.3
+        lengths = torch.tensor(LENGTHS, dtype=torch.int64) if s["packed"] else None
+        if s["mode"] == "infer-state":
+            def infer_state():
+                with torch.no_grad():
+                    model.from_state(x, lengths)
+            return infer_state
+        opt = torch.optim.SGD(model.parameters(), lr=0.01)
+
+        def train_state():
+            opt.zero_grad()
+            F.cross_entropy(model.from_state(x, lengths), y).backward()
+            opt.step()
+        return train_state
     if s["mode"] == "stream":
         lstm = model.rnn
         xs = [torch.randn(s["batch"], 1, s["input"]) * 0.3 for _ in range(s["seq"])]
@@ -201,6 +258,10 @@ def run_scenario(sid, warmup, seconds):
         times.append((time.perf_counter() - t) * 1e3)
     row = {"id": sid}
     row.update({k: v for k, v in s.items() if k != "mode"})
+    # The real steps (the sum of the lengths), and for a packed row the lengths themselves.
+    row["steps"] = sum(LENGTHS) if s["packed"] else s["batch"] * s["seq"]
+    if s["packed"]:
+        row["lengths"] = " ".join(map(str, LENGTHS))
     row.update(train=s["mode"].startswith("train"), ms=round(statistics.median(times), 4),
                iters=len(times), warmup=done, threads=torch.get_num_threads())
     return row

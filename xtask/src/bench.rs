@@ -6,6 +6,7 @@
 //! --scenario ID` (2 threads). Every run starts one process per side and scenario; the
 //! three sides alternate (their order rotates from scenario to scenario and run to run),
 //! and the table gives the median over runs of each process's median iteration time.
+//! The variable-length rows get a table of their own as well (`varlen.rs`).
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
@@ -20,7 +21,7 @@ use crate::{cargo, run_cmd, target_dir};
 
 /// The three things measured for every scenario.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-enum Side {
+pub(crate) enum Side {
     Plain,
     Native,
     Torch,
@@ -70,25 +71,21 @@ fn cpu_info() -> (String, String) {
     (model, flags)
 }
 
-/// Forward FLOPs of one iteration's recurrent layers: `k·B·H·(I+H)·T` per layer and
-/// direction (`k` = 8 LSTM, 6 GRU, 2 RNN), times 3 when training (backward ≈ 2× forward).
+/// Forward FLOPs of one iteration's recurrent layers: `k·H·(I+H)` per real step (`B·T`, or
+/// the sum of the lengths of a packed row: the `steps` field), layer and direction (`k` =
+/// 8 LSTM, 6 GRU, 2 RNN), times 3 when training (backward ≈ 2× forward).
 fn flops(row: &[(String, String)]) -> f64 {
     let k = match field(row, "family") {
         "lstm" => 8.0,
         "gru" => 6.0,
         _ => 2.0,
     };
-    let (b, t, i, h) = (
-        num(row, "batch"),
-        num(row, "seq"),
-        num(row, "input"),
-        num(row, "hidden"),
-    );
+    let (steps, i, h) = (num(row, "steps"), num(row, "input"), num(row, "hidden"));
     let (layers, dirs) = (num(row, "layers") as usize, num(row, "directions"));
     let forward: f64 = (0..layers)
         .map(|l| {
             let input = if l == 0 { i } else { h * dirs };
-            dirs * k * b * h * (input + h) * t
+            dirs * k * h * (input + h) * steps
         })
         .sum();
     if field(row, "train") == "true" {
@@ -114,10 +111,13 @@ fn ceiling(python: &str, script: &Path) -> Result<f64> {
     Ok(num(&row, "gflops"))
 }
 
-const SHAPE: [&str; 8] = [
+const SHAPE: [&str; 11] = [
     "family",
     "batch",
     "seq",
+    "steps",
+    "packed",
+    "lengths",
     "input",
     "hidden",
     "layers",
@@ -125,8 +125,9 @@ const SHAPE: [&str; 8] = [
     "train",
 ];
 
-/// Runs the scenario table and writes `target/bench/report.md`.
-pub fn run(root: &Path, quick: bool, runs: Option<usize>) -> Result<()> {
+/// Runs the scenario table (the ids containing one of `only`, when given) and writes
+/// `target/bench/report.md`.
+pub fn run(root: &Path, quick: bool, runs: Option<usize>, only: &[String]) -> Result<()> {
     let runs = runs.unwrap_or(if quick { 3 } else { 5 }).max(1);
     let (warmup, seconds) = if quick { ("2", "0.25") } else { ("2", "0.5") };
     let load_before = load_average();
@@ -159,10 +160,41 @@ pub fn run(root: &Path, quick: bool, runs: Option<usize>) -> Result<()> {
         torch_version = field(&row, "torch").to_string();
         ceilings.push(num(&row, "gflops"));
     }
-    let ids: Vec<String> = capture(Command::new(&native).arg("list"))?
+    let all: Vec<String> = capture(Command::new(&native).arg("list"))?
         .lines()
         .map(str::to_string)
         .collect();
+    // --quick leaves out the heaviest rows (2-layer, variable lengths) unless --only names rows.
+    let heavy = |id: &str| {
+        id.contains("lstm2") && (id.starts_with("packed-") || id.starts_with("padmean-"))
+    };
+    let ids: Vec<String> = all
+        .iter()
+        .filter(|id| match only {
+            [] => !(quick && heavy(id)),
+            _ => only.iter().any(|o| id.contains(o.as_str())),
+        })
+        .cloned()
+        .collect();
+    if ids.is_empty() {
+        bail!(
+            "--only {}: no scenario id contains it ({})",
+            only.join(","),
+            all.join(" ")
+        );
+    }
+    if !only.is_empty() {
+        writeln!(
+            head,
+            "Rows: the ids containing {} (--only)",
+            only.join(" or ")
+        )?;
+    } else if quick {
+        writeln!(
+            head,
+            "Rows: all but the 2-layer variable-length ones (--quick; --only chooses rows)"
+        )?;
+    }
     print!("{head}");
     if !has_torch {
         println!("PyTorch skipped: `{python} -c 'import torch'` failed (set LSTM_BENCH_PYTHON)");
@@ -237,7 +269,7 @@ pub fn run(root: &Path, quick: bool, runs: Option<usize>) -> Result<()> {
         side_threads(&threads, Side::Native),
         side_threads(&threads, Side::Torch)
     )?;
-    writeln!(out, "FLOPs: recurrent layers only, 8·B·H·(I+H)·T per LSTM layer-direction forward (GRU 6·), training ×3\n")?;
+    writeln!(out, "FLOPs: recurrent layers only, 8·H·(I+H) per real step (B·T, or the sum of the lengths of a packed row) per LSTM layer-direction forward (GRU 6·), training ×3\n")?;
     out.push_str("| scenario | GFLOP/iter | plain ms | native ms | PyTorch ms | **PyTorch / plain** | PyTorch / native | plain / native time | plain GFLOP/s (ceiling) | native GFLOP/s (ceiling) | PyTorch GFLOP/s (ceiling) |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
     let mut raw = String::from("\n| scenario | side | median ms | min ms | ms per run, in order |\n|---|---|---:|---:|---|\n");
     let mut best = String::from("\nBest run of each side (minimum over runs; less affected by other work on the machine):\n\n| scenario | plain ms | native ms | PyTorch ms | PyTorch / plain | PyTorch / native | plain / native time |\n|---|---:|---:|---:|---:|---:|---:|\n");
@@ -300,6 +332,15 @@ pub fn run(root: &Path, quick: bool, runs: Option<usize>) -> Result<()> {
         }
     }
     out.push_str(&best);
+    let median_of =
+        |id: &str, side| median(times.get(&(id.to_string(), side)).map_or(&[][..], |v| v));
+    let shape = |id: &str, key| shapes.get(id).map_or(f64::NAN, |row| num(row, key));
+    out.push_str(&crate::varlen::table(
+        &ids,
+        median_of,
+        |id| shape(id, "steps"),
+        |id| shape(id, "seq"),
+    ));
     if !has_torch {
         out.push_str("\nPyTorch skipped: no Python with torch (set LSTM_BENCH_PYTHON).\n");
     }
@@ -328,7 +369,7 @@ fn side_threads(threads: &HashMap<Side, String>, side: Side) -> &str {
     threads.get(&side).map_or("-", String::as_str)
 }
 
-fn fmt_ms(ms: f64) -> String {
+pub(crate) fn fmt_ms(ms: f64) -> String {
     if ms.is_nan() {
         "-".into()
     } else if ms < 10.0 {
@@ -338,7 +379,7 @@ fn fmt_ms(ms: f64) -> String {
     }
 }
 
-fn ratio(a: f64, b: f64) -> String {
+pub(crate) fn ratio(a: f64, b: f64) -> String {
     if a.is_nan() || b.is_nan() {
         "-".into()
     } else {

@@ -8,16 +8,18 @@
 //! - `cargo xtask gradflow [FLAGS]`: build the `lstm` binary in release and run `lstm
 //!   gradflow`: `‖∂L/∂h_t‖` of a plain RNN and an LSTM on the adding problem
 //!   (T = 100), before and after training, as a table and a log-scale plot.
-//! - `cargo xtask bench [--quick] [--runs N]`: the scenario table (LSTM, GRU, bidirectional,
-//!   2-layer, streaming; training and inference) of two builds of ours (plain and
-//!   `target-cpu=native`) side by side with PyTorch when `$LSTM_BENCH_PYTHON` or `python3`
-//!   can import torch; writes `target/bench/report.md`. `--scaling`: the MNIST-shape path
+//! - `cargo xtask bench [--quick] [--runs N] [--only PATTERN,…]`: the scenario table (LSTM,
+//!   GRU, bidirectional, 2-layer, streaming, rows of different lengths; training and
+//!   inference) of two builds of ours (plain and `target-cpu=native`) side by side with
+//!   PyTorch when `$LSTM_BENCH_PYTHON` or `python3` can import torch; writes
+//!   `target/bench/report.md`. `--only` keeps the ids containing one of the patterns. `--scaling`: the MNIST-shape path
 //!   comparison and the scaling table with peak memory instead (`target/bench/scaling.md`).
 //! - `cargo xtask ci`: what CI runs: format check, clippy, the test suite.
 
 mod bench;
 mod lines;
 mod scaling;
+mod varlen;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
@@ -33,10 +35,11 @@ tasks:
   gradflow [FLAGS] gradient norms through time of a tanh RNN and an LSTM on the adding
                  problem, at init and trained: table + runs/gradflow-<time>/gradflow.svg
                  (release build; --seq-len, --hidden, --steps, --seed, --out, --help)
-  bench [--quick] [--runs N] [--scaling]
+  bench [--quick] [--runs N] [--only PATTERN,...] [--scaling]
                  scenario table of ours (plain and native builds) against PyTorch when
                  python3 has torch (LSTM_BENCH_PYTHON chooses the interpreter), median of
-                 5 alternating runs (3 with --quick): target/bench/report.md;
+                 5 alternating runs (3 with --quick): target/bench/report.md; --only
+                 keeps the ids containing a pattern (e.g. --only packed-,padmean-);
                  --scaling: MNIST-shape paths and scaling table (target/bench/scaling.md)
   ci             cargo fmt --check, clippy -D warnings, and the test suite";
 
@@ -99,7 +102,17 @@ fn run() -> Result<()> {
                     Some(i) => Some(rest.get(i + 1).context("--runs needs a value")?.parse()?),
                     None => None,
                 };
-                bench::run(&root, quick, runs)
+                let only: Vec<String> = match rest.iter().position(|a| a == "--only") {
+                    Some(i) => rest
+                        .get(i + 1)
+                        .context("--only needs a value")?
+                        .split(',')
+                        .filter(|p| !p.is_empty())
+                        .map(String::from)
+                        .collect(),
+                    None => Vec::new(),
+                };
+                bench::run(&root, quick, runs, &only)
             }
         }
         Some("ci") => {

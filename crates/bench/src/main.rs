@@ -2,7 +2,8 @@
 //!
 //! ```text
 //! lstm-bench scenario ID [--warmup N] [--seconds S]   one scenario of the table in
-//!                                        `scenarios.rs`, JSON on stdout (`cargo xtask bench`)
+//!                                        `scenarios.rs` and `packed.rs`, JSON on stdout
+//!                                        (`cargo xtask bench`)
 //! lstm-bench list                        the scenario ids
 //! lstm-bench compare [--runs N]          MNIST shape: fused Lstm, LstmCell loop, candle-nn LSTM
 //! lstm-bench one PATH B H T MODE [--runs N]   one measurement, JSON on stdout (used for the
@@ -15,6 +16,7 @@
 //! `compare` and `one` call `configure_cpu_threads()` first; `scenario` does not (it
 //! measures what a program that only uses the model gets).
 
+mod packed;
 mod scenarios;
 
 use std::time::Instant;
@@ -202,7 +204,7 @@ fn main() -> Result<()> {
             println!("{}", scenarios::json(&s, &t));
         }
         Some("list") => {
-            for s in scenarios::SCENARIOS {
+            for s in scenarios::all() {
                 println!("{}", s.id);
             }
         }

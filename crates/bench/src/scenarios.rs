@@ -5,6 +5,9 @@
 //! one JSON line with the same shape fields, so `cargo xtask bench` can check that the two
 //! sides agree and compute the FLOPs once.
 //!
+//! The variable-length rows (`packed-*`, and `padmean-*` to compare them with) are in
+//! `packed.rs`; they run through the model, loss and step below.
+//!
 //! Nothing here calls `lstm_core::configure_cpu_threads()`: the figures are what a
 //! program that only builds a model and runs it gets.
 
@@ -13,7 +16,11 @@ use std::time::Instant;
 use anyhow::{bail, Result};
 use candle_core::{DType, Device, IndexOp, Module, Tensor};
 use candle_nn::{loss, Linear, Optimizer, VarBuilder, VarMap, SGD};
-use lstm_core::{linear_torch, seeded_var_builder, Gru, Lstm, LstmState, RecurrentConfig};
+use lstm_core::{
+    linear_torch, seeded_var_builder, Gru, Lstm, LstmState, PackedBatch, RecurrentConfig,
+};
+
+use crate::packed;
 
 const CLASSES: usize = 10;
 
@@ -35,6 +42,11 @@ pub enum Mode {
     TrainFinal,
     /// `forward`, last step → Linear, no gradients.
     Infer,
+    /// `forward` (`forward_packed` for a packed row), each row's final `h` of the last
+    /// layer (both directions concatenated) → Linear → the same training step.
+    TrainState,
+    /// The same as [`Mode::TrainState`] without gradients.
+    InferState,
     /// `seq` single-step `forward` calls on batch 1, carrying the state, no gradients.
     Stream,
 }
@@ -60,9 +72,12 @@ pub struct Scenario {
     pub layers: usize,
     /// Both directions.
     pub bidirectional: bool,
+    /// Rows of different lengths ([`packed::LENGTHS`], `seq` padded steps), run packed.
+    pub packed: bool,
 }
 
-const fn row(id: &'static str, family: Family, mode: Mode) -> Scenario {
+/// A row of the MNIST classifier shape (batch 100, 28 steps × 28 features, hidden 128).
+pub(crate) const fn row(id: &'static str, family: Family, mode: Mode) -> Scenario {
     Scenario {
         id,
         family,
@@ -73,6 +88,7 @@ const fn row(id: &'static str, family: Family, mode: Mode) -> Scenario {
         hidden: 128,
         layers: 1,
         bidirectional: false,
+        packed: false,
     }
 }
 
@@ -85,7 +101,7 @@ const LSTM2: Scenario = Scenario {
     ..row("lstm2-train", Family::Lstm, Mode::TrainForward)
 };
 
-/// Every scenario, in the order of the report.
+/// The fixed-length scenarios, in the order of the report (then [`packed::SCENARIOS`]).
 pub const SCENARIOS: [Scenario; 9] = [
     row("lstm-train-forward", Family::Lstm, Mode::TrainForward),
     row("lstm-train-final", Family::Lstm, Mode::TrainFinal),
@@ -109,12 +125,17 @@ pub const SCENARIOS: [Scenario; 9] = [
     },
 ];
 
+/// Every scenario, in the order of the report.
+pub fn all() -> impl Iterator<Item = &'static Scenario> {
+    SCENARIOS.iter().chain(packed::SCENARIOS.iter())
+}
+
 /// The scenario called `id`.
 pub fn find(id: &str) -> Result<Scenario> {
-    match SCENARIOS.iter().find(|s| s.id == id) {
+    match all().find(|s| s.id == id) {
         Some(s) => Ok(*s),
         None => {
-            let ids: Vec<_> = SCENARIOS.iter().map(|s| s.id).collect();
+            let ids: Vec<_> = all().map(|s| s.id).collect();
             bail!("unknown scenario {id}: {}", ids.join(" | "))
         }
     }
@@ -131,6 +152,9 @@ struct Model {
     net: Net,
     fc: Linear,
     last: usize,
+    directions: usize,
+    /// Each row's length, for a packed scenario.
+    lengths: Option<&'static [usize]>,
 }
 
 impl Model {
@@ -148,7 +172,18 @@ impl Model {
             net,
             fc,
             last: s.seq - 1,
+            directions: dirs,
+            lengths: s.packed.then_some(&packed::LENGTHS[..]),
         })
+    }
+
+    /// The logits `mode` reads.
+    fn logits_for(&self, mode: Mode, x: &Tensor, train: bool) -> Result<Tensor> {
+        match mode {
+            Mode::TrainFinal => self.logits_final(x, train),
+            Mode::TrainState | Mode::InferState => self.logits_state(x, train),
+            Mode::TrainForward | Mode::Infer | Mode::Stream => self.logits(x, train),
+        }
     }
 
     /// Logits from the last step of the output sequence, as `out[:, -1]` in PyTorch.
@@ -169,6 +204,21 @@ impl Model {
         let layers = state.h.dim(0)?;
         Ok(self.fc.forward(&state.h.i(layers - 1)?)?)
     }
+
+    /// Logits from each row's final `h` of the last layer, both directions concatenated
+    /// (`forward_packed` over the lengths for a packed scenario, else `forward`), as
+    /// PyTorch's `h_n`. The batch is packed here, every iteration, as a training loop does.
+    fn logits_state(&self, x: &Tensor, train: bool) -> Result<Tensor> {
+        let batch = self.lengths.map(|l| PackedBatch::new(x, l)).transpose()?;
+        let h_n = match (&self.net, &batch) {
+            (Net::Lstm(m), Some(b)) => m.forward_packed(b, None, train)?.1.h,
+            (Net::Lstm(m), None) => m.forward(x, None, train)?.1.h,
+            (Net::Gru(m), Some(b)) => m.forward_packed(b, None, train)?.1,
+            (Net::Gru(m), None) => m.forward(x, None, train)?.1,
+        };
+        let last = packed::last_layer(&h_n, self.directions)?;
+        Ok(self.fc.forward(&last)?)
+    }
 }
 
 /// Builds the scenario's model and returns one iteration as a closure.
@@ -178,25 +228,21 @@ fn iteration(s: &Scenario) -> Result<Box<dyn FnMut() -> Result<()>>> {
     let model = Model::new(s, seeded_var_builder(&vm, 1, DType::F32, &dev))?;
     let y: Vec<u32> = (0..s.batch as u32).map(|i| i % CLASSES as u32).collect();
     let y = Tensor::from_vec(y, s.batch, &dev)?;
-    Ok(match s.mode {
-        Mode::TrainForward | Mode::TrainFinal => {
+    let mode = s.mode;
+    Ok(match mode {
+        Mode::TrainForward | Mode::TrainFinal | Mode::TrainState => {
             let x = Tensor::randn(0f32, 0.3, (s.batch, s.seq, s.input), &dev)?;
             let mut sgd = SGD::new(vm.all_vars(), 0.01)?;
-            let last_step = s.mode == Mode::TrainForward;
             Box::new(move || {
-                let logits = if last_step {
-                    model.logits(&x, true)?
-                } else {
-                    model.logits_final(&x, true)?
-                };
+                let logits = model.logits_for(mode, &x, true)?;
                 sgd.backward_step(&loss::cross_entropy(&logits, &y)?)?;
                 Ok(())
             })
         }
-        Mode::Infer => {
+        Mode::Infer | Mode::InferState => {
             let x = Tensor::randn(0f32, 0.3, (s.batch, s.seq, s.input), &dev)?;
             Box::new(move || {
-                model.logits(&x, false)?;
+                model.logits_for(mode, &x, false)?;
                 Ok(())
             })
         }
@@ -260,12 +306,25 @@ pub fn json(s: &Scenario, t: &Timing) -> String {
         Family::Lstm => "lstm",
         Family::Gru => "gru",
     };
-    let train = matches!(s.mode, Mode::TrainForward | Mode::TrainFinal);
+    let train = matches!(
+        s.mode,
+        Mode::TrainForward | Mode::TrainFinal | Mode::TrainState
+    );
+    // The real steps (the sum of the lengths), and for a packed row the lengths themselves.
+    let (steps, lengths) = if s.packed {
+        (
+            packed::STEPS,
+            format!(",\"lengths\":\"{}\"", packed::lengths_field()),
+        )
+    } else {
+        (s.batch * s.seq, String::new())
+    };
     format!(
-        "{{\"id\":\"{}\",\"family\":\"{family}\",\"batch\":{},\"seq\":{},\"input\":{},\"hidden\":{},\"layers\":{},\"directions\":{},\"train\":{train},\"ms\":{:.4},\"iters\":{},\"warmup\":{},\"threads\":{}}}",
+        "{{\"id\":\"{}\",\"family\":\"{family}\",\"batch\":{},\"seq\":{},\"steps\":{steps},\"packed\":{}{lengths},\"input\":{},\"hidden\":{},\"layers\":{},\"directions\":{},\"train\":{train},\"ms\":{:.4},\"iters\":{},\"warmup\":{},\"threads\":{}}}",
         s.id,
         s.batch,
         s.seq,
+        s.packed,
         s.input,
         s.hidden,
         s.layers,
@@ -275,4 +334,47 @@ pub fn json(s: &Scenario, t: &Timing) -> String {
         t.warmup,
         candle_core::utils::get_num_threads(),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A small model of a variable-length row (hidden 16, 8 features), packed or not.
+    fn small(packed: bool) -> Result<Model> {
+        let s = Scenario {
+            input: 8,
+            hidden: 16,
+            ..packed::SCENARIOS[if packed { 12 } else { 13 }]
+        };
+        assert!(s.layers == 2 && s.bidirectional && s.packed == packed);
+        Model::new(
+            &s,
+            seeded_var_builder(&VarMap::new(), 1, DType::F32, &Device::Cpu),
+        )
+    }
+
+    #[test]
+    fn packed_logits_are_each_rows_own_run() -> Result<()> {
+        let (packed, padded) = (small(true)?, small(false)?);
+        let x = Tensor::randn(
+            0f32,
+            1.0,
+            (packed::BATCH, packed::PADDED_LEN, 8),
+            &Device::Cpu,
+        )?;
+        let all = packed.logits_for(Mode::InferState, &x, false)?;
+        assert_eq!(all.dims(), &[packed::BATCH, CLASSES]);
+        for r in [0, 9, 25, 63] {
+            let len = packed::LENGTHS[r];
+            let alone = x.i((r..=r, ..len, ..))?;
+            let want = padded.logits_for(Mode::InferState, &alone, false)?;
+            let diff = (all.i(r..=r)? - want)?
+                .abs()?
+                .max_all()?
+                .to_scalar::<f32>()?;
+            assert!(diff < 1e-5, "row {r} (length {len}): {diff}");
+        }
+        Ok(())
+    }
 }
