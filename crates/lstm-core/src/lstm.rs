@@ -104,11 +104,8 @@ impl Lstm {
         state: Option<&LstmState>,
         train: bool,
     ) -> Result<(Tensor, LstmState)> {
-        let run = self.stack.run_packed(batch, split(state), train, false)?;
-        let out = run
-            .out
-            .ok_or_else(|| LstmError::Config("no output sequence".into()))?;
-        Ok((out, state_of(run.h_n, run.c_n)?))
+        let (out, h, c) = self.stack.forward_packed(batch, split(state), train)?;
+        Ok((out, state_of(h, c)?))
     }
 
     /// [`Lstm::forward_packed`]'s final state only, without an output sequence for

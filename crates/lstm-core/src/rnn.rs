@@ -100,11 +100,8 @@ impl Rnn {
         h0: Option<&Tensor>,
         train: bool,
     ) -> Result<(Tensor, Tensor)> {
-        let run = self.stack.run_packed(batch, (h0, None), train, false)?;
-        let out = run
-            .out
-            .ok_or_else(|| crate::LstmError::Config("no output sequence".into()))?;
-        Ok((out, run.h_n))
+        let (out, h_n, _) = self.stack.forward_packed(batch, (h0, None), train)?;
+        Ok((out, h_n))
     }
 
     /// [`Rnn::forward_packed`]'s final state only, without an output sequence for

@@ -3,7 +3,7 @@
 //! reference path runs the padded batch with a mask.
 
 use super::{Lengths, Stack, StackOutput};
-use crate::error::Result;
+use crate::error::{LstmError, Result};
 use crate::{fused, Kernel, PackedBatch};
 use candle_core::Tensor;
 
@@ -56,5 +56,19 @@ impl Stack {
             h_n: unsort(run.h_n)?,
             c_n: run.c_n.map(unsort).transpose()?,
         })
+    }
+
+    /// [`Stack::run_packed`] with the output sequence: `(out, h_n, c_n)`.
+    pub fn forward_packed(
+        &self,
+        batch: &PackedBatch,
+        start: (Option<&Tensor>, Option<&Tensor>),
+        train: bool,
+    ) -> Result<(Tensor, Tensor, Option<Tensor>)> {
+        let run = self.run_packed(batch, start, train, false)?;
+        let out = run
+            .out
+            .ok_or_else(|| LstmError::Config("no output sequence".into()))?;
+        Ok((out, run.h_n, run.c_n))
     }
 }
