@@ -120,19 +120,32 @@ fn compare(family: Family, case: Case, lengths: Option<&[usize]>, proj: usize) -
     let h0 = inputs.h0.as_ref().map(|v| v.as_tensor());
     let c0 = inputs.c0.as_ref().map(|v| v.as_tensor());
     let x = inputs.x.as_tensor();
-    let (a, r) = match lengths {
-        Some(l) => {
-            let batch = PackedBatch::new(x, l)?;
-            let a = fused.run_packed(&batch, (h0, c0), false, false)?;
-            (a, reference.run_packed(&batch, (h0, c0), false, false)?)
+    // Both output modes: the final-state one keeps only the last two steps of `h`.
+    for final_only in [false, true] {
+        let (a, r) = match lengths {
+            Some(l) => {
+                let batch = PackedBatch::new(x, l)?;
+                let a = fused.run_packed(&batch, (h0, c0), false, final_only)?;
+                (
+                    a,
+                    reference.run_packed(&batch, (h0, c0), false, final_only)?,
+                )
+            }
+            None => (
+                fused.run(x, h0, c0, false, final_only)?,
+                reference.run(x, h0, c0, false, final_only)?,
+            ),
+        };
+        let what = format!("{name}: inference, final only {final_only}");
+        assert!(max_diff(&a.h_n, &r.h_n) < 1e-5, "{what}: h_n");
+        if let (Some(a), Some(r)) = (&a.c_n, &r.c_n) {
+            assert!(max_diff(a, r) < 1e-5, "{what}: c_n");
         }
-        None => (
-            fused.run(x, h0, c0, false, false)?,
-            reference.run(x, h0, c0, false, false)?,
-        ),
-    };
-    let (a, r) = (a.out.expect("output"), r.out.expect("output"));
-    assert!(max_diff(&a, &r) < 1e-5, "{name}: inference");
+        assert_eq!(a.out.is_some(), !final_only, "{what}");
+        if let (Some(a), Some(r)) = (&a.out, &r.out) {
+            assert!(max_diff(a, r) < 1e-5, "{what}: output");
+        }
+    }
     Ok(())
 }
 

@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use rayon::prelude::*;
 
 /// GEMMs below this many multiply-adds run on one thread.
-const PARALLEL_GEMM_MIN: usize = 256 * 1024;
+pub(crate) const PARALLEL_GEMM_MIN: usize = 256 * 1024;
 
 /// The number of threads the fused op's parallel work runs on.
 pub(crate) fn threads() -> usize {
@@ -273,7 +273,11 @@ pub(crate) fn take_buffer(len: usize) -> Vec<f32> {
     }
     let recycled = SCRATCH.with(|pool| {
         let mut pool = pool.borrow_mut();
-        let pos = pool.iter().position(|v| v.capacity() >= len);
+        // The smallest that fits, so that a small request does not take a large buffer
+        // that a later large one then has to allocate (and zero) again.
+        let pos = (0..pool.len())
+            .filter(|&p| pool[p].capacity() >= len)
+            .min_by_key(|&p| pool[p].capacity());
         pos.map(|p| pool.swap_remove(p))
     });
     let mut v = recycled.unwrap_or_default();
@@ -327,7 +331,7 @@ pub(crate) fn tasks(b: usize, directions: usize, lengths: Option<&[usize]>) -> V
             bounds
         }
         _ => {
-            let per = b.div_ceil(per_dir).next_multiple_of(8).min(b).max(1);
+            let per = b.div_ceil(per_dir).max(1);
             let mut bounds: Vec<usize> = (0..b).step_by(per).collect();
             bounds.push(b);
             bounds

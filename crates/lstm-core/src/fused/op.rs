@@ -13,10 +13,12 @@ use candle_core::{
     backend::BackendStorage, CpuStorage, CustomOp3, Layout, Result, Shape, Storage, Tensor,
 };
 
-use super::buffers::{matmul, recycle, take_buffer, DirWeights, Mat, Shared};
+use super::buffers::{
+    matmul, parallel_for, recycle, take_buffer, threads, DirWeights, Mat, Shared, PARALLEL_GEMM_MIN,
+};
 use super::link::{lock, Link, Saved};
 use super::positions::{PackedSteps, Positions};
-use super::recurrence::{self, state_width, Backward, Dims, Forward};
+use super::recurrence::{self, state_width, Backward, Dims, Forward, Slots};
 use super::weight_grads::{weight_gradients, WeightGrads};
 use super::SequenceOutput;
 use crate::kernels::Rows;
@@ -146,8 +148,13 @@ impl<R: Rows> SequenceOp<R> {
     }
 
     /// The final states `(D, B, SW)`, laid out as the initial state: `h` of each
-    /// direction's last step (and `c`).
-    fn final_states(&self, dm: Dims, out: &[f32], saved: &[f32]) -> Vec<f32> {
+    /// direction's last step (and `c`), read from `out` and `saved` kept as `slots`.
+    fn final_states(
+        &self,
+        dm: Dims,
+        (out, saved): (&[f32], &[f32]),
+        slots: [Slots; 2],
+    ) -> Vec<f32> {
         let Dims { b, h, p, dirs, .. } = dm;
         let sw = state_width::<R>(h, p);
         let mut fin = vec![0f32; dirs * b * sw];
@@ -155,11 +162,11 @@ impl<R: Rows> SequenceOp<R> {
             for r in 0..b {
                 // Each row ends at its own last step (direction 1 at time 0).
                 let last = if d == 1 { 0 } else { dm.pos.len(r) - 1 };
-                let step = dm.pos.at(r, last) * dirs + d;
                 let row = &mut fin[(d * b + r) * sw..][..sw];
-                row[..p].copy_from_slice(&out[step * p..][..p]);
+                row[..p].copy_from_slice(&out[slots[0].at(dm, r, last, d, p)..][..p]);
                 if R::CELL {
-                    row[p..].copy_from_slice(&saved[step * R::SAVED * h..][..h]);
+                    let at = slots[1].at(dm, r, last, d, R::SAVED * h);
+                    row[p..].copy_from_slice(&saved[at..][..h]);
                 }
             }
         }
@@ -324,6 +331,54 @@ impl<R: Rows> CustomOp3 for SequenceOp<R> {
     }
 }
 
+/// Floats of `gates` the input projection fills and multiplies at a time (256 KiB: a
+/// quarter of a typical L2).
+const INPUT_PIECE_FLOATS: usize = 64 * 1024;
+
+/// `gates = b_ih (+ b_hh) + x W_ihᵀ` for every position and direction `(N, D·G·H)`: the
+/// positions are split into one block per thread, each of which fills its rows with the
+/// biases and runs one GEMM per direction on them (while those rows are in cache).
+fn input_projection<R: Rows>(dm: Dims, x: &[f32], w: &[DirWeights], gates: &mut [f32]) {
+    let Dims { i, h, dirs, .. } = dm;
+    let (gh, n) = (R::GATES * h, dm.n());
+    // SAFETY: every index lies inside the G·H rows of a direction.
+    let bias: Vec<f32> = w
+        .iter()
+        .flat_map(|d| {
+            (0..gh)
+                .map(move |n| unsafe { d.b_ih.get(n) + if R::SPLIT { 0.0 } else { d.b_hh.get(n) } })
+        })
+        .collect();
+    let blocks = match n * dirs * gh * i >= PARALLEL_GEMM_MIN {
+        true => threads().min(n),
+        false => 1,
+    };
+    let per = n.div_ceil(blocks);
+    let dst = Shared::new(gates);
+    parallel_for(n.div_ceil(per), |c| {
+        let (r0, r1) = (c * per, ((c + 1) * per).min(n));
+        // SAFETY: block c owns rows r0..r1 of gates (N, D·G·H); x is (N, I); W_ih
+        // (G·H, I) is read transposed.
+        unsafe {
+            let rows = dst.slice(r0 * dirs * gh, (r1 - r0) * dirs * gh);
+            // In pieces that stay in cache between the bias fill and the GEMM.
+            let piece = (INPUT_PIECE_FLOATS / (dirs * gh)).max(8 * i).max(8);
+            for (c, rows) in rows.chunks_mut(piece * dirs * gh).enumerate() {
+                for row in rows.chunks_exact_mut(dirs * gh) {
+                    row.copy_from_slice(&bias);
+                }
+                let (m, x0) = (rows.len() / (dirs * gh), r0 + c * piece);
+                for (d, dw) in w.iter().enumerate() {
+                    let w_ih_t = Mat::transposed(dw.w_ih.ptr, dw.w_ih.rs);
+                    let x = Mat::rows(x[x0 * i..].as_ptr(), i);
+                    let dst = rows[d * gh..].as_mut_ptr();
+                    matmul((m, gh, i), dst, dirs * gh, true, x, w_ih_t, false);
+                }
+            }
+        }
+    });
+}
+
 impl<R: Rows> SequenceOp<R> {
     /// The forward pass over each direction's parameters `w`.
     fn forward(
@@ -334,44 +389,26 @@ impl<R: Rows> SequenceOp<R> {
         s0: &[f32],
     ) -> Result<(CpuStorage, Shape)> {
         let Dims {
-            b,
-            t,
-            i,
-            h,
-            p,
-            dirs,
-            ..
+            b, t, h, p, dirs, ..
         } = dm;
         let (gh, n) = (R::GATES * h, dm.n());
-        // Every position is written (with the sequence as output the buffer becomes the
-        // output tensor).
-        let mut out = take_buffer(n * dirs * p);
+        // Inference keeps only the last two steps of what the next step reads (and of `h`
+        // unless it is the output). Every position kept is written (with the sequence as
+        // output the buffer becomes the output tensor).
+        let saved_slots = if self.train {
+            Slots::Every
+        } else {
+            Slots::LastTwo
+        };
+        let out_slots = match (self.train, self.output) {
+            (false, SequenceOutput::Final) => Slots::LastTwo,
+            _ => Slots::Every,
+        };
+        let mut out = take_buffer(out_slots.len(dm, p));
         let mut gates = take_buffer(n * dirs * gh);
-        let mut saved = take_buffer(n * dirs * R::SAVED * h);
-        let mut proj = take_buffer(if p != h { n * dirs * h } else { 0 });
-        // gates = b_ih (+ b_hh) + x W_ihᵀ, every step, one GEMM per direction.
-        // SAFETY (bias, W_hh reads): every index lies inside the G·H rows of a direction.
-        let bias: Vec<f32> = w
-            .iter()
-            .flat_map(|d| {
-                (0..gh).map(move |n| unsafe {
-                    d.b_ih.get(n) + if R::SPLIT { 0.0 } else { d.b_hh.get(n) }
-                })
-            })
-            .collect();
-        for row in gates.chunks_exact_mut(dirs * gh) {
-            row.copy_from_slice(&bias);
-        }
-        for (d, dw) in w.iter().enumerate() {
-            // SAFETY: x is (N, I); W_ih (G·H, I) is read transposed; the destination is
-            // direction d's columns of gates (N, D·G·H).
-            unsafe {
-                let w_ih_t = Mat::transposed(dw.w_ih.ptr, dw.w_ih.rs);
-                let x = Mat::rows(x.as_ptr(), i);
-                let dst = gates[d * gh..].as_mut_ptr();
-                matmul((n, gh, i), dst, dirs * gh, true, x, w_ih_t, true);
-            }
-        }
+        let mut saved = take_buffer(saved_slots.len(dm, R::SAVED * h));
+        let mut proj = take_buffer(if p != h { saved_slots.len(dm, h) } else { 0 });
+        input_projection::<R>(dm, x, w, &mut gates);
         // Lay W_hhᵀ out once when several steps read it.
         let mut w_hh_t = take_buffer(if t > 2 { dirs * p * gh } else { 0 });
         if t > 2 {
@@ -391,13 +428,15 @@ impl<R: Rows> SequenceOp<R> {
             w_hh_t: (t > 2).then_some(&w_hh_t[..]),
             s0,
             out: Shared::new(&mut out),
+            out_slots,
+            saved_slots,
             gates: Shared::new(&mut gates),
             saved: Shared::new(&mut saved),
             proj: Shared::new(&mut proj),
         };
         recurrence::forward(self.rows, dm, &io);
         recycle(w_hh_t);
-        let fin = self.final_states(dm, &out, &saved);
+        let fin = self.final_states(dm, (&out, &saved), [out_slots, saved_slots]);
         let states_shape = Shape::from((dirs, b, state_width::<R>(h, p)));
         let (result, shape, kept_out) = match self.output {
             SequenceOutput::All => {

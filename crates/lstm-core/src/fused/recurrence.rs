@@ -81,6 +81,43 @@ pub(crate) fn at(dm: Dims, r: usize, t: usize, d: usize, width: usize) -> usize 
     (dm.pos.at(r, t) * dm.dirs + d) * width
 }
 
+/// Which steps a per-position buffer keeps.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Slots {
+    /// Every position `(positions, D, width)`, for the backward pass or as the output.
+    Every,
+    /// Only the last two steps `(2, B, D, width)`, by the parity of the time index
+    /// (inference: a step reads the one before it and nothing else).
+    LastTwo,
+}
+
+impl Slots {
+    /// The offset of row `r`, time `t`, direction `d`.
+    #[inline(always)]
+    pub fn at(self, dm: Dims, r: usize, t: usize, d: usize, width: usize) -> usize {
+        match self {
+            Slots::Every => at(dm, r, t, d, width),
+            Slots::LastTwo => (((t & 1) * dm.b + r) * dm.dirs + d) * width,
+        }
+    }
+
+    /// Floats between consecutive rows of one step.
+    pub fn row_stride(self, dm: Dims, width: usize) -> usize {
+        match self {
+            Slots::Every => dm.row_stride(width),
+            Slots::LastTwo => dm.dirs * width,
+        }
+    }
+
+    /// The buffer's length in floats.
+    pub fn len(self, dm: Dims, width: usize) -> usize {
+        match self {
+            Slots::Every => dm.n() * dm.dirs * width,
+            Slots::LastTwo => 2 * dm.b * dm.dirs * width,
+        }
+    }
+}
+
 /// What the forward loops read and write.
 pub(crate) struct Forward<'a> {
     /// Each direction's parameters.
@@ -91,8 +128,12 @@ pub(crate) struct Forward<'a> {
     pub w_hh_t: Option<&'a [f32]>,
     /// Initial state `(D, B, SW)` ([`state_width`]), `[h0 | c0]` for a family with a cell.
     pub s0: &'a [f32],
-    /// Hidden states `(positions, D·P)`.
+    /// Hidden states `(positions, D·P)` (or the last two steps', [`Forward::out_slots`]).
     pub out: Shared,
+    /// Which steps `out` keeps.
+    pub out_slots: Slots,
+    /// Which steps `saved` and `proj` keep.
+    pub saved_slots: Slots,
     /// Gates `(positions, D·G·H)`: input projections in, activations out.
     pub gates: Shared,
     /// What each step saves, `(positions, D·SAVED·H)`.
@@ -147,7 +188,8 @@ pub(crate) enum Isa {
 pub(crate) fn isa() -> Isa {
     #[cfg(target_arch = "x86_64")]
     {
-        if is_x86_feature_detected!("avx512f")
+        if cfg!(feature = "avx512")
+            && is_x86_feature_detected!("avx512f")
             && is_x86_feature_detected!("avx512vl")
             && is_x86_feature_detected!("avx512dq")
             && is_x86_feature_detected!("fma")

@@ -30,6 +30,8 @@ pub(super) fn forward_task<R: Rows>(rows: R, dm: Dims, task: Task, io: &Forward<
     } = task;
     let bl = r1 - r0;
     let w = io.w[dir];
+    // Where the steps' h (os) and what they save (ss) lie: every step, or the last two.
+    let (os, ss) = (io.out_slots, io.saved_slots);
     let b_hh: Vec<f32> = match R::SPLIT {
         // SAFETY: b_hh has G·H elements.
         true => (0..gh).map(|n| unsafe { w.b_hh.get(n) }).collect(),
@@ -49,7 +51,7 @@ pub(super) fn forward_task<R: Rows>(rows: R, dm: Dims, task: Task, io: &Forward<
         let tp = dm.before(dir, ti);
         // Rows continuing from the step before, then rows starting from the initial state.
         let continuing = (cont > r0).then(|| RecurrentGemm {
-            h_prev: Mat::rows(io.out.at(at(dm, r0, tp, dir, p)), dm.row_stride(p)),
+            h_prev: Mat::rows(io.out.at(os.at(dm, r0, tp, dir, p)), os.row_stride(dm, p)),
             rows: (0, cont - r0),
         });
         let starting = (end > cont).then(|| RecurrentGemm {
@@ -86,9 +88,9 @@ pub(super) fn forward_task<R: Rows>(rows: R, dm: Dims, task: Task, io: &Forward<
                         s.split_at(p)
                     }
                     true => (
-                        io.out.slice(at(dm, r, tp, dir, p), p),
+                        io.out.slice(os.at(dm, r, tp, dir, p), p),
                         if R::CELL {
-                            io.saved.slice(at(dm, r, tp, dir, sv), h)
+                            io.saved.slice(ss.at(dm, r, tp, dir, sv), h)
                         } else {
                             &[]
                         },
@@ -101,8 +103,8 @@ pub(super) fn forward_task<R: Rows>(rows: R, dm: Dims, task: Task, io: &Forward<
                 };
                 // With a projection the kernel's output is `m`, projected below.
                 let h_out = match w.w_hr_t {
-                    Some(_) => io.proj.slice(at(dm, r, ti, dir, h), h),
-                    None => io.out.slice(at(dm, r, ti, dir, h), h),
+                    Some(_) => io.proj.slice(ss.at(dm, r, ti, dir, h), h),
+                    None => io.out.slice(os.at(dm, r, ti, dir, h), h),
                 };
                 rows.forward(
                     io.gates.slice(at(dm, r, ti, dir, gh), gh),
@@ -110,7 +112,7 @@ pub(super) fn forward_task<R: Rows>(rows: R, dm: Dims, task: Task, io: &Forward<
                     h_prev,
                     c_prev,
                     h_out,
-                    io.saved.slice(at(dm, r, ti, dir, sv), sv),
+                    io.saved.slice(ss.at(dm, r, ti, dir, sv), sv),
                 );
             }
         }
@@ -118,12 +120,12 @@ pub(super) fn forward_task<R: Rows>(rows: R, dm: Dims, task: Task, io: &Forward<
             // h = m W_hrᵀ for the running rows.
             // SAFETY: the step's m rows of this task (H wide) and its h rows (P wide).
             unsafe {
-                let m = Mat::rows(io.proj.at(at(dm, r0, ti, dir, h)), dm.row_stride(h));
-                let dst = io.out.at(at(dm, r0, ti, dir, p));
+                let m = Mat::rows(io.proj.at(ss.at(dm, r0, ti, dir, h)), ss.row_stride(dm, h));
+                let dst = io.out.at(os.at(dm, r0, ti, dir, p));
                 matmul(
                     (end - r0, p, h),
                     dst,
-                    dm.row_stride(p),
+                    os.row_stride(dm, p),
                     false,
                     m,
                     w_hr_t,

@@ -1,6 +1,6 @@
 //! The weight gradients of the fused op: single GEMMs over every step.
 
-use super::buffers::{matmul, Mat};
+use super::buffers::{matmul, parallel_for, threads, Mat, Shared, PARALLEL_GEMM_MIN};
 use super::recurrence::Dims;
 
 /// What the weight gradients are computed from, each over all positions `N`.
@@ -62,15 +62,47 @@ pub(crate) fn weight_gradients(
         }
     }
     // d b_ih = Σ_rows d_in, d b_hh = Σ_rows d_rec.
-    for (col, src) in [(i + p, g.d_in), (i + p + 1, g.d_rec)] {
-        let mut db = vec![0f32; dg];
-        for row in src.chunks_exact(dg) {
-            for (acc, v) in db.iter_mut().zip(row) {
-                *acc += v;
-            }
-        }
-        for (r, v) in db.into_iter().enumerate() {
+    // (The LSTM's and the RNN's are one buffer, so their sums are one.)
+    let sums = match std::ptr::eq(g.d_in, g.d_rec) {
+        true => column_sums(&[g.d_in], dg).repeat(2),
+        false => column_sums(&[g.d_in, g.d_rec], dg),
+    };
+    for (col, db) in [(i + p, &sums[..dg]), (i + p + 1, &sums[dg..])] {
+        for (r, &v) in db.iter().enumerate() {
             dw[r * k + col] = v;
         }
     }
+}
+
+/// The column sums of each `(N, width)` matrix of `srcs`, one after the other: the rows
+/// are split into one block per thread, whose partial sums are added at the end.
+fn column_sums(srcs: &[&[f32]], width: usize) -> Vec<f32> {
+    let n = srcs[0].len() / width;
+    let blocks = match n * width * srcs.len() >= PARALLEL_GEMM_MIN {
+        true => threads().min(n),
+        false => 1,
+    };
+    let per = n.div_ceil(blocks).max(1);
+    let count = n.div_ceil(per);
+    let len = srcs.len() * width;
+    let mut partial = vec![0f32; count * len];
+    let out = Shared::new(&mut partial);
+    parallel_for(count, |c| {
+        // SAFETY: block c owns its own `len` partial sums.
+        let acc = unsafe { out.slice(c * len, len) };
+        for (acc, src) in acc.chunks_exact_mut(width).zip(srcs) {
+            for row in src[c * per * width..].chunks_exact(width).take(per) {
+                for (a, v) in acc.iter_mut().zip(row) {
+                    *a += v;
+                }
+            }
+        }
+    });
+    let mut sums = partial[..len].to_vec();
+    for block in partial.chunks_exact(len).skip(1) {
+        for (s, v) in sums.iter_mut().zip(block) {
+            *s += v;
+        }
+    }
+    sums
 }

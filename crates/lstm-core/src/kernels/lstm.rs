@@ -1,6 +1,13 @@
 //! The LSTM step: gates i, f, g, o (PyTorch's order), state `(h, c)`.
 
-use super::math::{sigmoid, tanh};
+use super::math::{exp, tanh};
+
+/// `e^x` with `x` clamped to ±20, so that a product of four `1 + e^x` stays finite. The
+/// gates lose nothing: σ(±20) and tanh(±10) are 0 or ±1 to within 2.1e-9.
+#[inline(always)]
+fn gate_exp(x: f32) -> f32 {
+    exp(x.clamp(-20.0, 20.0))
+}
 use super::Rows;
 
 /// The LSTM family. Each step saves `[c' | tanh(c')]`.
@@ -30,39 +37,28 @@ impl Rows for LstmRows {
         h_out: &mut [f32],
         saved: &mut [f32],
     ) {
-        // Simple passes over one or two slices each, which LLVM vectorises reliably.
         let h = c_prev.len();
-        let (ifg, go) = gates[..4 * h].split_at_mut(3 * h);
-        let (if_, gg) = ifg.split_at_mut(2 * h);
+        let (gi, rest) = gates[..4 * h].split_at_mut(h);
+        let (gf, rest) = rest.split_at_mut(h);
+        let (gg, go) = rest.split_at_mut(h);
         let (c_out, tanh_c) = saved[..2 * h].split_at_mut(h);
-        // i = σ(a_i), f = σ(a_f), o = σ(a_o), g = tanh(a_g)
-        for v in if_.iter_mut() {
-            *v = sigmoid(*v);
-        }
-        for v in go.iter_mut() {
-            *v = sigmoid(*v);
-        }
-        for v in gg.iter_mut() {
-            *v = tanh(*v);
-        }
-        let (gi, gf) = if_.split_at(h);
-        // c' = f ⊙ c + i ⊙ g
-        for (((c, &f), &cp), (&i, &g)) in c_out
-            .iter_mut()
-            .zip(gf)
-            .zip(c_prev)
-            .zip(gi.iter().zip(gg.iter()))
-        {
-            *c = f.mul_add(cp, i * g);
-        }
-        // h' = o ⊙ tanh(c')
-        for ((tc, &c), (ho, &o)) in tanh_c
-            .iter_mut()
-            .zip(c_out.iter())
-            .zip(h_out[..h].iter_mut().zip(go.iter()))
-        {
-            *tc = tanh(c);
-            *ho = o * *tc;
+        let (go, h_out) = (&mut go[..h], &mut h_out[..h]);
+        for j in 0..h {
+            // The four gates' denominators 1 + e^{-a} (tanh g = 1 − 2 / (1 + e^{2a})) share
+            // one division (their product's reciprocal), the costliest instruction here.
+            let d_i = 1.0 + gate_exp(-gi[j]);
+            let d_f = 1.0 + gate_exp(-gf[j]);
+            let d_g = 1.0 + gate_exp(2.0 * gg[j]);
+            let d_o = 1.0 + gate_exp(-go[j]);
+            let (if_, go_) = (d_i * d_f, d_g * d_o);
+            let r = 1.0 / (if_ * go_);
+            let (i, f) = (d_f * go_ * r, d_i * go_ * r);
+            let (g, o) = (1.0 - 2.0 * (d_o * if_ * r), d_g * if_ * r);
+            // c' = f ⊙ c + i ⊙ g;  h' = o ⊙ tanh(c')
+            let c = f.mul_add(c_prev[j], i * g);
+            let tc = tanh(c);
+            (gi[j], gf[j], gg[j], go[j]) = (i, f, g, o);
+            (c_out[j], tanh_c[j], h_out[j]) = (c, tc, o * tc);
         }
     }
 
