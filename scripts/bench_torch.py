@@ -5,13 +5,23 @@
   The variable-length rows (packed-*: pack_padded_sequence(enforce_sorted=False) over
   LENGTHS; padmean-*: a full batch of the mean length) read each row's final h (h_n).
 --ceiling: a 2048³ f32 torch.matmul, one JSON line with its GFLOP/s (the practical peak).
-Otherwise (`cargo xtask bench --scaling`), the MNIST-shape paths, one JSON line each, with
-the keys lstm-bench uses:
-  torch-nn-lstm   nn.LSTM(batch_first=True) → last step → Linear
+--one: one row of the scaling table of `cargo xtask bench --scaling`, the workload of
+  `lstm-bench one fused B H T`: torch-nn-lstm below at --batch/--hidden/--seq, one JSON
+  line with the keys lstm-bench prints (train_ms, infer_ms, peak_rss_mib, ...); 2 threads
+  unless TORCH_THREADS.
+Otherwise (the MNIST-shape comparison of `cargo xtask bench --scaling`), both models below,
+one JSON line each, with the keys lstm-bench uses; all cores unless TORCH_THREADS:
+  torch-nn-lstm   nn.LSTM(28, H, batch_first=True) → last step → Linear(H → 10)
   torch-book-cell the chapter's hand-written LSTMCell (x2h/h2h) unrolled in Python
+A training iteration is forward, cross-entropy, backward and an SGD step (lr 0.01) on a
+fixed batch (x ~ 0.3·N(0, 1) of shape (B, T, 28), labels i % 10); inference is the forward
+pass under no_grad. Each figure is the median over --runs runs, after 2 warm-up
+iterations, of the mean time per iteration; a run is as many iterations as fit in about
+0.3 s (1 to 50; inference twice as many), as in crates/bench/src/main.rs.
 
 Usage: python scripts/bench_torch.py --scenario ID [--warmup 3] [--seconds 0.5]
        python scripts/bench_torch.py --ceiling
+       python scripts/bench_torch.py --one [--runs 5] [--batch 100] [--hidden 128] [--seq 28]
        python scripts/bench_torch.py [--runs 5] [--batch 100] [--hidden 128] [--seq 28]
 """
 
@@ -19,6 +29,7 @@ import argparse
 import json
 import math
 import os
+import resource
 import statistics
 import time
 
@@ -88,7 +99,10 @@ def measure(runs, iters, step):
     return statistics.median(times)
 
 
-def bench(name, model, batch, seq, runs):
+def bench(name, model, batch, seq, runs, shape=None):
+    """Times training and inference of `model`; prints one JSON line (`shape`'s keys after
+    the path; with a shape, also the process's peak RSS and the thread count, as
+    `lstm-bench one` does)."""
     x = torch.randn(batch, seq, 28) * 0.3
     y = torch.arange(batch) % 10
     opt = torch.optim.SGD(model.parameters(), lr=0.01)
@@ -109,13 +123,19 @@ def bench(name, model, batch, seq, runs):
             model(x)
 
     infer_ms = measure(runs, iters * 2, infer_step)
-    print(json.dumps({
-        "path": name,
+    row = {"path": name}
+    row.update(shape or {})
+    row.update({
         "train_ms": round(train_ms, 3),
         "train_samples_per_s": round(batch * 1e3 / train_ms),
         "infer_ms": round(infer_ms, 3),
         "infer_samples_per_s": round(batch * 1e3 / infer_ms),
-    }), flush=True)
+    })
+    if shape:
+        # ru_maxrss is in KiB on Linux (lstm-bench reads VmHWM, the same figure).
+        row["peak_rss_mib"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+        row["threads"] = torch.get_num_threads()
+    print(json.dumps(row), flush=True)
 
 
 def lcg_lengths(batch=64, lo=10, hi=100, seed=12):
@@ -290,14 +310,18 @@ def main():
     p.add_argument("--seq", type=int, default=28)
     p.add_argument("--scenario")
     p.add_argument("--ceiling", action="store_true")
+    p.add_argument("--one", action="store_true")
     p.add_argument("--warmup", type=int, default=3)
     p.add_argument("--seconds", type=float, default=0.5)
     a = p.parse_args()
     torch.manual_seed(0)
-    if a.scenario or a.ceiling:
+    if a.scenario or a.ceiling or a.one:
         torch.set_num_threads(int(os.environ.get("TORCH_THREADS", 2)))
         if a.ceiling:
             print(json.dumps(ceiling()), flush=True)
+        elif a.one:
+            shape = {"batch": a.batch, "hidden": a.hidden, "seq": a.seq, "input": 28}
+            bench("torch-nn-lstm", LayerModel(a.hidden), a.batch, a.seq, a.runs, shape)
         else:
             print(json.dumps(run_scenario(a.scenario, a.warmup, a.seconds)), flush=True)
         return

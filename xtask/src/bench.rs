@@ -48,7 +48,7 @@ pub fn build_ours(root: &Path, plain: bool) -> Result<PathBuf> {
 }
 
 /// The CPU's model name and its AVX-512, AVX2 and FMA flags, from `/proc/cpuinfo`.
-fn cpu_info() -> (String, String) {
+pub(crate) fn cpu_info() -> (String, String) {
     let info = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
     let value = |key: &str| {
         info.lines()
@@ -71,31 +71,61 @@ fn cpu_info() -> (String, String) {
     (model, flags)
 }
 
-/// Forward FLOPs of one iteration's recurrent layers: `k·H·(I+H)` per real step (`B·T`, or
-/// the sum of the lengths of a packed row: the `steps` field), layer and direction (`k` =
-/// 8 LSTM, 6 GRU, 2 RNN), times 3 when training (backward ≈ 2× forward).
+/// The FLOPs of one scenario row's iteration ([`recurrent_flops`] of its JSON fields).
 fn flops(row: &[(String, String)]) -> f64 {
     let k = match field(row, "family") {
         "lstm" => 8.0,
         "gru" => 6.0,
         _ => 2.0,
     };
-    let (steps, i, h) = (num(row, "steps"), num(row, "input"), num(row, "hidden"));
-    let (layers, dirs) = (num(row, "layers") as usize, num(row, "directions"));
+    let [steps, i, h, layers, dirs] =
+        ["steps", "input", "hidden", "layers", "directions"].map(|key| num(row, key));
+    let train = field(row, "train") == "true";
+    recurrent_flops(k, steps, i, h, layers as usize, dirs, train)
+}
+
+/// FLOPs of one iteration's recurrent layers: `k·H·(I+H)` per real step (`steps`: `B·T`,
+/// or the sum of the lengths of a packed row), layer and direction forward (`k` = 8 LSTM,
+/// 6 GRU, 2 RNN; layers above the first read `dirs·H` features), times 3 when training
+/// (backward ≈ 2× forward).
+pub(crate) fn recurrent_flops(
+    k: f64,
+    steps: f64,
+    input: f64,
+    hidden: f64,
+    layers: usize,
+    dirs: f64,
+    train: bool,
+) -> f64 {
     let forward: f64 = (0..layers)
         .map(|l| {
-            let input = if l == 0 { i } else { h * dirs };
-            dirs * k * h * (input + h) * steps
+            let i = if l == 0 { input } else { hidden * dirs };
+            dirs * k * hidden * (i + hidden) * steps
         })
         .sum();
-    if field(row, "train") == "true" {
+    if train {
         3.0 * forward
     } else {
         forward
     }
 }
 
-fn median(v: &[f64]) -> f64 {
+/// `G.G (S%)`: the GFLOP/s of `gflop` GFLOP in `ms` milliseconds and its share of the
+/// ceiling `peak` (GFLOP/s); without the share when `peak` is NaN, `-` when `ms` is.
+pub(crate) fn rate(gflop: f64, ms: f64, peak: f64) -> String {
+    if ms.is_nan() {
+        return "-".to_string();
+    }
+    let g = gflop * 1e3 / ms;
+    if peak.is_nan() {
+        format!("{g:.1}")
+    } else {
+        format!("{g:.1} ({:.0}%)", 100.0 * g / peak)
+    }
+}
+
+/// The median of `v` (the mean of the middle two for an even count; NaN when empty).
+pub(crate) fn median(v: &[f64]) -> f64 {
     let mut v = v.to_vec();
     v.sort_by(|a, b| a.total_cmp(b));
     match v.len() {
@@ -105,10 +135,43 @@ fn median(v: &[f64]) -> f64 {
     }
 }
 
-/// The PyTorch ceiling: GFLOP/s of a 2048³ f32 matmul, measured by the script.
-fn ceiling(python: &str, script: &Path) -> Result<f64> {
+/// The interpreter for `scripts/bench_torch.py` (`$LSTM_BENCH_PYTHON`, else `python3`) and
+/// whether it can import torch.
+pub(crate) fn torch_python() -> (String, bool) {
+    let python = std::env::var("LSTM_BENCH_PYTHON").unwrap_or_else(|_| "python3".into());
+    let has_torch = Command::new(&python)
+        .args(["-c", "import torch"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    (python, has_torch)
+}
+
+/// The PyTorch ceiling: GFLOP/s of a 2048³ f32 matmul on 2 threads, measured by
+/// `bench_torch.py --ceiling`, and the torch version that measured it.
+pub(crate) fn ceiling(python: &str, script: &Path) -> Result<(f64, String)> {
     let row = capture_row(Command::new(python).arg(script).arg("--ceiling"))?;
-    Ok(num(&row, "gflops"))
+    Ok((num(&row, "gflops"), field(&row, "torch").to_string()))
+}
+
+/// The ceiling used (the highest of `ceilings`, measured before and after the runs; NaN
+/// when none) and the report's line saying so.
+pub(crate) fn ceiling_line(ceilings: &[f64]) -> (f64, String) {
+    let peak = ceilings.iter().copied().fold(f64::NAN, f64::max);
+    let line = match ceilings {
+        [a, b] => format!("Ceiling: torch.matmul 2048³ f32, 2 threads: {a:.1} GFLOP/s before the runs, {b:.1} after; the higher, {peak:.1}, is the ceiling"),
+        _ => "Ceiling: not measured (no PyTorch)".to_string(),
+    };
+    (peak, line)
+}
+
+/// Whether ours gets `RAYON_NUM_THREADS=2` (only on a machine of more than 2 CPUs; PyTorch
+/// always runs `torch.set_num_threads(2)`) and the header line that says so.
+pub(crate) fn threads(cpus: usize) -> (bool, String) {
+    if cpus > 2 {
+        (true, format!("Threads: 2 (RAYON_NUM_THREADS=2 set for ours, {cpus} CPUs here; PyTorch torch.set_num_threads(2))"))
+    } else {
+        (false, "Threads: 2 on both sides (ours: candle's default, RAYON_NUM_THREADS not set; PyTorch: torch.set_num_threads(2))".to_string())
+    }
 }
 
 const SHAPE: [&str; 11] = [
@@ -138,27 +201,19 @@ pub fn run(root: &Path, quick: bool, runs: Option<usize>, only: &[String]) -> Re
 
     let native = build_ours(root, false)?;
     let plain = build_ours(root, true)?;
-    let python = std::env::var("LSTM_BENCH_PYTHON").unwrap_or_else(|_| "python3".into());
+    let (python, has_torch) = torch_python();
     let script = root.join("scripts/bench_torch.py");
-    let has_torch = Command::new(&python)
-        .args(["-c", "import torch"])
-        .output()
-        .is_ok_and(|o| o.status.success());
 
     // Both sides use 2 threads: PyTorch by `torch.set_num_threads(2)`; ours by candle's
     // default (the physical cores), pinned with RAYON_NUM_THREADS only on a larger machine.
-    let pin = cpus > 2;
-    if pin {
-        writeln!(head, "Threads: 2 (RAYON_NUM_THREADS=2 set for ours, {cpus} CPUs here; PyTorch torch.set_num_threads(2))")?;
-    } else {
-        writeln!(head, "Threads: 2 on both sides (ours: candle's default, RAYON_NUM_THREADS not set; PyTorch: torch.set_num_threads(2))")?;
-    }
+    let (pin, line) = threads(cpus);
+    writeln!(head, "{line}")?;
     let mut torch_version = String::from("skipped");
     let mut ceilings = Vec::new();
     if has_torch {
-        let row = capture_row(Command::new(&python).arg(&script).arg("--ceiling"))?;
-        torch_version = field(&row, "torch").to_string();
-        ceilings.push(num(&row, "gflops"));
+        let (gflops, version) = ceiling(&python, &script)?;
+        torch_version = version;
+        ceilings.push(gflops);
     }
     let all: Vec<String> = capture(Command::new(&native).arg("list"))?
         .lines()
@@ -246,17 +301,14 @@ pub fn run(root: &Path, quick: bool, runs: Option<usize>, only: &[String]) -> Re
         );
     }
     if has_torch {
-        ceilings.push(ceiling(&python, &script)?);
+        ceilings.push(ceiling(&python, &script)?.0);
     }
-    let peak = ceilings.iter().copied().fold(f64::NAN, f64::max);
+    let (peak, ceiling_line) = ceiling_line(&ceilings);
     let load_after = load_average();
 
     let mut out = String::new();
     writeln!(out, "{head}PyTorch: {torch_version}")?;
-    match ceilings.as_slice() {
-        [a, b] => writeln!(out, "Ceiling: torch.matmul 2048³ f32, 2 threads: {a:.1} GFLOP/s before the runs, {b:.1} after; the higher, {peak:.1}, is the ceiling")?,
-        _ => writeln!(out, "Ceiling: not measured (no PyTorch)")?,
-    }
+    writeln!(out, "{ceiling_line}")?;
     writeln!(out, "Runs: {runs} per side, alternating process by process; each process: warm-up ({warmup} iterations and ≥ {seconds}/4 s), then iterations timed for ≈ {seconds} s, its median; below, the median over runs")?;
     writeln!(
         out,
@@ -293,17 +345,7 @@ pub fn run(root: &Path, quick: bool, runs: Option<usize>, only: &[String]) -> Re
         let gflop = flops(&shapes[id]) / 1e9;
         let ms = |side| median(times.get(&(id.clone(), side)).map_or(&[][..], |v| v));
         let (p, n, t) = (ms(Side::Plain), ms(Side::Native), ms(Side::Torch));
-        let rate = |ms: f64| {
-            if ms.is_nan() {
-                return "-".to_string();
-            }
-            let g = gflop * 1e3 / ms;
-            if peak.is_nan() {
-                format!("{g:.1}")
-            } else {
-                format!("{g:.1} ({:.0}%)", 100.0 * g / peak)
-            }
-        };
+        let rate = |ms: f64| rate(gflop, ms, peak);
         writeln!(
             out,
             "| {id} | {gflop:.3} | {} | {} | {} | **{}** | {} | {:.2} | {} | {} | {} |",
@@ -358,7 +400,7 @@ pub fn run(root: &Path, quick: bool, runs: Option<usize>, only: &[String]) -> Re
 }
 
 /// The 1-minute load average from `/proc/loadavg` (`?` where there is none).
-fn load_average() -> String {
+pub(crate) fn load_average() -> String {
     std::fs::read_to_string("/proc/loadavg")
         .ok()
         .and_then(|s| s.split_whitespace().next().map(String::from))
@@ -369,6 +411,7 @@ fn side_threads(threads: &HashMap<Side, String>, side: Side) -> &str {
     threads.get(&side).map_or("-", String::as_str)
 }
 
+/// Milliseconds to 3 decimals below 10 ms, 2 above; `-` for NaN (not measured).
 pub(crate) fn fmt_ms(ms: f64) -> String {
     if ms.is_nan() {
         "-".into()
@@ -379,10 +422,30 @@ pub(crate) fn fmt_ms(ms: f64) -> String {
     }
 }
 
+/// `a / b` as `x.xx×`; `-` when either is NaN.
 pub(crate) fn ratio(a: f64, b: f64) -> String {
     if a.is_nan() || b.is_nan() {
         "-".into()
     } else {
         format!("{:.2}×", a / b)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::lines::parse_line;
+
+    #[test]
+    fn flops_count_every_layer_and_direction() {
+        let row = |s: &str| parse_line(s).unwrap();
+        // 2 layers, 64 → 256, 6400 steps: 8·256·(64+256)·6400 + 8·256·(256+256)·6400, ×3.
+        let lstm2 = r#"{"family":"lstm","steps":6400,"input":64,"hidden":256,"layers":2,"directions":1,"train":true}"#;
+        assert_eq!(flops(&row(lstm2)), 32_715_571_200.0);
+        // Both directions; the second layer reads 2·256 features.
+        let bi = lstm2.replace("\"directions\":1", "\"directions\":2");
+        assert_eq!(flops(&row(&bi.replace("true", "false"))), 28_521_267_200.0);
+        let gru = r#"{"family":"gru","steps":10,"input":1,"hidden":1,"layers":1,"directions":1,"train":false}"#;
+        assert_eq!(flops(&row(gru)), 120.0);
     }
 }

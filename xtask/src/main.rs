@@ -13,7 +13,9 @@
 //!   inference) of two builds of ours (plain and `target-cpu=native`) side by side with
 //!   PyTorch when `$LSTM_BENCH_PYTHON` or `python3` can import torch; writes
 //!   `target/bench/report.md`. `--only` keeps the ids containing one of the patterns. `--scaling`: the MNIST-shape path
-//!   comparison and the scaling table with peak memory instead (`target/bench/scaling.md`).
+//!   comparison and the scaling table (batch × hidden × seq) of ours against PyTorch, with
+//!   GFLOP/s and peak memory, instead (`target/bench/scaling.md`; `--quick` and `--runs`
+//!   apply).
 //! - `cargo xtask ci`: what CI runs: format check, clippy, the test suite.
 
 mod bench;
@@ -40,7 +42,8 @@ tasks:
                  python3 has torch (LSTM_BENCH_PYTHON chooses the interpreter), median of
                  5 alternating runs (3 with --quick): target/bench/report.md; --only
                  keeps the ids containing a pattern (e.g. --only packed-,padmean-);
-                 --scaling: MNIST-shape paths and scaling table (target/bench/scaling.md)
+                 --scaling: MNIST-shape paths and the scaling table against PyTorch
+                 (target/bench/scaling.md; --quick: 4 of its 24 rows)
   ci             cargo fmt --check, clippy -D warnings, and the test suite";
 
 fn main() -> ExitCode {
@@ -95,13 +98,13 @@ fn run() -> Result<()> {
         }
         Some("bench") => {
             let quick = rest.iter().any(|a| a == "--quick");
+            let runs = match rest.iter().position(|a| a == "--runs") {
+                Some(i) => Some(rest.get(i + 1).context("--runs needs a value")?.parse()?),
+                None => None,
+            };
             if rest.iter().any(|a| a == "--scaling") {
-                scaling::run(&root, quick)
+                scaling::run(&root, quick, runs)
             } else {
-                let runs = match rest.iter().position(|a| a == "--runs") {
-                    Some(i) => Some(rest.get(i + 1).context("--runs needs a value")?.parse()?),
-                    None => None,
-                };
                 let only: Vec<String> = match rest.iter().position(|a| a == "--only") {
                     Some(i) => rest
                         .get(i + 1)

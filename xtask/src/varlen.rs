@@ -71,7 +71,7 @@ pub fn table(
 }
 
 /// `x.xx×` followed by whether it meets its target; `-` when not measured.
-fn judged(x: f64, met: bool) -> String {
+pub(crate) fn judged(x: f64, met: bool) -> String {
     if x.is_nan() {
         "-".into()
     } else {

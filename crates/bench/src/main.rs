@@ -6,15 +6,19 @@
 //!                                        (`cargo xtask bench`)
 //! lstm-bench list                        the scenario ids
 //! lstm-bench compare [--runs N]          MNIST shape: fused Lstm, LstmCell loop, candle-nn LSTM
-//! lstm-bench one PATH B H T MODE [--runs N]   one measurement, JSON on stdout (used for the
-//!                                        scaling table, one process per row for peak memory)
+//! lstm-bench one PATH B H T [--runs N]  one measurement of batch B, hidden H, T steps, JSON
+//!                                        on stdout (the scaling table of `cargo xtask bench
+//!                                        --scaling`, one process per row and run)
 //! ```
 //!
 //! A training iteration is forward + cross-entropy + backward + SGD step of the MNIST
-//! classifier shape (sequence of T steps of 28 features, hidden H, 10 classes). Each
-//! measurement is the median over `runs` runs (after warm-up) of the mean time per iteration.
-//! `compare` and `one` call `configure_cpu_threads()` first; `scenario` does not (it
-//! measures what a program that only uses the model gets).
+//! classifier shape (sequence of T steps of 28 features, hidden H, 10 classes); an
+//! inference iteration is the forward pass alone. Each measurement is the median over
+//! `runs` runs (after 2 warm-up iterations) of the mean time per iteration; a run is as
+//! many iterations as fit in about 0.3 s (1 to 50; inference twice as many).
+//! `scripts/bench_torch.py --one` runs the same workload in PyTorch.
+//! Only `compare` calls `configure_cpu_threads()` first; `scenario` and `one` do not (they
+//! measure what a program that only uses the model gets).
 
 mod packed;
 mod scenarios;
@@ -190,7 +194,7 @@ where
 fn main() -> Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let command = args.first().map(String::as_str);
-    if matches!(command, Some("compare" | "one")) {
+    if command == Some("compare") {
         lstm_core::configure_cpu_threads();
     }
     let runs = arg_runs(&args)?;
@@ -235,13 +239,14 @@ fn main() -> Result<()> {
             let (batch, hidden, seq) = (get(2)?, get(3)?, get(4)?);
             let m = bench(path, batch, hidden, seq, runs)?;
             println!(
-                "{{\"path\":\"{}\",\"batch\":{batch},\"hidden\":{hidden},\"seq\":{seq},\"train_ms\":{:.3},\"train_samples_per_s\":{:.0},\"infer_ms\":{:.3},\"infer_samples_per_s\":{:.0},\"peak_rss_mib\":{:.1}}}",
+                "{{\"path\":\"{}\",\"batch\":{batch},\"hidden\":{hidden},\"seq\":{seq},\"input\":{FEATURES},\"train_ms\":{:.3},\"train_samples_per_s\":{:.0},\"infer_ms\":{:.3},\"infer_samples_per_s\":{:.0},\"peak_rss_mib\":{:.1},\"threads\":{}}}",
                 path.name(),
                 m.train_ms,
                 batch as f64 * 1e3 / m.train_ms,
                 m.infer_ms,
                 batch as f64 * 1e3 / m.infer_ms,
-                peak_rss_mib().unwrap_or(f64::NAN)
+                peak_rss_mib().unwrap_or(f64::NAN),
+                candle_core::utils::get_num_threads()
             );
         }
         _ => bail!(
