@@ -13,9 +13,7 @@ use candle_core::{
     backend::BackendStorage, CpuStorage, CustomOp3, Layout, Result, Shape, Storage, Tensor,
 };
 
-use super::buffers::{
-    matmul, parallel_for, recycle, take_buffer, threads, DirWeights, Mat, Shared, PARALLEL_GEMM_MIN,
-};
+use super::buffers::{matmul, recycle, take_buffer, DirWeights, Mat, Shared};
 use super::link::{lock, Link, Saved};
 use super::positions::{PackedSteps, Positions};
 use super::recurrence::{self, state_width, Backward, Dims, Forward, Slots};
@@ -331,52 +329,21 @@ impl<R: Rows> CustomOp3 for SequenceOp<R> {
     }
 }
 
-/// Floats of `gates` the input projection fills and multiplies at a time (256 KiB: a
-/// quarter of a typical L2).
-const INPUT_PIECE_FLOATS: usize = 64 * 1024;
-
-/// `gates = b_ih (+ b_hh) + x W_ihᵀ` for every position and direction `(N, D·G·H)`: the
-/// positions are split into one block per thread, each of which fills its rows with the
-/// biases and runs one GEMM per direction on them (while those rows are in cache).
+/// `gates = x W_ihᵀ` for every position and direction `(N, D·G·H)`, one GEMM per
+/// direction split over the threads. The biases are added per step, by the time loop.
 fn input_projection<R: Rows>(dm: Dims, x: &[f32], w: &[DirWeights], gates: &mut [f32]) {
     let Dims { i, h, dirs, .. } = dm;
     let (gh, n) = (R::GATES * h, dm.n());
-    // SAFETY: every index lies inside the G·H rows of a direction.
-    let bias: Vec<f32> = w
-        .iter()
-        .flat_map(|d| {
-            (0..gh)
-                .map(move |n| unsafe { d.b_ih.get(n) + if R::SPLIT { 0.0 } else { d.b_hh.get(n) } })
-        })
-        .collect();
-    let blocks = match n * dirs * gh * i >= PARALLEL_GEMM_MIN {
-        true => threads().min(n),
-        false => 1,
-    };
-    let per = n.div_ceil(blocks);
-    let dst = Shared::new(gates);
-    parallel_for(n.div_ceil(per), |c| {
-        let (r0, r1) = (c * per, ((c + 1) * per).min(n));
-        // SAFETY: block c owns rows r0..r1 of gates (N, D·G·H); x is (N, I); W_ih
-        // (G·H, I) is read transposed.
+    for (d, dw) in w.iter().enumerate() {
+        // SAFETY: x is (N, I); W_ih (G·H, I) is read transposed; the destination is
+        // direction d's columns of gates (N, D·G·H).
         unsafe {
-            let rows = dst.slice(r0 * dirs * gh, (r1 - r0) * dirs * gh);
-            // In pieces that stay in cache between the bias fill and the GEMM.
-            let piece = (INPUT_PIECE_FLOATS / (dirs * gh)).max(8 * i).max(8);
-            for (c, rows) in rows.chunks_mut(piece * dirs * gh).enumerate() {
-                for row in rows.chunks_exact_mut(dirs * gh) {
-                    row.copy_from_slice(&bias);
-                }
-                let (m, x0) = (rows.len() / (dirs * gh), r0 + c * piece);
-                for (d, dw) in w.iter().enumerate() {
-                    let w_ih_t = Mat::transposed(dw.w_ih.ptr, dw.w_ih.rs);
-                    let x = Mat::rows(x[x0 * i..].as_ptr(), i);
-                    let dst = rows[d * gh..].as_mut_ptr();
-                    matmul((m, gh, i), dst, dirs * gh, true, x, w_ih_t, false);
-                }
-            }
+            let w_ih_t = Mat::transposed(dw.w_ih.ptr, dw.w_ih.rs);
+            let x = Mat::rows(x.as_ptr(), i);
+            let dst = gates[d * gh..].as_mut_ptr();
+            matmul((n, gh, i), dst, dirs * gh, false, x, w_ih_t, true);
         }
-    });
+    }
 }
 
 impl<R: Rows> SequenceOp<R> {

@@ -3,7 +3,7 @@
 //!
 //! Per step, forward: the recurrent GEMM `h_{t-1} W_hhᵀ` of the running rows into the
 //! step's gates (or, for a [`Rows::SPLIT`] family, into a scratch block pre-filled with
-//! `b_hh`), the family's row kernel, and with a projection the GEMM `h = m W_hrᵀ`.
+//! `b_hh`), the biases added to the gates, the family's row kernel, and with a projection the GEMM `h = m W_hrᵀ`.
 //! Backward: with a projection `dm = dh W_hr`, the row kernel, then the GEMM `dG_t W_hh`
 //! for the gradient of `h_{t-1}`.
 
@@ -32,11 +32,15 @@ pub(super) fn forward_task<R: Rows>(rows: R, dm: Dims, task: Task, io: &Forward<
     let w = io.w[dir];
     // Where the steps' h (os) and what they save (ss) lie: every step, or the last two.
     let (os, ss) = (io.out_slots, io.saved_slots);
+    // SAFETY (biases): b_ih and b_hh have G·H elements.
     let b_hh: Vec<f32> = match R::SPLIT {
-        // SAFETY: b_hh has G·H elements.
         true => (0..gh).map(|n| unsafe { w.b_hh.get(n) }).collect(),
         false => Vec::new(),
     };
+    // What each step adds to the input projection: b_ih, and b_hh unless it stays apart.
+    let bias: Vec<f32> = (0..gh)
+        .map(|n| unsafe { w.b_ih.get(n) + if R::SPLIT { 0.0 } else { w.b_hh.get(n) } })
+        .collect();
     let mut hid = vec![0f32; if R::SPLIT { bl * gh } else { 0 }];
     let w_hh_t = match io.w_hh_t {
         Some(wt) => Mat::rows(wt[dir * p * gh..].as_ptr(), gh),
@@ -106,8 +110,12 @@ pub(super) fn forward_task<R: Rows>(rows: R, dm: Dims, task: Task, io: &Forward<
                     Some(_) => io.proj.slice(ss.at(dm, r, ti, dir, h), h),
                     None => io.out.slice(os.at(dm, r, ti, dir, h), h),
                 };
+                let gates = io.gates.slice(at(dm, r, ti, dir, gh), gh);
+                for (g, &b) in gates.iter_mut().zip(&bias) {
+                    *g += b;
+                }
                 rows.forward(
-                    io.gates.slice(at(dm, r, ti, dir, gh), gh),
+                    gates,
                     hid_row,
                     h_prev,
                     c_prev,
