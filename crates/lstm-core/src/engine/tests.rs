@@ -151,8 +151,10 @@ fn compare(family: Family, case: Case, lengths: Option<&[usize]>, proj: usize) -
 
 #[test]
 fn fused_matches_reference_for_every_family() -> Result<()> {
-    let cases: [Case; 7] = [
+    // A small batch with a large hidden size is one task whose GEMMs split by columns.
+    let cases: [Case; 8] = [
         (1, 1, 1, 1, 1, false, false),
+        (3, 4, 5, 200, 1, false, true),
         (3, 7, 5, 9, 2, false, true),
         (2, 4, 3, 13, 2, true, true),
         (5, 1, 6, 33, 1, true, false),
@@ -182,8 +184,9 @@ fn mixed_lengths(b: usize, t: usize) -> Vec<usize> {
 #[test]
 fn fused_matches_reference_on_rows_of_different_lengths() -> Result<()> {
     // Batches of 19 and 70 rows run in several blocks per direction.
-    let cases: [Case; 5] = [
+    let cases: [Case; 6] = [
         (3, 7, 5, 9, 2, false, true),
+        (3, 6, 5, 200, 1, false, true),
         (4, 6, 3, 13, 2, true, true),
         (19, 9, 3, 17, 2, true, false),
         (70, 12, 8, 40, 1, false, true),

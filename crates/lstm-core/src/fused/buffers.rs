@@ -71,6 +71,14 @@ impl Mat {
         }
     }
 
+    /// The operand from column `c` on.
+    pub fn skip_cols(self, c: usize) -> Self {
+        Self {
+            ptr: self.ptr.wrapping_add(c * self.cs),
+            ..self
+        }
+    }
+
     /// The transpose of a row-major operand with row stride `rs`.
     pub fn transposed(ptr: *const f32, rs: usize) -> Self {
         Self { ptr, rs: 1, cs: rs }
@@ -178,7 +186,9 @@ impl DirWeights {
 }
 
 /// `dst (m×n, row stride dst_rs) = [dst +] lhs (m×k) · rhs (k×n)`; with `parallel`, a
-/// large product is split by rows of `dst` over the pool's threads.
+/// large product is split over the pool's threads: by rows of `dst` when it has enough,
+/// else by columns (a product of a few rows, such as one step of a small batch, whose
+/// cost is reading `rhs`: each thread then reads its own columns of it).
 ///
 /// # Safety
 /// Every pointer must address the full strided extent its dimensions and strides imply,
@@ -200,9 +210,9 @@ pub(crate) unsafe fn matmul(
     } else {
         1
     };
+    let shared = Shared(dst, (m - 1) * dst_rs + n);
     if threads > 1 && m >= 16 {
         let chunk = m.div_ceil(threads).next_multiple_of(8);
-        let dst = Shared(dst, (m - 1) * dst_rs + n);
         parallel_for(m.div_ceil(chunk), |c| {
             let r0 = c * chunk;
             let part = lhs.skip_rows(r0);
@@ -211,11 +221,29 @@ pub(crate) unsafe fn matmul(
             unsafe {
                 gemm_serial(
                     (chunk.min(m - r0), n, k),
-                    dst.at(r0 * dst_rs),
+                    shared.at(r0 * dst_rs),
                     dst_rs,
                     accumulate,
                     part,
                     rhs,
+                );
+            }
+        });
+    } else if threads > 1 && n >= 64 {
+        let chunk = n.div_ceil(threads).next_multiple_of(16);
+        parallel_for(n.div_ceil(chunk), |c| {
+            let c0 = c * chunk;
+            let part = rhs.skip_cols(c0);
+            // SAFETY: columns c0.. of dst and rhs lie inside the caller's extents; the
+            // chunks write disjoint columns.
+            unsafe {
+                gemm_serial(
+                    (m, chunk.min(n - c0), k),
+                    shared.at(c0),
+                    dst_rs,
+                    accumulate,
+                    lhs,
+                    part,
                 );
             }
         });
@@ -307,6 +335,9 @@ pub(crate) fn recycle(v: Vec<f32>) {
 pub(crate) struct Task {
     pub dir: usize,
     pub rows: (usize, usize),
+    /// Whether it is the only task (a small batch in one direction): its GEMMs may then
+    /// use the other threads.
+    pub alone: bool,
 }
 
 /// Splits `directions × 0..b` into tasks, one per thread where possible: each direction
@@ -337,11 +368,13 @@ pub(crate) fn tasks(b: usize, directions: usize, lengths: Option<&[usize]>) -> V
             bounds
         }
     };
+    let alone = directions == 1 && bounds.len() == 2;
     (0..directions)
         .flat_map(|dir| {
             bounds.windows(2).map(move |w| Task {
                 dir,
                 rows: (w[0], w[1]),
+                alone,
             })
         })
         .collect()

@@ -13,7 +13,7 @@ use candle_core::{
     backend::BackendStorage, CpuStorage, CustomOp3, Layout, Result, Shape, Storage, Tensor,
 };
 
-use super::buffers::{matmul, recycle, take_buffer, DirWeights, Mat, Shared};
+use super::buffers::{matmul, parallel_for, recycle, take_buffer, DirWeights, Mat, Shared};
 use super::link::{lock, Link, Saved};
 use super::positions::{PackedSteps, Positions};
 use super::recurrence::{self, state_width, Backward, Dims, Forward, Slots};
@@ -346,6 +346,29 @@ fn input_projection<R: Rows>(dm: Dims, x: &[f32], w: &[DirWeights], gates: &mut 
     }
 }
 
+/// `W_hhᵀ` of every direction into `dst` `(D, P, G·H)`, in parallel blocks of 16 of its
+/// rows, each of which reads 16 contiguous columns of every row of `W_hh (G·H, P)`.
+fn transpose_w_hh(w: &[DirWeights], (p, gh): (usize, usize), dst: &mut [f32]) {
+    const BLOCK: usize = 16;
+    let blocks = p.div_ceil(BLOCK);
+    let out = Shared::new(dst);
+    parallel_for(w.len() * blocks, |k| {
+        let (d, j0) = (k / blocks, (k % blocks) * BLOCK);
+        let j1 = (j0 + BLOCK).min(p);
+        let w_hh = w[d].w_hh;
+        // SAFETY: block k writes rows j0..j1 of direction d's W_hhᵀ alone; row n of W_hh
+        // has P elements.
+        let rows = unsafe { out.slice((d * p + j0) * gh, (j1 - j0) * gh) };
+        for n in 0..gh {
+            let src =
+                unsafe { std::slice::from_raw_parts(w_hh.ptr.add(n * w_hh.rs + j0), j1 - j0) };
+            for (j, &v) in src.iter().enumerate() {
+                rows[j * gh + n] = v;
+            }
+        }
+    });
+}
+
 impl<R: Rows> SequenceOp<R> {
     /// The forward pass over each direction's parameters `w`.
     fn forward(
@@ -376,23 +399,16 @@ impl<R: Rows> SequenceOp<R> {
         let mut saved = take_buffer(saved_slots.len(dm, R::SAVED * h));
         let mut proj = take_buffer(if p != h { saved_slots.len(dm, h) } else { 0 });
         input_projection::<R>(dm, x, w, &mut gates);
-        // Lay W_hhᵀ out once when several steps read it.
-        let mut w_hh_t = take_buffer(if t > 2 { dirs * p * gh } else { 0 });
-        if t > 2 {
-            for (d, dw) in w.iter().enumerate() {
-                for n in 0..gh {
-                    // SAFETY: row n of W_hh has P elements.
-                    let row =
-                        unsafe { std::slice::from_raw_parts(dw.w_hh.ptr.add(n * dw.w_hh.rs), p) };
-                    for (j, &v) in row.iter().enumerate() {
-                        w_hh_t[(d * p + j) * gh + n] = v;
-                    }
-                }
-            }
+        // Lay W_hhᵀ out once when several steps read it with several rows each (a step of
+        // one or two rows is a matrix-vector product, which reads W_hh best as it is).
+        let transpose = t > 2 && b > 2;
+        let mut w_hh_t = take_buffer(if transpose { dirs * p * gh } else { 0 });
+        if transpose {
+            transpose_w_hh(w, (p, gh), &mut w_hh_t);
         }
         let io = Forward {
             w,
-            w_hh_t: (t > 2).then_some(&w_hh_t[..]),
+            w_hh_t: transpose.then_some(&w_hh_t[..]),
             s0,
             out: Shared::new(&mut out),
             out_slots,

@@ -27,6 +27,7 @@ pub(super) fn forward_task<R: Rows>(rows: R, dm: Dims, task: Task, io: &Forward<
     let Task {
         dir,
         rows: (r0, r1),
+        alone,
     } = task;
     let bl = r1 - r0;
     let w = io.w[dir];
@@ -79,7 +80,7 @@ pub(super) fn forward_task<R: Rows>(rows: R, dm: Dims, task: Task, io: &Forward<
                         dm.row_stride(gh),
                     ),
                 };
-                matmul((g.rows.1, gh, p), dst, rs, true, g.h_prev, w_hh_t, false);
+                matmul((g.rows.1, gh, p), dst, rs, true, g.h_prev, w_hh_t, alone);
             }
         }
         for r in r0..end {
@@ -151,6 +152,7 @@ pub(super) fn backward_task<R: Rows>(rows: R, dm: Dims, task: Task, io: &Backwar
     let Task {
         dir,
         rows: (r0, r1),
+        alone,
     } = task;
     let bl = r1 - r0;
     let w = io.w[dir];
@@ -254,7 +256,7 @@ pub(super) fn backward_task<R: Rows>(rows: R, dm: Dims, task: Task, io: &Backwar
         unsafe {
             let lhs = Mat::rows(d_rec.at(at(dm, r0, ti, dir, gh)), dm.row_stride(gh));
             let dst = dh_next.as_mut_ptr();
-            matmul((end - r0, p, gh), dst, p, R::SPLIT, lhs, w.w_hh, false);
+            matmul((end - r0, p, gh), dst, p, R::SPLIT, lhs, w.w_hh, alone);
         }
     }
     for r in r0..r1 {
