@@ -210,46 +210,27 @@ pub(crate) unsafe fn matmul(
     } else {
         1
     };
-    let shared = Shared(dst, (m - 1) * dst_rs + n);
-    if threads > 1 && m >= 16 {
-        let chunk = m.div_ceil(threads).next_multiple_of(8);
-        parallel_for(m.div_ceil(chunk), |c| {
-            let r0 = c * chunk;
-            let part = lhs.skip_rows(r0);
-            // SAFETY: rows r0.. of dst and lhs lie inside the caller's extents; the chunks
-            // write disjoint rows.
-            unsafe {
-                gemm_serial(
-                    (chunk.min(m - r0), n, k),
-                    shared.at(r0 * dst_rs),
-                    dst_rs,
-                    accumulate,
-                    part,
-                    rhs,
-                );
-            }
-        });
-    } else if threads > 1 && n >= 64 {
-        let chunk = n.div_ceil(threads).next_multiple_of(16);
-        parallel_for(n.div_ceil(chunk), |c| {
-            let c0 = c * chunk;
-            let part = rhs.skip_cols(c0);
-            // SAFETY: columns c0.. of dst and rhs lie inside the caller's extents; the
-            // chunks write disjoint columns.
-            unsafe {
-                gemm_serial(
-                    (m, chunk.min(n - c0), k),
-                    shared.at(c0),
-                    dst_rs,
-                    accumulate,
-                    lhs,
-                    part,
-                );
-            }
-        });
-    } else {
+    // Split by rows (8 at a time) or by columns (16 at a time), or not at all.
+    let split = match threads > 1 {
+        true if m >= 16 => Some((true, m, m.div_ceil(threads).next_multiple_of(8))),
+        true if n >= 64 => Some((false, n, n.div_ceil(threads).next_multiple_of(16))),
+        _ => None,
+    };
+    let Some((by_rows, len, chunk)) = split else {
         gemm_serial((m, n, k), dst, dst_rs, accumulate, lhs, rhs);
-    }
+        return;
+    };
+    let shared = Shared(dst, (m - 1) * dst_rs + n);
+    parallel_for(len.div_ceil(chunk), |c| {
+        let (at, size) = (c * chunk, chunk.min(len - c * chunk));
+        let (dims, dst, lhs, rhs) = match by_rows {
+            true => ((size, n, k), shared.at(at * dst_rs), lhs.skip_rows(at), rhs),
+            false => ((m, size, k), shared.at(at), lhs, rhs.skip_cols(at)),
+        };
+        // SAFETY: the chunk's rows (or columns) of dst and of its operand lie inside the
+        // caller's extents; the chunks write disjoint parts of dst.
+        unsafe { gemm_serial(dims, dst, dst_rs, accumulate, lhs, rhs) }
+    });
 }
 
 /// One GEMM on the calling thread.
