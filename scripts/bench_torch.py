@@ -5,6 +5,9 @@
   The variable-length rows (packed-*: pack_padded_sequence(enforce_sorted=False) over
   LENGTHS; padmean-*: a full batch of the mean length) read each row's final h (h_n).
 --ceiling: a 2048³ f32 torch.matmul, one JSON line with its GFLOP/s (the practical peak).
+--mnist-run ITERS: seconds to train `lstm mnist`'s default model (nn.LSTM(28, 128) -> last
+  step -> Linear, SGD 0.1) for ITERS batches of 64, on 2 threads: what the whole default
+  run (8600 iterations) is compared with.
 --one: one row of the scaling table of `cargo xtask bench --scaling`, the workload of
   `lstm-bench one fused B H T`: torch-nn-lstm below at --batch/--hidden/--seq, one JSON
   line with the keys lstm-bench prints (train_ms, infer_ms, peak_rss_mib, ...); 2 threads
@@ -21,6 +24,7 @@ iterations, of the mean time per iteration; a run is as many iterations as fit i
 
 Usage: python scripts/bench_torch.py --scenario ID [--warmup 3] [--seconds 0.5]
        python scripts/bench_torch.py --ceiling
+       python scripts/bench_torch.py --mnist-run 8600
        python scripts/bench_torch.py --one [--runs 5] [--batch 100] [--hidden 128] [--seq 28]
        python scripts/bench_torch.py [--runs 5] [--batch 100] [--hidden 128] [--seq 28]
 """
@@ -302,6 +306,25 @@ def ceiling(n=2048, reps=10):
             "threads": torch.get_num_threads(), "torch": torch.__version__}
 
 
+def mnist_run(iters, batch=64, hidden=128, lr=0.1):
+    """Seconds to train `lstm mnist`'s default model the way its run does: nn.LSTM(28, H)
+    -> last step -> Linear(H, 10), cross-entropy, SGD at `lr`, `iters` batches of `batch`
+    images (28 rows x 28 pixels; random values, made before the clock starts, so only the
+    training is timed)."""
+    model = LayerModel(hidden)
+    opt = torch.optim.SGD(model.parameters(), lr=lr)
+    data = [(torch.rand(batch, 28, 28), torch.randint(0, 10, (batch,))) for _ in range(64)]
+    t = time.perf_counter()
+    for k in range(iters):
+        x, y = data[k % len(data)]
+        opt.zero_grad()
+        F.cross_entropy(model(x), y).backward()
+        opt.step()
+    return {"path": "torch-nn-lstm-mnist-run", "iters": iters, "batch": batch,
+            "seconds": round(time.perf_counter() - t, 3), "threads": torch.get_num_threads(),
+            "torch": torch.__version__}
+
+
 def main():
     p = argparse.ArgumentParser()
     p.add_argument("--runs", type=int, default=5)
@@ -311,13 +334,16 @@ def main():
     p.add_argument("--scenario")
     p.add_argument("--ceiling", action="store_true")
     p.add_argument("--one", action="store_true")
+    p.add_argument("--mnist-run", type=int, metavar="ITERS")
     p.add_argument("--warmup", type=int, default=3)
     p.add_argument("--seconds", type=float, default=0.5)
     a = p.parse_args()
     torch.manual_seed(0)
-    if a.scenario or a.ceiling or a.one:
+    if a.scenario or a.ceiling or a.one or a.mnist_run:
         torch.set_num_threads(int(os.environ.get("TORCH_THREADS", 2)))
-        if a.ceiling:
+        if a.mnist_run:
+            print(json.dumps(mnist_run(a.mnist_run)), flush=True)
+        elif a.ceiling:
             print(json.dumps(ceiling()), flush=True)
         elif a.one:
             shape = {"batch": a.batch, "hidden": a.hidden, "seq": a.seq, "input": 28}

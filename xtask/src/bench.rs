@@ -10,14 +10,17 @@
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 use std::time::Instant;
 
 use anyhow::{bail, Result};
 
 use crate::lines::{capture, capture_row, field, num};
-use crate::{cargo, run_cmd, target_dir};
+pub(crate) use crate::machine::{
+    build_ours, ceiling, ceiling_line, cpu_info, load_average, threads, torch_python, Isa,
+};
+use crate::target_dir;
 
 /// The three things measured for every scenario.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -28,48 +31,6 @@ pub(crate) enum Side {
 }
 
 const SIDES: [Side; 3] = [Side::Plain, Side::Native, Side::Torch];
-
-/// Builds `lstm-bench` in release: the plain build (empty `RUSTFLAGS`, which overrides
-/// `build.rustflags`) into `target/plain`, or the default native one; returns its path.
-pub fn build_ours(root: &Path, plain: bool) -> Result<PathBuf> {
-    let mut cmd = cargo(root);
-    cmd.args(["build", "--release", "-p", "lstm-bench"])
-        .env_remove("CARGO_ENCODED_RUSTFLAGS");
-    let dir = if plain {
-        let dir = target_dir(root).join("plain");
-        cmd.env("RUSTFLAGS", "").arg("--target-dir").arg(&dir);
-        dir
-    } else {
-        cmd.env_remove("RUSTFLAGS");
-        target_dir(root)
-    };
-    run_cmd(&mut cmd)?;
-    Ok(dir.join("release").join("lstm-bench"))
-}
-
-/// The CPU's model name and its AVX-512, AVX2 and FMA flags, from `/proc/cpuinfo`.
-pub(crate) fn cpu_info() -> (String, String) {
-    let info = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
-    let value = |key: &str| {
-        info.lines()
-            .find(|l| l.starts_with(key))
-            .and_then(|l| l.split_once(':'))
-            .map(|(_, v)| v.trim().to_string())
-    };
-    let model = value("model name").unwrap_or_else(|| "unknown CPU".into());
-    let flags: Vec<String> = value("flags")
-        .unwrap_or_default()
-        .split_whitespace()
-        .filter(|f| f.starts_with("avx512") || *f == "avx2" || *f == "fma")
-        .map(String::from)
-        .collect();
-    let flags = if flags.is_empty() {
-        "none of avx512*/avx2/fma".into()
-    } else {
-        flags.join(" ")
-    };
-    (model, flags)
-}
 
 /// The FLOPs of one scenario row's iteration ([`recurrent_flops`] of its JSON fields).
 fn flops(row: &[(String, String)]) -> f64 {
@@ -135,45 +96,6 @@ pub(crate) fn median(v: &[f64]) -> f64 {
     }
 }
 
-/// The interpreter for `scripts/bench_torch.py` (`$LSTM_BENCH_PYTHON`, else `python3`) and
-/// whether it can import torch.
-pub(crate) fn torch_python() -> (String, bool) {
-    let python = std::env::var("LSTM_BENCH_PYTHON").unwrap_or_else(|_| "python3".into());
-    let has_torch = Command::new(&python)
-        .args(["-c", "import torch"])
-        .output()
-        .is_ok_and(|o| o.status.success());
-    (python, has_torch)
-}
-
-/// The PyTorch ceiling: GFLOP/s of a 2048³ f32 matmul on 2 threads, measured by
-/// `bench_torch.py --ceiling`, and the torch version that measured it.
-pub(crate) fn ceiling(python: &str, script: &Path) -> Result<(f64, String)> {
-    let row = capture_row(Command::new(python).arg(script).arg("--ceiling"))?;
-    Ok((num(&row, "gflops"), field(&row, "torch").to_string()))
-}
-
-/// The ceiling used (the highest of `ceilings`, measured before and after the runs; NaN
-/// when none) and the report's line saying so.
-pub(crate) fn ceiling_line(ceilings: &[f64]) -> (f64, String) {
-    let peak = ceilings.iter().copied().fold(f64::NAN, f64::max);
-    let line = match ceilings {
-        [a, b] => format!("Ceiling: torch.matmul 2048³ f32, 2 threads: {a:.1} GFLOP/s before the runs, {b:.1} after; the higher, {peak:.1}, is the ceiling"),
-        _ => "Ceiling: not measured (no PyTorch)".to_string(),
-    };
-    (peak, line)
-}
-
-/// Whether ours gets `RAYON_NUM_THREADS=2` (only on a machine of more than 2 CPUs; PyTorch
-/// always runs `torch.set_num_threads(2)`) and the header line that says so.
-pub(crate) fn threads(cpus: usize) -> (bool, String) {
-    if cpus > 2 {
-        (true, format!("Threads: 2 (RAYON_NUM_THREADS=2 set for ours, {cpus} CPUs here; PyTorch torch.set_num_threads(2))"))
-    } else {
-        (false, "Threads: 2 on both sides (ours: candle's default, RAYON_NUM_THREADS not set; PyTorch: torch.set_num_threads(2))".to_string())
-    }
-}
-
 const SHAPE: [&str; 11] = [
     "family",
     "batch",
@@ -188,9 +110,18 @@ const SHAPE: [&str; 11] = [
     "train",
 ];
 
+/// Whether `--only` pattern `pattern` keeps scenario `id`: `^P` keeps the ids that start
+/// with `P`, any other pattern the ids that contain it.
+fn only_matches(pattern: &str, id: &str) -> bool {
+    match pattern.strip_prefix('^') {
+        Some(prefix) => id.starts_with(prefix),
+        None => id.contains(pattern),
+    }
+}
+
 /// Runs the scenario table (the ids containing one of `only`, when given) and writes
-/// `target/bench/report.md`.
-pub fn run(root: &Path, quick: bool, runs: Option<usize>, only: &[String]) -> Result<()> {
+/// `target/bench/report.md` (`report-avx2.md` with [`Isa::Avx2`]).
+pub fn run(root: &Path, quick: bool, runs: Option<usize>, only: &[String], isa: Isa) -> Result<()> {
     let runs = runs.unwrap_or(if quick { 3 } else { 5 }).max(1);
     let (warmup, seconds) = if quick { ("2", "0.25") } else { ("2", "0.5") };
     let load_before = load_average();
@@ -199,8 +130,9 @@ pub fn run(root: &Path, quick: bool, runs: Option<usize>, only: &[String]) -> Re
     let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
     writeln!(head, "CPU: {model}, {cpus} logical CPUs; flags: {flags}")?;
 
-    let native = build_ours(root, false)?;
-    let plain = build_ours(root, true)?;
+    writeln!(head, "{}", isa.line())?;
+    let native = build_ours(root, false, isa)?;
+    let plain = build_ours(root, true, isa)?;
     let (python, has_torch) = torch_python();
     let script = root.join("scripts/bench_torch.py");
 
@@ -211,7 +143,7 @@ pub fn run(root: &Path, quick: bool, runs: Option<usize>, only: &[String]) -> Re
     let mut torch_version = String::from("skipped");
     let mut ceilings = Vec::new();
     if has_torch {
-        let (gflops, version) = ceiling(&python, &script)?;
+        let (gflops, version) = ceiling(&python, &script, isa)?;
         torch_version = version;
         ceilings.push(gflops);
     }
@@ -227,7 +159,7 @@ pub fn run(root: &Path, quick: bool, runs: Option<usize>, only: &[String]) -> Re
         .iter()
         .filter(|id| match only {
             [] => !(quick && heavy(id)),
-            _ => only.iter().any(|o| id.contains(o.as_str())),
+            _ => only.iter().any(|o| only_matches(o, id)),
         })
         .cloned()
         .collect();
@@ -241,7 +173,7 @@ pub fn run(root: &Path, quick: bool, runs: Option<usize>, only: &[String]) -> Re
     if !only.is_empty() {
         writeln!(
             head,
-            "Rows: the ids containing {} (--only)",
+            "Rows: the ids matching {} (--only; ^P: starting with P)",
             only.join(" or ")
         )?;
     } else if quick {
@@ -266,8 +198,8 @@ pub fn run(root: &Path, quick: bool, runs: Option<usize>, only: &[String]) -> Re
                 let mut cmd = match side {
                     Side::Torch if !has_torch => continue,
                     Side::Torch => {
-                        let mut c = Command::new(&python);
-                        c.arg(&script).args(["--scenario", id]);
+                        let mut c = isa.torch(&python, &script);
+                        c.args(["--scenario", id]);
                         c
                     }
                     Side::Plain | Side::Native => {
@@ -301,7 +233,7 @@ pub fn run(root: &Path, quick: bool, runs: Option<usize>, only: &[String]) -> Re
         );
     }
     if has_torch {
-        ceilings.push(ceiling(&python, &script)?.0);
+        ceilings.push(ceiling(&python, &script, isa)?.0);
     }
     let (peak, ceiling_line) = ceiling_line(&ceilings);
     let load_after = load_average();
@@ -390,21 +322,14 @@ pub fn run(root: &Path, quick: bool, runs: Option<usize>, only: &[String]) -> Re
     let dir = target_dir(root).join("bench");
     std::fs::create_dir_all(&dir)?;
     let report = format!("# Scenario benchmark\n\n{out}\n## Every run\n{raw}");
-    std::fs::write(dir.join("report.md"), report)?;
+    let file = dir.join(format!("report{}.md", isa.suffix()));
+    std::fs::write(&file, report)?;
     println!(
         "wrote {} ({:.0} s of runs)",
-        dir.join("report.md").display(),
+        file.display(),
         t0.elapsed().as_secs_f64()
     );
     Ok(())
-}
-
-/// The 1-minute load average from `/proc/loadavg` (`?` where there is none).
-pub(crate) fn load_average() -> String {
-    std::fs::read_to_string("/proc/loadavg")
-        .ok()
-        .and_then(|s| s.split_whitespace().next().map(String::from))
-        .unwrap_or_else(|| "?".into())
 }
 
 fn side_threads(threads: &HashMap<Side, String>, side: Side) -> &str {
@@ -435,6 +360,14 @@ pub(crate) fn ratio(a: f64, b: f64) -> String {
 mod tests {
     use super::*;
     use crate::lines::parse_line;
+
+    #[test]
+    fn only_patterns_match_by_prefix_or_substring() {
+        assert!(only_matches("^lstm-", "lstm-infer"));
+        assert!(!only_matches("^lstm-", "packed-lstm-infer"));
+        assert!(only_matches("lstm-infer", "packed-lstm-infer"));
+        assert!(!only_matches("gru", "lstm-infer"));
+    }
 
     #[test]
     fn flops_count_every_layer_and_direction() {

@@ -20,6 +20,7 @@
 
 mod bench;
 mod lines;
+mod machine;
 mod scaling;
 mod varlen;
 
@@ -37,13 +38,15 @@ tasks:
   gradflow [FLAGS] gradient norms through time of a tanh RNN and an LSTM on the adding
                  problem, at init and trained: table + runs/gradflow-<time>/gradflow.svg
                  (release build; --seq-len, --hidden, --steps, --seed, --out, --help)
-  bench [--quick] [--runs N] [--only PATTERN,...] [--scaling]
+  bench [--quick] [--runs N] [--only PATTERN,...] [--scaling] [--isa avx2]
                  scenario table of ours (plain and native builds) against PyTorch when
                  python3 has torch (LSTM_BENCH_PYTHON chooses the interpreter), median of
                  5 alternating runs (3 with --quick): target/bench/report.md; --only
-                 keeps the ids containing a pattern (e.g. --only packed-,padmean-);
+                 keeps the ids containing a pattern (e.g. --only packed-,padmean-;
+                 ^P: the ids starting with P);
                  --scaling: MNIST-shape paths and the scaling table against PyTorch
-                 (target/bench/scaling.md; --quick: 4 of its 24 rows)
+                 (target/bench/scaling.md; --quick: 4 of its 24 rows);
+                 --isa avx2: both sides capped at AVX2 + FMA (report-avx2.md)
   ci             cargo fmt --check, clippy -D warnings, and the test suite";
 
 fn main() -> ExitCode {
@@ -102,8 +105,9 @@ fn run() -> Result<()> {
                 Some(i) => Some(rest.get(i + 1).context("--runs needs a value")?.parse()?),
                 None => None,
             };
+            let isa = bench::Isa::from_args(&rest)?;
             if rest.iter().any(|a| a == "--scaling") {
-                scaling::run(&root, quick, runs)
+                scaling::run(&root, quick, runs, isa)
             } else {
                 let only: Vec<String> = match rest.iter().position(|a| a == "--only") {
                     Some(i) => rest
@@ -115,7 +119,7 @@ fn run() -> Result<()> {
                         .collect(),
                     None => Vec::new(),
                 };
-                bench::run(&root, quick, runs, &only)
+                bench::run(&root, quick, runs, &only, isa)
             }
         }
         Some("ci") => {

@@ -33,7 +33,7 @@ use anyhow::{bail, Result};
 
 use crate::bench::{
     build_ours, ceiling, ceiling_line, cpu_info, fmt_ms, load_average, median, rate,
-    recurrent_flops, threads, torch_python,
+    recurrent_flops, threads, torch_python, Isa,
 };
 use crate::lines::{capture, capture_row, field, num, parse_line};
 use crate::target_dir;
@@ -57,16 +57,20 @@ struct Row {
     rss: Vec<f64>,
 }
 
-/// The MNIST-shape path comparison and the scaling table; writes `target/bench/scaling.md`.
-pub fn run(root: &Path, quick: bool, runs: Option<usize>) -> Result<()> {
+/// The MNIST-shape path comparison and the scaling table; writes `target/bench/scaling.md`
+/// (`scaling-avx2.md` with [`Isa::Avx2`]).
+pub fn run(root: &Path, quick: bool, runs: Option<usize>, isa: Isa) -> Result<()> {
     let runs = runs.unwrap_or(if quick { 3 } else { 5 }).max(1);
-    let native = build_ours(root, false)?;
-    let plain = build_ours(root, true)?;
+    let native = build_ours(root, false, isa)?;
+    let plain = build_ours(root, true, isa)?;
     let (python, has_torch) = torch_python();
     let script = root.join("scripts/bench_torch.py");
     let (model, flags) = cpu_info();
     let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let mut report = format!("Machine: {model}, {cpus} logical CPUs; flags: {flags}\n\n");
+    let mut report = format!(
+        "Machine: {model}, {cpus} logical CPUs; flags: {flags}\n{}\n\n",
+        isa.line()
+    );
     println!("{}", report.trim_end());
     if !has_torch {
         println!("(no PyTorch: `{python} -c 'import torch'` failed; set LSTM_BENCH_PYTHON)");
@@ -77,7 +81,7 @@ pub fn run(root: &Path, quick: bool, runs: Option<usize>) -> Result<()> {
     let ours = capture(Command::new(&native).args(["compare", "--runs", &r]))?;
     let mut rows: Vec<Vec<(String, String)>> = ours.lines().filter_map(parse_line).collect();
     if has_torch {
-        let torch = capture(Command::new(&python).arg(&script).args(["--runs", &r]))?;
+        let torch = capture(isa.torch(&python, &script).args(["--runs", &r]))?;
         rows.extend(torch.lines().filter_map(parse_line));
     }
     let reference = rows
@@ -132,7 +136,7 @@ pub fn run(root: &Path, quick: bool, runs: Option<usize>) -> Result<()> {
     let mut ceilings = Vec::new();
     let mut torch_version = String::from("skipped");
     if has_torch {
-        let (gflops, version) = ceiling(&python, &script)?;
+        let (gflops, version) = ceiling(&python, &script, isa)?;
         ceilings.push(gflops);
         torch_version = version;
     }
@@ -146,8 +150,8 @@ pub fn run(root: &Path, quick: bool, runs: Option<usize>) -> Result<()> {
                 }
                 let [b, h, t] = [row.batch, row.hidden, row.seq].map(|n| n.to_string());
                 let mut cmd = if torch {
-                    let mut c = Command::new(&python);
-                    c.arg(&script).arg("--one");
+                    let mut c = isa.torch(&python, &script);
+                    c.arg("--one");
                     c.args(["--batch", &b, "--hidden", &h, "--seq", &t]);
                     c
                 } else {
@@ -169,7 +173,7 @@ pub fn run(root: &Path, quick: bool, runs: Option<usize>) -> Result<()> {
         );
     }
     if has_torch {
-        ceilings.push(ceiling(&python, &script)?.0);
+        ceilings.push(ceiling(&python, &script, isa)?.0);
     }
     let (peak, ceiling_line) = ceiling_line(&ceilings);
 
@@ -209,10 +213,11 @@ pub fn run(root: &Path, quick: bool, runs: Option<usize>) -> Result<()> {
     report.push_str(&raw);
     let dir = target_dir(root).join("bench");
     std::fs::create_dir_all(&dir)?;
-    std::fs::write(dir.join("scaling.md"), &report)?;
+    let file = dir.join(format!("scaling{}.md", isa.suffix()));
+    std::fs::write(&file, &report)?;
     println!(
         "wrote {} ({:.0} s of scaling runs)",
-        dir.join("scaling.md").display(),
+        file.display(),
         t0.elapsed().as_secs_f64()
     );
     Ok(())
