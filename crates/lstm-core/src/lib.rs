@@ -36,6 +36,8 @@
 //!
 //! [candle]: https://github.com/huggingface/candle
 
+#[macro_use]
+mod single_state;
 pub mod cell;
 mod engine;
 pub mod error;

@@ -1,11 +1,9 @@
 //! The plain (Elman) recurrent network, tanh or ReLU, PyTorch-compatible.
 
-use candle_core::{Tensor, Var};
 use candle_nn::VarBuilder;
 
 use crate::engine::{Family, Nonlinearity, RecurrentConfig, Stack};
 use crate::error::Result;
-use crate::{Kernel, PackedBatch};
 
 /// The shape of a [`Rnn`]: the same fields and builder as [`LstmConfig`](crate::LstmConfig).
 pub type RnnConfig = RecurrentConfig;
@@ -22,7 +20,29 @@ pub type RnnConfig = RecurrentConfig;
 /// `_reverse` for the backward direction, each initialised uniform in ±1/√H.
 ///
 /// On the CPU in f32 each layer runs as one fused op (both directions at once); elsewhere,
-/// or with [`Kernel::Reference`], step by step with candle ops.
+/// or with [`Kernel::Reference`](crate::Kernel::Reference), step by step with candle ops.
+///
+/// The gradient of the loss with respect to each step's state, through
+/// [`Rnn::forward_steps_with_taps`], vanishes going back in time:
+///
+/// ```
+/// use candle_core::{DType, Device, Tensor};
+/// use candle_nn::VarMap;
+/// use lstm_core::{seeded_var_builder, Rnn, RnnConfig};
+///
+/// let varmap = VarMap::new();
+/// let vb = seeded_var_builder(&varmap, 0, DType::F32, &Device::Cpu);
+/// let rnn = Rnn::new(RnnConfig::new(3, 8), vb)?;
+/// let x = Tensor::randn(0f32, 1.0, (2, 20, 3), &Device::Cpu)?;
+/// let (steps, taps) = rnn.forward_steps_with_taps(&x, None)?;
+/// let loss = steps[19].sum_all()?; // the loss reads the last step only
+/// let grads = loss.backward()?;
+/// let norm = |t: usize| -> candle_core::Result<f32> {
+///     grads.get(taps[t].as_tensor()).unwrap().sqr()?.sum_all()?.sqrt()?.to_scalar::<f32>()
+/// };
+/// assert!(norm(0)? < norm(19)?); // ‖∂L/∂h_t‖ decays going back in time
+/// # Ok::<(), lstm_core::LstmError>(())
+/// ```
 #[derive(Clone, Debug)]
 pub struct Rnn {
     stack: Stack,
@@ -47,115 +67,13 @@ impl Rnn {
         })
     }
 
-    /// Selects the recurrence kernel (the fused one by default).
-    pub fn with_kernel(mut self, kernel: Kernel) -> Self {
-        self.stack = self.stack.with_kernel(kernel);
-        self
-    }
-
-    /// The configuration this model was built with.
-    pub fn config(&self) -> &RnnConfig {
-        self.stack.config()
-    }
-
     /// The non-linearity.
     pub fn nonlinearity(&self) -> Nonlinearity {
         self.nonlinearity
     }
-
-    /// Runs the model.
-    ///
-    /// - `x`: `(B, T, input_size)`;
-    /// - `h0`: optional initial state `(layers·D, B, H)`; zeros when `None`;
-    /// - `train`: applies dropout between layers and keeps what the backward pass needs.
-    ///
-    /// Returns the last layer's outputs `(B, T, D·H)` and the final state `h_n`,
-    /// `(layers·D, B, H)`, as PyTorch's `(output, h_n)`.
-    pub fn forward(
-        &self,
-        x: &Tensor,
-        h0: Option<&Tensor>,
-        train: bool,
-    ) -> Result<(Tensor, Tensor)> {
-        let (out, h_n, _) = self.stack.forward(x, (h0, None), train)?;
-        Ok((out, h_n))
-    }
-
-    /// Runs the model and returns only the final state `h_n`, `(layers·D, B, H)`: the
-    /// numbers of [`Rnn::forward`], without an output sequence for autograd.
-    pub fn forward_final(&self, x: &Tensor, h0: Option<&Tensor>, train: bool) -> Result<Tensor> {
-        Ok(self.stack.run(x, h0, None, train, true)?.h_n)
-    }
-
-    /// Runs rows of different lengths, as PyTorch's `nn.RNN` on
-    /// `pack_padded_sequence(x, lengths, batch_first=True, enforce_sorted=False)` followed
-    /// by `pad_packed_sequence`: returns the outputs `(B, T, D·H)`, zero past each row's
-    /// length, and each row's final state `h_n` at its own last step (the reverse
-    /// direction starts at each row's own end), rows in the batch's order.
-    ///
-    /// `h0` and `train` as [`Rnn::forward`]. The fused op does no work on padding.
-    pub fn forward_packed(
-        &self,
-        batch: &PackedBatch,
-        h0: Option<&Tensor>,
-        train: bool,
-    ) -> Result<(Tensor, Tensor)> {
-        let (out, h_n, _) = self.stack.forward_packed(batch, (h0, None), train)?;
-        Ok((out, h_n))
-    }
-
-    /// [`Rnn::forward_packed`]'s final state only, without an output sequence for
-    /// autograd (as [`Rnn::forward_final`]).
-    pub fn forward_final_packed(
-        &self,
-        batch: &PackedBatch,
-        h0: Option<&Tensor>,
-        train: bool,
-    ) -> Result<Tensor> {
-        Ok(self.stack.run_packed(batch, (h0, None), train, true)?.h_n)
-    }
-
-    /// The hidden state of every step of the last layer, in time order, each `(B, H)`: for
-    /// gradient-flow analysis (how `∂L/∂h_t` vanishes with the distance to the loss).
-    ///
-    /// Arguments as [`Rnn::forward`] in inference (no dropout); the model must be
-    /// unidirectional. Each `h_t` is the tensor the recurrence continues from, not a copy.
-    /// candle keeps gradients of variables only, so to read `∂L/∂h_t` use
-    /// [`Rnn::forward_steps_with_taps`].
-    pub fn forward_steps(&self, x: &Tensor, h0: Option<&Tensor>) -> Result<Vec<Tensor>> {
-        self.stack.last_layer_steps(x, (h0, None), None)
-    }
-
-    /// As [`Rnn::forward_steps`], plus one zero variable `(B, H)` per step ("tap") added
-    /// to the last layer's state: after `loss.backward()`, the gradient of `taps[t]` is the
-    /// full `∂L/∂h_t`, through every later step included. The values are unchanged.
-    ///
-    /// ```
-    /// use candle_core::{DType, Device, Tensor};
-    /// use candle_nn::VarMap;
-    /// use lstm_core::{seeded_var_builder, Rnn, RnnConfig};
-    ///
-    /// let varmap = VarMap::new();
-    /// let vb = seeded_var_builder(&varmap, 0, DType::F32, &Device::Cpu);
-    /// let rnn = Rnn::new(RnnConfig::new(3, 8), vb)?;
-    /// let x = Tensor::randn(0f32, 1.0, (2, 20, 3), &Device::Cpu)?;
-    /// let (steps, taps) = rnn.forward_steps_with_taps(&x, None)?;
-    /// let loss = steps[19].sum_all()?; // the loss reads the last step only
-    /// let grads = loss.backward()?;
-    /// let norm = |t: usize| -> candle_core::Result<f32> {
-    ///     grads.get(taps[t].as_tensor()).unwrap().sqr()?.sum_all()?.sqrt()?.to_scalar::<f32>()
-    /// };
-    /// assert!(norm(0)? < norm(19)?); // ‖∂L/∂h_t‖ decays going back in time
-    /// # Ok::<(), lstm_core::LstmError>(())
-    /// ```
-    pub fn forward_steps_with_taps(
-        &self,
-        x: &Tensor,
-        h0: Option<&Tensor>,
-    ) -> Result<(Vec<Tensor>, Vec<Var>)> {
-        self.stack.steps_with_taps(x, (h0, None))
-    }
 }
+
+single_state_front!(Rnn, "nn.RNN");
 
 #[cfg(test)]
 mod tests {
@@ -164,7 +82,7 @@ mod tests {
     use crate::init::seeded_var_builder;
     use crate::test_util::max_diff;
     use candle_core::IndexOp;
-    use candle_core::{DType, Device};
+    use candle_core::{DType, Device, Tensor, Var};
     use candle_nn::VarMap;
 
     fn rnn(cfg: RnnConfig, seed: u64) -> Result<(Rnn, VarMap)> {

@@ -1,12 +1,11 @@
 //! Gated recurrent units: one step ([`GruCell`]) and multi-layer, optionally bidirectional
 //! sequences ([`Gru`]), PyTorch-compatible.
 
-use candle_core::{DType, Device, Tensor, Var};
+use candle_core::{DType, Device, Tensor};
 use candle_nn::{Init, VarBuilder};
 
 use crate::engine::{Family, RecurrentConfig, Stack};
 use crate::error::{check_shape, LstmError, Result};
-use crate::{Kernel, PackedBatch};
 
 /// One GRU cell, as PyTorch's `nn.GRUCell`.
 ///
@@ -90,7 +89,7 @@ pub type GruConfig = RecurrentConfig;
 /// [`VarBuilder`] unchanged. Gates are ordered r, z, n; the update is [`GruCell`]'s.
 ///
 /// On the CPU in f32 each layer runs as one fused op (both directions at once); elsewhere,
-/// or with [`Kernel::Reference`], step by step with candle ops.
+/// or with [`Kernel::Reference`](crate::Kernel::Reference), step by step with candle ops.
 #[derive(Clone, Debug)]
 pub struct Gru {
     stack: Stack,
@@ -103,92 +102,9 @@ impl Gru {
             stack: Stack::new(config, Family::Gru, vb)?,
         })
     }
-
-    /// Selects the recurrence kernel (the fused one by default).
-    pub fn with_kernel(mut self, kernel: Kernel) -> Self {
-        self.stack = self.stack.with_kernel(kernel);
-        self
-    }
-
-    /// The configuration this model was built with.
-    pub fn config(&self) -> &GruConfig {
-        self.stack.config()
-    }
-
-    /// Runs the model.
-    ///
-    /// - `x`: `(B, T, input_size)`;
-    /// - `h0`: optional initial state `(layers·D, B, H)`; zeros when `None`;
-    /// - `train`: applies dropout between layers and keeps what the backward pass needs.
-    ///
-    /// Returns the last layer's outputs `(B, T, D·H)` and the final state `h_n`,
-    /// `(layers·D, B, H)`, as PyTorch's `(output, h_n)`.
-    pub fn forward(
-        &self,
-        x: &Tensor,
-        h0: Option<&Tensor>,
-        train: bool,
-    ) -> Result<(Tensor, Tensor)> {
-        let (out, h_n, _) = self.stack.forward(x, (h0, None), train)?;
-        Ok((out, h_n))
-    }
-
-    /// Runs the model and returns only the final state `h_n`, `(layers·D, B, H)`: the
-    /// numbers of [`Gru::forward`], without an output sequence for autograd.
-    pub fn forward_final(&self, x: &Tensor, h0: Option<&Tensor>, train: bool) -> Result<Tensor> {
-        Ok(self.stack.run(x, h0, None, train, true)?.h_n)
-    }
-
-    /// Runs rows of different lengths, as PyTorch's `nn.GRU` on
-    /// `pack_padded_sequence(x, lengths, batch_first=True, enforce_sorted=False)` followed
-    /// by `pad_packed_sequence`: returns the outputs `(B, T, D·H)`, zero past each row's
-    /// length, and each row's final state `h_n` at its own last step (the reverse
-    /// direction starts at each row's own end), rows in the batch's order.
-    ///
-    /// `h0` and `train` as [`Gru::forward`]. The fused op does no work on padding.
-    pub fn forward_packed(
-        &self,
-        batch: &PackedBatch,
-        h0: Option<&Tensor>,
-        train: bool,
-    ) -> Result<(Tensor, Tensor)> {
-        let (out, h_n, _) = self.stack.forward_packed(batch, (h0, None), train)?;
-        Ok((out, h_n))
-    }
-
-    /// [`Gru::forward_packed`]'s final state only, without an output sequence for
-    /// autograd (as [`Gru::forward_final`]).
-    pub fn forward_final_packed(
-        &self,
-        batch: &PackedBatch,
-        h0: Option<&Tensor>,
-        train: bool,
-    ) -> Result<Tensor> {
-        Ok(self.stack.run_packed(batch, (h0, None), train, true)?.h_n)
-    }
-
-    /// The hidden state of every step of the last layer, in time order, each `(B, H)`: for
-    /// gradient-flow analysis (how `∂L/∂h_t` shrinks or grows with the distance to the loss).
-    ///
-    /// Arguments as [`Gru::forward`] in inference (no dropout); the model must be
-    /// unidirectional. Each `h_t` is the tensor the recurrence continues from, not a copy.
-    /// candle keeps gradients of variables only, so to read `∂L/∂h_t` use
-    /// [`Gru::forward_steps_with_taps`].
-    pub fn forward_steps(&self, x: &Tensor, h0: Option<&Tensor>) -> Result<Vec<Tensor>> {
-        self.stack.last_layer_steps(x, (h0, None), None)
-    }
-
-    /// As [`Gru::forward_steps`], plus one zero variable `(B, H)` per step ("tap") added
-    /// to the last layer's state: after `loss.backward()`, the gradient of `taps[t]` is the
-    /// full `∂L/∂h_t`, through every later step included. The values are unchanged.
-    pub fn forward_steps_with_taps(
-        &self,
-        x: &Tensor,
-        h0: Option<&Tensor>,
-    ) -> Result<(Vec<Tensor>, Vec<Var>)> {
-        self.stack.steps_with_taps(x, (h0, None))
-    }
 }
+
+single_state_front!(Gru, "nn.GRU");
 
 #[cfg(test)]
 mod tests;

@@ -3,7 +3,7 @@
 use super::*;
 use crate::init::seeded_var_builder;
 use crate::test_util::max_diff;
-use candle_core::IndexOp;
+use candle_core::{IndexOp, Var};
 use candle_nn::VarMap;
 
 fn gru(cfg: GruConfig, seed: u64) -> Result<(Gru, VarMap)> {
