@@ -22,13 +22,24 @@ struct Inputs {
     c0: Option<Var>,
 }
 
-/// Runs `stack` (over `lengths` when given), takes a loss that reads every output, and
-/// returns the outputs and the gradients.
+/// What the loss of a comparison reads.
+#[derive(Clone, Copy, Debug)]
+enum Reads {
+    /// Every output: the final states and every step.
+    Everything,
+    /// One time step of the output sequence, nothing else (a classifier reading
+    /// `out[:, -1]`): the other steps' gradients are exact zeros, which the backward pass
+    /// skips where it can.
+    Step(usize),
+}
+
+/// Runs `stack` (over `lengths` when given), takes a loss that reads what `reads` says,
+/// and returns the outputs and the gradients.
 fn run(
     stack: &Stack,
     inputs: &Inputs,
     probe: &Tensor,
-    final_only: bool,
+    (final_only, reads): (bool, Reads),
     lengths: Option<&[usize]>,
 ) -> Result<(StackOutput, GradStore)> {
     let (h0, c0) = (
@@ -40,6 +51,11 @@ fn run(
         Some(l) => stack.run_packed(&PackedBatch::new(x, l)?, (h0, c0), true, final_only)?,
         None => stack.run(x, h0, c0, true, final_only)?,
     };
+    if let (Reads::Step(s), Some(o)) = (reads, &out.out) {
+        let loss = (o.narrow(1, s, 1)? * probe.narrow(1, s, 1)?)?.sum_all()?;
+        let grads = loss.backward()?;
+        return Ok((out, grads));
+    }
     let mut loss = (out.h_n.sum_all()? * 1.5)?;
     if let Some(c) = &out.c_n {
         loss = (loss + (c.sqr()?.sum_all()? * 0.3)?)?;
@@ -58,10 +74,22 @@ type Case = (usize, usize, usize, usize, usize, bool, bool);
 /// Builds `case` for `family` and checks the fused op against the reference loop, in
 /// training (both output modes, every gradient) and in inference.
 fn compare(family: Family, case: Case, lengths: Option<&[usize]>, proj: usize) -> Result<()> {
+    compare_reading(family, case, lengths, proj, Reads::Everything)
+}
+
+/// As [`compare`], with a loss that reads what `reads` says (one step: the sequence
+/// output only, in training only).
+fn compare_reading(
+    family: Family,
+    case: Case,
+    lengths: Option<&[usize]>,
+    proj: usize,
+    reads: Reads,
+) -> Result<()> {
     let dev = Device::Cpu;
     let (b, t, i, h, layers, bi, with_state) = case;
     let name = format!("{family:?} b{b} t{t} i{i} h{h} l{layers} bi{bi} s{with_state}");
-    let name = format!("{name} proj {proj} lengths {lengths:?}");
+    let name = format!("{name} proj {proj} lengths {lengths:?} reads {reads:?}");
     let vm = VarMap::new();
     let vb = seeded_var_builder(&vm, 5, DType::F32, &dev);
     let cfg = RecurrentConfig::new(i, h)
@@ -86,9 +114,14 @@ fn compare(family: Family, case: Case, lengths: Option<&[usize]>, proj: usize) -
     let mut vars: Vec<&Var> = params.iter().collect();
     vars.push(&inputs.x);
     vars.extend(inputs.h0.iter().chain(inputs.c0.iter()));
-    for final_only in [false, true] {
-        let (of, gf) = run(&fused, &inputs, &probe, final_only, lengths)?;
-        let (or, gr) = run(&reference, &inputs, &probe, final_only, lengths)?;
+    let modes: &[bool] = match reads {
+        Reads::Everything => &[false, true],
+        Reads::Step(_) => &[false],
+    };
+    for &final_only in modes {
+        let how = (final_only, reads);
+        let (of, gf) = run(&fused, &inputs, &probe, how, lengths)?;
+        let (or, gr) = run(&reference, &inputs, &probe, how, lengths)?;
         let what = format!("{name} final_only {final_only}");
         assert_eq!(of.out.is_some(), !final_only, "{what}: output");
         if let (Some(a), Some(r)) = (&of.out, &or.out) {
@@ -110,11 +143,16 @@ fn compare(family: Family, case: Case, lengths: Option<&[usize]>, proj: usize) -
             let size = a.abs()?.sum_all()?.to_scalar::<f32>()?;
             // ReLU units can be dead for a whole tiny case, and W_hh gets nothing from a
             // single step out of a zero state; otherwise every input learns.
+            // A loss on one step leaves some parameters without a gradient.
             let relu = family == Family::Rnn(Nonlinearity::Relu);
-            if !relu && (t > 1 || with_state) {
+            let everything = matches!(reads, Reads::Everything);
+            if everything && !relu && (t > 1 || with_state) {
                 assert!(size > 0.0, "{what}: zero gradient {:?}", var.dims());
             }
         }
+    }
+    if !matches!(reads, Reads::Everything) {
+        return Ok(());
     }
     // Inference: the same numbers, nothing kept for a backward pass.
     let h0 = inputs.h0.as_ref().map(|v| v.as_tensor());
@@ -200,6 +238,39 @@ fn fused_matches_reference_on_rows_of_different_lengths() -> Result<()> {
         // Rows that all run every step: the packed path, same as the padded one.
         compare(family, (9, 5, 4, 6, 2, true, true), Some(&[5; 9]), 0)?;
     }
+    Ok(())
+}
+
+#[test]
+fn a_loss_on_one_step_gives_the_reference_gradients() -> Result<()> {
+    // The backward pass skips the steps whose gradient is zero: the second direction's
+    // all but one for the last step, each direction's far side for a middle step. Batch
+    // 70 runs the first direction in several blocks while the second runs one step.
+    let cases: [Case; 4] = [
+        (70, 6, 8, 24, 1, true, false),
+        (4, 7, 3, 13, 2, true, true),
+        (3, 5, 5, 9, 1, false, true),
+        (19, 9, 3, 17, 2, true, false),
+    ];
+    for family in FAMILIES {
+        for case in cases {
+            let (b, t) = (case.0, case.1);
+            for step in [t - 1, t / 2, 0] {
+                compare_reading(family, case, None, 0, Reads::Step(step))?;
+                let lengths = mixed_lengths(b, t);
+                compare_reading(family, case, Some(&lengths), 0, Reads::Step(step))?;
+            }
+        }
+    }
+    let projected = (5, 6, 4, 9, 1, true, true);
+    compare_reading(Family::Lstm, projected, None, 3, Reads::Step(5))?;
+    compare_reading(
+        Family::Lstm,
+        projected,
+        Some(&[6, 2, 5, 1, 6]),
+        3,
+        Reads::Step(1),
+    )?;
     Ok(())
 }
 

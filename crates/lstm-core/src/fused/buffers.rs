@@ -1,5 +1,5 @@
 //! Raw-buffer plumbing of the fused op: the threads it runs on, the GEMM call, recycled
-//! scratch buffers, the split of the work into tasks, and a pointer that tasks share.
+//! scratch buffers, and a pointer that tasks share.
 //!
 //! The parallel work runs on candle's own CPU thread pool (the one its element-wise ops
 //! use) rather than on a second pool: two pools on few cores spin against each other,
@@ -311,56 +311,6 @@ pub(crate) fn recycle(v: Vec<f32>) {
     });
 }
 
-/// One unit of parallel work: direction `dir`, batch rows `rows.0..rows.1`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) struct Task {
-    pub dir: usize,
-    pub rows: (usize, usize),
-    /// Whether it is the only task (a small batch in one direction): its GEMMs may then
-    /// use the other threads.
-    pub alone: bool,
-}
-
-/// Splits `directions × 0..b` into tasks, one per thread where possible: each direction
-/// gets `threads / directions` (at least one) blocks of rows, sizes rounded to 8. With
-/// `lengths` (rows sorted longest first), the blocks hold equal numbers of steps instead
-/// of equal numbers of rows.
-pub(crate) fn tasks(b: usize, directions: usize, lengths: Option<&[usize]>) -> Vec<Task> {
-    let threads = threads();
-    let per_dir = threads.div_ceil(directions).min(b.div_ceil(8)).max(1);
-    let bounds: Vec<usize> = match lengths {
-        Some(lengths) if per_dir > 1 => {
-            let total: usize = lengths.iter().sum();
-            let mut bounds = vec![0];
-            let mut acc = 0;
-            for (r, &l) in lengths.iter().enumerate() {
-                acc += l;
-                if acc * per_dir >= total * bounds.len() && r + 1 < b {
-                    bounds.push(r + 1);
-                }
-            }
-            bounds.push(b);
-            bounds
-        }
-        _ => {
-            let per = b.div_ceil(per_dir).max(1);
-            let mut bounds: Vec<usize> = (0..b).step_by(per).collect();
-            bounds.push(b);
-            bounds
-        }
-    };
-    let alone = directions == 1 && bounds.len() == 2;
-    (0..directions)
-        .flat_map(|dir| {
-            bounds.windows(2).map(move |w| Task {
-                dir,
-                rows: (w[0], w[1]),
-                alone,
-            })
-        })
-        .collect()
-}
-
 /// A buffer that several tasks write at once, each to its own disjoint elements.
 #[derive(Clone, Copy)]
 pub(crate) struct Shared(*mut f32, usize);
@@ -398,30 +348,5 @@ impl Shared {
             self.1
         );
         std::slice::from_raw_parts_mut(self.0.add(offset), len)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn tasks_cover_every_row_of_every_direction_once() {
-        for b in [1, 7, 8, 9, 64, 100, 257] {
-            for d in [1, 2] {
-                let lengths: Vec<usize> = (0..b).rev().map(|r| r % 13 + 1).collect();
-                for ts in [tasks(b, d, None), tasks(b, d, Some(&lengths))] {
-                    for dir in 0..d {
-                        let mut covered = vec![0; b];
-                        for t in ts.iter().filter(|t| t.dir == dir) {
-                            for c in &mut covered[t.rows.0..t.rows.1] {
-                                *c += 1;
-                            }
-                        }
-                        assert!(covered.iter().all(|&c| c == 1), "b {b} d {d}");
-                    }
-                }
-            }
-        }
     }
 }

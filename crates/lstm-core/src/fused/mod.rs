@@ -13,10 +13,12 @@
 
 mod buffers;
 mod link;
+mod live;
 mod op;
 mod positions;
 mod recurrence;
 mod steps;
+mod tasks;
 mod weight_grads;
 
 use std::sync::Arc;

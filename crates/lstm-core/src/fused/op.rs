@@ -15,6 +15,7 @@ use candle_core::{
 
 use super::buffers::{matmul, parallel_for, recycle, take_buffer, DirWeights, Mat, Shared};
 use super::link::{lock, Link, Saved};
+use super::live::live_steps;
 use super::positions::{PackedSteps, Positions};
 use super::recurrence::{self, state_width, Backward, Dims, Forward, Slots};
 use super::weight_grads::{weight_gradients, WeightGrads};
@@ -271,7 +272,9 @@ impl<R: Rows> CustomOp3 for SequenceOp<R> {
             with_f32(weights, "weights", |w| {
                 with_f32(s0, "initial state", |s0| {
                     let views = DirWeights::packed(w, dirs, R::GATES, (i, h, p));
+                    let mut live = Vec::new();
                     let mut run = |out: &[f32], d_out: Option<&[f32]>| {
+                        live = live_steps(dm, d_out, &d_final);
                         let io = Backward {
                             w: &views,
                             s0,
@@ -279,6 +282,7 @@ impl<R: Rows> CustomOp3 for SequenceOp<R> {
                             saved: &saved,
                             d_out,
                             d_final: &d_final,
+                            live: &live,
                             gates: Shared::new(&mut gates),
                             d_hid: Shared::new(&mut d_hid),
                             h_prev: Shared::new(&mut h_prev),
@@ -302,7 +306,7 @@ impl<R: Rows> CustomOp3 for SequenceOp<R> {
                         h_prev: &h_prev,
                         proj: (&proj, &d_proj),
                     };
-                    weight_gradients(dm, R::GATES, (x, w), &grads, (&mut dw, &mut dx));
+                    weight_gradients(dm, R::GATES, (x, w), &grads, &live, (&mut dw, &mut dx));
                     Ok(())
                 })
             })

@@ -6,9 +6,10 @@
 //! instruction set, and the best one the CPU has is picked at run time, so a library user
 //! gets vectorised kernels without `-C target-cpu=native`.
 
-use super::buffers::{parallel_for, tasks, DirWeights, Shared, Task};
+use super::buffers::{parallel_for, DirWeights, Shared};
 use super::positions::Positions;
 use super::steps::{backward_task, forward_task};
+use super::tasks::{tasks, Task};
 use crate::kernels::Rows;
 
 /// Sizes of one call: batch rows, steps (the longest row's), input features, hidden size,
@@ -153,6 +154,9 @@ pub(crate) struct Backward<'a> {
     pub d_out: Option<&'a [f32]>,
     /// Gradient of the final states `(D, B, SW)`.
     pub d_final: &'a [f32],
+    /// How many of each direction's steps carry a gradient ([`super::live`]): the loops
+    /// run those and leave the other steps' gradients unwritten.
+    pub live: &'a [usize],
     /// Activations in, gradients of the input pre-activations out.
     pub gates: Shared,
     /// Gradients of the recurrent pre-activations, [`Rows::SPLIT`] families only.
@@ -232,22 +236,25 @@ macro_rules! dispatched {
 dispatched!(forward_dispatched, forward_task, Forward<'_>);
 dispatched!(backward_dispatched, backward_task, Backward<'_>);
 
-/// Runs `f` for every task, in parallel when there are several.
-fn for_tasks(dm: Dims, f: impl Fn(Task) + Sync) {
+/// Runs `f` for every task of directions running `steps` steps, in parallel when there
+/// are several.
+fn for_tasks(dm: Dims, steps: &[usize], f: impl Fn(Task) + Sync) {
     let lengths = match dm.pos {
         Positions::Packed(p) => Some(&p.lengths[..]),
         Positions::Padded { .. } => None,
     };
-    let ts = tasks(dm.b, dm.dirs, lengths);
+    let ts = tasks(dm.b, steps, lengths);
     parallel_for(ts.len(), |k| f(ts[k]));
 }
 
 /// The forward recurrence of every direction and batch row.
 pub(crate) fn forward<R: Rows>(rows: R, dm: Dims, io: &Forward<'_>) {
-    for_tasks(dm, |task| forward_dispatched(rows, dm, task, io));
+    let steps = vec![dm.t; dm.dirs];
+    for_tasks(dm, &steps, |task| forward_dispatched(rows, dm, task, io));
 }
 
-/// Back-propagation through time for every direction and batch row.
+/// Back-propagation through time for every direction and batch row, over each
+/// direction's live steps.
 pub(crate) fn backward<R: Rows>(rows: R, dm: Dims, io: &Backward<'_>) {
-    for_tasks(dm, |task| backward_dispatched(rows, dm, task, io));
+    for_tasks(dm, io.live, |task| backward_dispatched(rows, dm, task, io));
 }

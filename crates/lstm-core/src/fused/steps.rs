@@ -7,8 +7,9 @@
 //! Backward: with a projection `dm = dh W_hr`, the row kernel, then the GEMM `dG_t W_hh`
 //! for the gradient of `h_{t-1}`.
 
-use super::buffers::{matmul, Mat, Task};
+use super::buffers::{matmul, Mat};
 use super::recurrence::{at, state_width, Backward, Dims, Forward};
+use super::tasks::Task;
 use crate::kernels::Rows;
 
 /// One recurrent GEMM `h_{t-1} W_hhᵀ` of a step, over rows whose previous states lie in
@@ -147,7 +148,7 @@ pub(super) fn forward_task<R: Rows>(rows: R, dm: Dims, task: Task, io: &Forward<
 
 #[inline(always)]
 pub(super) fn backward_task<R: Rows>(rows: R, dm: Dims, task: Task, io: &Backward<'_>) {
-    let Dims { b, t, h, p, .. } = dm;
+    let Dims { b, h, p, .. } = dm;
     let (gh, sw, sv) = (R::GATES * h, state_width::<R>(h, p), R::SAVED * h);
     let Task {
         dir,
@@ -171,7 +172,8 @@ pub(super) fn backward_task<R: Rows>(rows: R, dm: Dims, task: Task, io: &Backwar
     let mut dh = vec![0f32; bl * p];
     let mut d_m = vec![0f32; if w.w_hr_t.is_some() { bl * h } else { 0 }];
     let d_rec = if R::SPLIT { io.d_hid } else { io.gates };
-    for step in (0..t).rev() {
+    // The steps after the live ones carry no gradient ([`super::live`]).
+    for step in (0..io.live[dir]).rev() {
         let ti = dm.time(dir, step);
         let (end, cont) = dm.running(dir, ti, (r0, r1));
         if end == r0 {
