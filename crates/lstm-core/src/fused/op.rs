@@ -351,23 +351,38 @@ fn input_projection<R: Rows>(dm: Dims, x: &[f32], w: &[DirWeights], gates: &mut 
 }
 
 /// `W_hhᵀ` of every direction into `dst` `(D, P, G·H)`, in parallel blocks of 16 of its
-/// rows, each of which reads 16 contiguous columns of every row of `W_hh (G·H, P)`.
+/// rows. A block goes through `W_hh (G·H, P)` in tiles of 16 × 16: each tile reads 16
+/// rows of 16 contiguous floats and writes 16 rows of 16 (one cache line each), so that
+/// the 16 destination rows, a power of two apart for the usual sizes, do not evict each
+/// other's lines between element-wise writes.
 fn transpose_w_hh(w: &[DirWeights], (p, gh): (usize, usize), dst: &mut [f32]) {
     const BLOCK: usize = 16;
     let blocks = p.div_ceil(BLOCK);
     let out = Shared::new(dst);
     parallel_for(w.len() * blocks, |k| {
         let (d, j0) = (k / blocks, (k % blocks) * BLOCK);
-        let j1 = (j0 + BLOCK).min(p);
+        let width = BLOCK.min(p - j0);
         let w_hh = w[d].w_hh;
-        // SAFETY: block k writes rows j0..j1 of direction d's W_hhᵀ alone; row n of W_hh
-        // has P elements.
-        let rows = unsafe { out.slice((d * p + j0) * gh, (j1 - j0) * gh) };
-        for n in 0..gh {
-            let src =
-                unsafe { std::slice::from_raw_parts(w_hh.ptr.add(n * w_hh.rs + j0), j1 - j0) };
-            for (j, &v) in src.iter().enumerate() {
-                rows[j * gh + n] = v;
+        // SAFETY: block k writes rows j0..j0 + width of direction d's W_hhᵀ alone.
+        let rows = unsafe { out.slice((d * p + j0) * gh, width * gh) };
+        let mut tile = [[0f32; BLOCK]; BLOCK];
+        for n0 in (0..gh).step_by(BLOCK) {
+            let height = BLOCK.min(gh - n0);
+            for (dn, row) in tile.iter_mut().enumerate().take(height) {
+                // SAFETY: row n0 + dn of W_hh has P elements, j0 + width <= P.
+                let src = unsafe { w_hh.ptr.add((n0 + dn) * w_hh.rs + j0) };
+                match width {
+                    // A whole tile row: a fixed-size copy (vector moves, no memmove call).
+                    BLOCK => *row = unsafe { src.cast::<[f32; BLOCK]>().read_unaligned() },
+                    _ => row[..width]
+                        .copy_from_slice(unsafe { std::slice::from_raw_parts(src, width) }),
+                }
+            }
+            for j in 0..width {
+                let dst = &mut rows[j * gh + n0..][..height];
+                for (dn, v) in dst.iter_mut().enumerate() {
+                    *v = tile[dn][j];
+                }
             }
         }
     });
