@@ -7,8 +7,8 @@
 //! Backward: with a projection `dm = dh W_hr`, the row kernel, then the GEMM `dG_t W_hh`
 //! for the gradient of `h_{t-1}`.
 
-use super::buffers::{matmul, Mat};
-use super::recurrence::{at, state_width, Backward, Dims, Forward};
+use super::buffers::{step_matmul, Mat};
+use super::recurrence::{at, state_width, Backward, Dims, Forward, Slots};
 use super::tasks::Task;
 use crate::kernels::Rows;
 
@@ -32,8 +32,10 @@ pub(super) fn forward_task<R: Rows>(rows: R, dm: Dims, task: Task, io: &Forward<
     } = task;
     let bl = r1 - r0;
     let w = io.w[dir];
-    // Where the steps' h (os) and what they save (ss) lie: every step, or the last two.
+    // Where the steps' h (os) and what they save (ss) lie: every step, or the last two
+    // (inference, which keeps nothing for a backward pass).
     let (os, ss) = (io.out_slots, io.saved_slots);
+    let train = ss == Slots::Every;
     // SAFETY (biases): b_ih and b_hh have G·H elements.
     let b_hh: Vec<f32> = match R::SPLIT {
         true => (0..gh).map(|n| unsafe { w.b_hh.get(n) }).collect(),
@@ -81,7 +83,7 @@ pub(super) fn forward_task<R: Rows>(rows: R, dm: Dims, task: Task, io: &Forward<
                         dm.row_stride(gh),
                     ),
                 };
-                matmul((g.rows.1, gh, p), dst, rs, true, g.h_prev, w_hh_t, alone);
+                step_matmul((g.rows.1, gh, p), dst, rs, true, g.h_prev, w_hh_t, alone);
             }
         }
         for r in r0..end {
@@ -116,14 +118,11 @@ pub(super) fn forward_task<R: Rows>(rows: R, dm: Dims, task: Task, io: &Forward<
                 for (g, &b) in gates.iter_mut().zip(&bias) {
                     *g += b;
                 }
-                rows.forward(
-                    gates,
-                    hid_row,
-                    h_prev,
-                    c_prev,
-                    h_out,
-                    io.saved.slice(ss.at(dm, r, ti, dir, sv), sv),
-                );
+                let saved = io.saved.slice(ss.at(dm, r, ti, dir, sv), sv);
+                match train {
+                    true => rows.forward(gates, hid_row, h_prev, c_prev, h_out, saved),
+                    false => rows.infer(gates, hid_row, h_prev, c_prev, h_out, saved),
+                }
             }
         }
         if let Some(w_hr_t) = w.w_hr_t {
@@ -132,7 +131,7 @@ pub(super) fn forward_task<R: Rows>(rows: R, dm: Dims, task: Task, io: &Forward<
             unsafe {
                 let m = Mat::rows(io.proj.at(ss.at(dm, r0, ti, dir, h)), ss.row_stride(dm, h));
                 let dst = io.out.at(os.at(dm, r0, ti, dir, p));
-                matmul(
+                step_matmul(
                     (end - r0, p, h),
                     dst,
                     os.row_stride(dm, p),
@@ -205,7 +204,7 @@ pub(super) fn backward_task<R: Rows>(rows: R, dm: Dims, task: Task, io: &Backwar
                 }
                 let lhs = Mat::rows(dh.as_ptr(), p);
                 let dst = d_m.as_mut_ptr();
-                matmul((end - r0, h, p), dst, h, false, lhs, w_hr_t.t(), false);
+                step_matmul((end - r0, h, p), dst, h, false, lhs, w_hr_t.t(), false);
             }
         }
         for r in r0..end {
@@ -258,7 +257,7 @@ pub(super) fn backward_task<R: Rows>(rows: R, dm: Dims, task: Task, io: &Backwar
         unsafe {
             let lhs = Mat::rows(d_rec.at(at(dm, r0, ti, dir, gh)), dm.row_stride(gh));
             let dst = dh_next.as_mut_ptr();
-            matmul((end - r0, p, gh), dst, p, R::SPLIT, lhs, w.w_hh, alone);
+            step_matmul((end - r0, p, gh), dst, p, R::SPLIT, lhs, w.w_hh, alone);
         }
     }
     for r in r0..r1 {

@@ -10,6 +10,25 @@ fn gate_exp(x: f32) -> f32 {
 }
 use super::Rows;
 
+/// One unit's step from its four pre-activations and `c`: the activations `(i, f, g, o)`,
+/// `c' = f c + i g` and `tanh(c')`.
+#[inline(always)]
+fn cell(a_i: f32, a_f: f32, a_g: f32, a_o: f32, c_prev: f32) -> ((f32, f32, f32, f32), f32, f32) {
+    // The four gates' denominators 1 + e^{-a} (tanh g = 1 − 2 / (1 + e^{2a})) share one
+    // division (their product's reciprocal), the costliest instruction here.
+    let d_i = 1.0 + gate_exp(-a_i);
+    let d_f = 1.0 + gate_exp(-a_f);
+    let d_g = 1.0 + gate_exp(2.0 * a_g);
+    let d_o = 1.0 + gate_exp(-a_o);
+    let (if_, go_) = (d_i * d_f, d_g * d_o);
+    let r = 1.0 / (if_ * go_);
+    let (i, f) = (d_f * go_ * r, d_i * go_ * r);
+    let (g, o) = (1.0 - 2.0 * (d_o * if_ * r), d_g * if_ * r);
+    // c' = f ⊙ c + i ⊙ g;  h' = o ⊙ tanh(c')
+    let c = f.mul_add(c_prev, i * g);
+    ((i, f, g, o), c, tanh(c))
+}
+
 /// The LSTM family. Each step saves `[c' | tanh(c')]`.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct LstmRows;
@@ -44,21 +63,33 @@ impl Rows for LstmRows {
         let (c_out, tanh_c) = saved[..2 * h].split_at_mut(h);
         let (go, h_out) = (&mut go[..h], &mut h_out[..h]);
         for j in 0..h {
-            // The four gates' denominators 1 + e^{-a} (tanh g = 1 − 2 / (1 + e^{2a})) share
-            // one division (their product's reciprocal), the costliest instruction here.
-            let d_i = 1.0 + gate_exp(-gi[j]);
-            let d_f = 1.0 + gate_exp(-gf[j]);
-            let d_g = 1.0 + gate_exp(2.0 * gg[j]);
-            let d_o = 1.0 + gate_exp(-go[j]);
-            let (if_, go_) = (d_i * d_f, d_g * d_o);
-            let r = 1.0 / (if_ * go_);
-            let (i, f) = (d_f * go_ * r, d_i * go_ * r);
-            let (g, o) = (1.0 - 2.0 * (d_o * if_ * r), d_g * if_ * r);
-            // c' = f ⊙ c + i ⊙ g;  h' = o ⊙ tanh(c')
-            let c = f.mul_add(c_prev[j], i * g);
-            let tc = tanh(c);
-            (gi[j], gf[j], gg[j], go[j]) = (i, f, g, o);
-            (c_out[j], tanh_c[j], h_out[j]) = (c, tc, o * tc);
+            let (gates, c, tc) = cell(gi[j], gf[j], gg[j], go[j], c_prev[j]);
+            (gi[j], gf[j], gg[j], go[j]) = gates;
+            (c_out[j], tanh_c[j], h_out[j]) = (c, tc, gates.3 * tc);
+        }
+    }
+
+    /// As [`Rows::forward`], writing only `c'` (the first `H` of `saved`) and `h'`: the
+    /// activations and `tanh(c')` are for a backward pass, and not storing them saves
+    /// five of the step's seven stores per unit.
+    #[inline(always)]
+    fn infer(
+        self,
+        gates: &mut [f32],
+        _hid: &[f32],
+        _h_prev: &[f32],
+        c_prev: &[f32],
+        h_out: &mut [f32],
+        saved: &mut [f32],
+    ) {
+        let h = c_prev.len();
+        let (gi, rest) = gates[..4 * h].split_at(h);
+        let (gf, rest) = rest.split_at(h);
+        let (gg, go) = rest.split_at(h);
+        let (go, c_out, h_out) = (&go[..h], &mut saved[..h], &mut h_out[..h]);
+        for j in 0..h {
+            let ((_, _, _, o), c, tc) = cell(gi[j], gf[j], gg[j], go[j], c_prev[j]);
+            (c_out[j], h_out[j]) = (c, o * tc);
         }
     }
 

@@ -48,6 +48,22 @@ pub(crate) trait Rows: Copy + Send + Sync + 'static {
         saved: &mut [f32],
     );
 
+    /// One step forward without a backward pass to come: as [`Rows::forward`], but only
+    /// `h` and what the next step reads from `saved` need be written (`gates` and the rest
+    /// of `saved` may be left as they are).
+    #[inline(always)]
+    fn infer(
+        self,
+        gates: &mut [f32],
+        hid: &[f32],
+        h_prev: &[f32],
+        c_prev: &[f32],
+        h: &mut [f32],
+        saved: &mut [f32],
+    ) {
+        self.forward(gates, hid, h_prev, c_prev, h, saved)
+    }
+
     /// One step backward.
     ///
     /// - `dh`: the whole gradient reaching `h` (from the output and from the next step);
