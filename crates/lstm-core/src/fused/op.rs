@@ -17,7 +17,7 @@ use super::buffers::{matmul, parallel_for, recycle, take_buffer, DirWeights, Mat
 use super::link::{lock, Link, Saved};
 use super::live::live_steps;
 use super::positions::{PackedSteps, Positions};
-use super::recurrence::{self, state_width, Backward, Dims, Forward, Slots};
+use super::recurrence::{self, state_width, w_hh_t_stride, Backward, Dims, Forward, Slots};
 use super::weight_grads::{weight_gradients, WeightGrads};
 use super::SequenceOutput;
 use crate::kernels::Rows;
@@ -350,21 +350,22 @@ fn input_projection<R: Rows>(dm: Dims, x: &[f32], w: &[DirWeights], gates: &mut 
     }
 }
 
-/// `W_hhᵀ` of every direction into `dst` `(D, P, G·H)`, in parallel blocks of 16 of its
-/// rows. A block goes through `W_hh (G·H, P)` in tiles of 16 × 16: each tile reads 16
+/// `W_hhᵀ` of every direction into `dst` `(D, P, G·H)`, rows [`w_hh_t_stride`] apart, in
+/// parallel blocks of 16 of its rows. A block goes through `W_hh (G·H, P)` in tiles of 16 × 16: each tile reads 16
 /// rows of 16 contiguous floats and writes 16 rows of 16 (one cache line each), so that
 /// the 16 destination rows, a power of two apart for the usual sizes, do not evict each
 /// other's lines between element-wise writes.
 fn transpose_w_hh(w: &[DirWeights], (p, gh): (usize, usize), dst: &mut [f32]) {
     const BLOCK: usize = 16;
     let blocks = p.div_ceil(BLOCK);
+    let ld = w_hh_t_stride(gh);
     let out = Shared::new(dst);
     parallel_for(w.len() * blocks, |k| {
         let (d, j0) = (k / blocks, (k % blocks) * BLOCK);
         let width = BLOCK.min(p - j0);
         let w_hh = w[d].w_hh;
         // SAFETY: block k writes rows j0..j0 + width of direction d's W_hhᵀ alone.
-        let rows = unsafe { out.slice((d * p + j0) * gh, width * gh) };
+        let rows = unsafe { out.slice((d * p + j0) * ld, width * ld) };
         let mut tile = [[0f32; BLOCK]; BLOCK];
         for n0 in (0..gh).step_by(BLOCK) {
             let height = BLOCK.min(gh - n0);
@@ -379,7 +380,7 @@ fn transpose_w_hh(w: &[DirWeights], (p, gh): (usize, usize), dst: &mut [f32]) {
                 }
             }
             for j in 0..width {
-                let dst = &mut rows[j * gh + n0..][..height];
+                let dst = &mut rows[j * ld + n0..][..height];
                 for (dn, v) in dst.iter_mut().enumerate() {
                     *v = tile[dn][j];
                 }
@@ -421,7 +422,8 @@ impl<R: Rows> SequenceOp<R> {
         // Lay W_hhᵀ out once when several steps read it with several rows each (a step of
         // one or two rows is a matrix-vector product, which reads W_hh best as it is).
         let transpose = t > 2 && b > 2;
-        let mut w_hh_t = take_buffer(if transpose { dirs * p * gh } else { 0 });
+        let ld = w_hh_t_stride(gh);
+        let mut w_hh_t = take_buffer(if transpose { dirs * p * ld } else { 0 });
         if transpose {
             transpose_w_hh(w, (p, gh), &mut w_hh_t);
         }

@@ -8,7 +8,7 @@
 //! for the gradient of `h_{t-1}`.
 
 use super::buffers::{step_matmul, Mat};
-use super::recurrence::{at, state_width, Backward, Dims, Forward, Slots};
+use super::recurrence::{at, state_width, w_hh_t_stride, Backward, Dims, Forward, Slots};
 use super::tasks::Task;
 use crate::kernels::Rows;
 
@@ -47,7 +47,10 @@ pub(super) fn forward_task<R: Rows>(rows: R, dm: Dims, task: Task, io: &Forward<
         .collect();
     let mut hid = vec![0f32; if R::SPLIT { bl * gh } else { 0 }];
     let w_hh_t = match io.w_hh_t {
-        Some(wt) => Mat::rows(wt[dir * p * gh..].as_ptr(), gh),
+        Some(wt) => {
+            let ld = w_hh_t_stride(gh);
+            Mat::rows(wt[dir * p * ld..].as_ptr(), ld)
+        }
         None => Mat::transposed(w.w_hh.ptr, w.w_hh.rs),
     };
     for step in 0..t {
