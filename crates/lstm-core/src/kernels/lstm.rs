@@ -29,6 +29,15 @@ fn cell(a_i: f32, a_f: f32, a_g: f32, a_o: f32, c_prev: f32) -> ((f32, f32, f32,
     ((i, f, g, o), c, tanh(c))
 }
 
+/// The gate blocks `[i | f | g | o]` of one row of `4H` gates.
+#[inline(always)]
+fn gate_blocks(gates: &mut [f32], h: usize) -> [&mut [f32]; 4] {
+    let (gi, rest) = gates[..4 * h].split_at_mut(h);
+    let (gf, rest) = rest.split_at_mut(h);
+    let (gg, go) = rest.split_at_mut(h);
+    [gi, gf, gg, &mut go[..h]]
+}
+
 /// The LSTM family. Each step saves `[c' | tanh(c')]`.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct LstmRows;
@@ -57,11 +66,9 @@ impl Rows for LstmRows {
         saved: &mut [f32],
     ) {
         let h = c_prev.len();
-        let (gi, rest) = gates[..4 * h].split_at_mut(h);
-        let (gf, rest) = rest.split_at_mut(h);
-        let (gg, go) = rest.split_at_mut(h);
+        let [gi, gf, gg, go] = gate_blocks(gates, h);
         let (c_out, tanh_c) = saved[..2 * h].split_at_mut(h);
-        let (go, h_out) = (&mut go[..h], &mut h_out[..h]);
+        let h_out = &mut h_out[..h];
         for j in 0..h {
             let (gates, c, tc) = cell(gi[j], gf[j], gg[j], go[j], c_prev[j]);
             (gi[j], gf[j], gg[j], go[j]) = gates;
@@ -83,10 +90,8 @@ impl Rows for LstmRows {
         saved: &mut [f32],
     ) {
         let h = c_prev.len();
-        let (gi, rest) = gates[..4 * h].split_at(h);
-        let (gf, rest) = rest.split_at(h);
-        let (gg, go) = rest.split_at(h);
-        let (go, c_out, h_out) = (&go[..h], &mut saved[..h], &mut h_out[..h]);
+        let [gi, gf, gg, go] = gate_blocks(gates, h);
+        let (c_out, h_out) = (&mut saved[..h], &mut h_out[..h]);
         for j in 0..h {
             let ((_, _, _, o), c, tc) = cell(gi[j], gf[j], gg[j], go[j], c_prev[j]);
             (c_out[j], h_out[j]) = (c, o * tc);
@@ -106,10 +111,8 @@ impl Rows for LstmRows {
         _dh_prev: &mut [f32],
     ) {
         let h = c_prev.len();
-        let (gi, rest) = gates[..4 * h].split_at_mut(h);
-        let (gf, rest) = rest.split_at_mut(h);
-        let (gg, go) = rest.split_at_mut(h);
-        let (dh, dc, tanh_c, go) = (&dh[..h], &mut dc[..h], &saved[h..2 * h], &mut go[..h]);
+        let [gi, gf, gg, go] = gate_blocks(gates, h);
+        let (dh, dc, tanh_c) = (&dh[..h], &mut dc[..h], &saved[h..2 * h]);
         // dc += dh ⊙ o ⊙ (1 − tanh²(c'))   (through h' = o ⊙ tanh(c'))
         // d a_o = dh ⊙ tanh(c') ⊙ o(1 − o)
         for j in 0..h {
