@@ -181,6 +181,7 @@ SCENARIOS = {
     "gru-train": _row("gru", "train-forward"),
     "gru-infer": _row("gru", "infer"),
     "bilstm-train": _row("lstm", "train-forward", directions=2),
+    "bilstm-train-state": _row("lstm", "train-state", directions=2),
     "lstm2-train": _row("lstm", "train-forward", **_LSTM2),
     "lstm2-infer": _row("lstm", "infer", **_LSTM2),
     "stream": _row("lstm", "stream", batch=1, seq=100),

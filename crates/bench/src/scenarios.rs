@@ -102,7 +102,7 @@ const LSTM2: Scenario = Scenario {
 };
 
 /// The fixed-length scenarios, in the order of the report (then [`packed::SCENARIOS`]).
-pub const SCENARIOS: [Scenario; 9] = [
+pub const SCENARIOS: [Scenario; 10] = [
     row("lstm-train-forward", Family::Lstm, Mode::TrainForward),
     row("lstm-train-final", Family::Lstm, Mode::TrainFinal),
     row("lstm-infer", Family::Lstm, Mode::Infer),
@@ -111,6 +111,11 @@ pub const SCENARIOS: [Scenario; 9] = [
     Scenario {
         bidirectional: true,
         ..row("bilstm-train", Family::Lstm, Mode::TrainForward)
+    },
+    // h_n of both directions: every step of both carries a gradient.
+    Scenario {
+        bidirectional: true,
+        ..row("bilstm-train-state", Family::Lstm, Mode::TrainState)
     },
     LSTM2,
     Scenario {
