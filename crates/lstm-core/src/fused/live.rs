@@ -85,12 +85,19 @@ pub(crate) fn live_spans(dm: Dims, dir: usize, live: usize) -> Vec<Span> {
     }
 }
 
-/// Every position of `spans`, in order.
-pub(crate) fn span_positions(spans: &[Span]) -> Vec<usize> {
-    spans
-        .iter()
-        .flat_map(|s| (0..s.len).map(move |k| s.start + k * s.step))
-        .collect()
+/// The positions `from..to` of `spans` counted one after the other (all of them:
+/// `0..` the sum of their lengths), without listing the others.
+pub(crate) fn span_positions(
+    spans: &[Span],
+    (from, to): (usize, usize),
+) -> impl Iterator<Item = usize> + '_ {
+    let mut first = 0;
+    spans.iter().flat_map(move |s| {
+        let (lo, hi) = (first, first + s.len);
+        first = hi;
+        let k = (from.clamp(lo, hi) - lo)..(to.clamp(lo, hi) - lo);
+        k.map(move |k| s.start + k * s.step)
+    })
 }
 
 #[cfg(test)]
@@ -156,7 +163,11 @@ mod tests {
                         .map(|(r, t)| dm.pos.at(r, t))
                         .collect();
                     want.sort_unstable();
-                    let mut got = span_positions(&live_spans(dm, dir, live));
+                    let spans = live_spans(dm, dir, live);
+                    let mut got: Vec<usize> = span_positions(&spans, (0, usize::MAX)).collect();
+                    // A window of the positions is the same window of the whole list.
+                    let window: Vec<usize> = span_positions(&spans, (2, 7)).collect();
+                    assert_eq!(window, got[got.len().min(2)..got.len().min(7)]);
                     got.sort_unstable();
                     assert_eq!(got, want, "{dm:?} dir {dir} live {live}");
                 }

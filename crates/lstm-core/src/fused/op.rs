@@ -351,10 +351,10 @@ fn input_projection<R: Rows>(dm: Dims, x: &[f32], w: &[DirWeights], gates: &mut 
 }
 
 /// `W_hhᵀ` of every direction into `dst` `(D, P, G·H)`, rows [`w_hh_t_stride`] apart, in
-/// parallel blocks of 16 of its rows. A block goes through `W_hh (G·H, P)` in tiles of 16 × 16: each tile reads 16
-/// rows of 16 contiguous floats and writes 16 rows of 16 (one cache line each), so that
-/// the 16 destination rows, a power of two apart for the usual sizes, do not evict each
-/// other's lines between element-wise writes.
+/// parallel blocks of 16 of its rows. A block goes through `W_hh (G·H, P)` in tiles of
+/// 16 × 16: each tile reads 16 rows of 16 contiguous floats and writes 16 rows of 16 (one
+/// cache line each), so that the 16 destination rows, a power of two apart for the usual
+/// sizes, do not evict each other's lines between element-wise writes.
 fn transpose_w_hh(w: &[DirWeights], (p, gh): (usize, usize), dst: &mut [f32]) {
     const BLOCK: usize = 16;
     let blocks = p.div_ceil(BLOCK);

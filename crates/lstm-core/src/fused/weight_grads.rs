@@ -1,7 +1,7 @@
 //! The weight gradients of the fused op: single GEMMs over every step.
 
 use super::buffers::{matmul, parallel_for, threads, Mat, Shared, PARALLEL_GEMM_MIN};
-use super::live::{live_spans, span_positions};
+use super::live::{live_spans, span_positions, Span};
 use super::recurrence::Dims;
 
 /// What the weight gradients are computed from, each over all positions `N`.
@@ -85,11 +85,10 @@ pub(crate) fn weight_gradients(
         dx_written |= !spans.is_empty();
         // d b_ih = Σ d_in, d b_hh = Σ d_rec over the live positions.
         // (The LSTM's and the RNN's are one buffer, so their sums are one.)
-        let positions = span_positions(&spans);
         let cols = (dg, d * gh, gh);
         let sums = match std::ptr::eq(g.d_in, g.d_rec) {
-            true => column_sums(&[g.d_in], cols, &positions).repeat(2),
-            false => column_sums(&[g.d_in, g.d_rec], cols, &positions),
+            true => column_sums(&[g.d_in], cols, &spans).repeat(2),
+            false => column_sums(&[g.d_in, g.d_rec], cols, &spans),
         };
         for (col, db) in [(i + p, &sums[..gh]), (i + p + 1, &sums[gh..])] {
             for (r, &v) in db.iter().enumerate() {
@@ -99,15 +98,15 @@ pub(crate) fn weight_gradients(
     }
 }
 
-/// The sums of columns `col..col + width` of the rows at `positions` of each `(N, ld)`
-/// matrix of `srcs`, one after the other: the rows are split into one block per thread,
-/// whose partial sums are added at the end.
+/// The sums of columns `col..col + width` of the rows at the positions of `spans` of each
+/// `(N, ld)` matrix of `srcs`, one after the other: the rows are split into one block per
+/// thread, whose partial sums are added at the end.
 fn column_sums(
     srcs: &[&[f32]],
     (ld, col, width): (usize, usize, usize),
-    positions: &[usize],
+    spans: &[Span],
 ) -> Vec<f32> {
-    let n = positions.len();
+    let n: usize = spans.iter().map(|s| s.len).sum();
     let blocks = match n * width * srcs.len() >= PARALLEL_GEMM_MIN {
         true => threads().min(n),
         false => 1,
@@ -121,7 +120,7 @@ fn column_sums(
         // SAFETY: block c owns its own `len` partial sums.
         let acc = unsafe { out.slice(c * len, len) };
         for (acc, src) in acc.chunks_exact_mut(width).zip(srcs) {
-            for &pos in positions[c * per..].iter().take(per) {
+            for pos in span_positions(spans, (c * per, (c + 1) * per)) {
                 let row = &src[pos * ld + col..][..width];
                 for (a, v) in acc.iter_mut().zip(row) {
                     *a += v;
