@@ -191,9 +191,11 @@ fn compare_reading(
 fn fused_matches_reference_for_every_family() -> Result<()> {
     // A small batch with a large hidden size is one task whose GEMMs split by columns;
     // 120 rows in one task per direction run each step's GEMMs in calls of 48 rows, and
-    // hidden 64 gives every family a W_hhᵀ with padded rows.
-    let cases: [Case; 9] = [
+    // hidden 64 gives every family a W_hhᵀ with padded rows; hidden 261 runs the step
+    // GEMMs on the panel kernels, with ragged edge panels forward and backward.
+    let cases: [Case; 10] = [
         (120, 3, 5, 64, 1, true, true),
+        (5, 4, 3, 261, 2, true, true),
         (1, 1, 1, 1, 1, false, false),
         (3, 4, 5, 200, 1, false, true),
         (3, 7, 5, 9, 2, false, true),
@@ -225,9 +227,10 @@ fn mixed_lengths(b: usize, t: usize) -> Vec<usize> {
 #[test]
 fn fused_matches_reference_on_rows_of_different_lengths() -> Result<()> {
     // Batches of 19 and 70 rows run in several blocks per direction.
-    let cases: [Case; 6] = [
+    let cases: [Case; 7] = [
         (3, 7, 5, 9, 2, false, true),
         (3, 6, 5, 200, 1, false, true),
+        (6, 5, 3, 256, 1, true, true),
         (4, 6, 3, 13, 2, true, true),
         (19, 9, 3, 17, 2, true, false),
         (70, 12, 8, 40, 1, false, true),

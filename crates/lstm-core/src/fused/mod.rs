@@ -12,9 +12,11 @@
 //! The ops are registered with candle's `apply_op*`, so autograd flows through them.
 
 mod buffers;
+mod layout;
 mod link;
 mod live;
 mod op;
+mod panels;
 mod positions;
 mod recurrence;
 mod steps;

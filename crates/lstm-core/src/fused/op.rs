@@ -13,11 +13,12 @@ use candle_core::{
     backend::BackendStorage, CpuStorage, CustomOp3, Layout, Result, Shape, Storage, Tensor,
 };
 
-use super::buffers::{matmul, parallel_for, recycle, take_buffer, DirWeights, Mat, Shared};
+use super::buffers::{matmul, recycle, take_buffer, DirWeights, Mat, Shared};
+use super::layout::{lay_out_w_hh, StepWeights};
 use super::link::{lock, Link, Saved};
 use super::live::live_steps;
 use super::positions::{PackedSteps, Positions};
-use super::recurrence::{self, state_width, w_hh_t_stride, Backward, Dims, Forward, Slots};
+use super::recurrence::{self, state_width, Backward, Dims, Forward, Slots};
 use super::weight_grads::{weight_gradients, WeightGrads};
 use super::SequenceOutput;
 use crate::kernels::Rows;
@@ -273,10 +274,13 @@ impl<R: Rows> CustomOp3 for SequenceOp<R> {
                 with_f32(s0, "initial state", |s0| {
                     let views = DirWeights::packed(w, dirs, R::GATES, (i, h, p));
                     let mut live = Vec::new();
+                    let kind = StepWeights::backward_kind(dm.t, b, p);
+                    let w_hh_laid = lay_out_w_hh(&views, (p, gh), kind, false);
                     let mut run = |out: &[f32], d_out: Option<&[f32]>| {
                         live = live_steps(dm, d_out, &d_final);
                         let io = Backward {
                             w: &views,
+                            w_hh: w_hh_laid.view(),
                             s0,
                             out,
                             saved: &saved,
@@ -350,45 +354,6 @@ fn input_projection<R: Rows>(dm: Dims, x: &[f32], w: &[DirWeights], gates: &mut 
     }
 }
 
-/// `W_hhᵀ` of every direction into `dst` `(D, P, G·H)`, rows [`w_hh_t_stride`] apart, in
-/// parallel blocks of 16 of its rows. A block goes through `W_hh (G·H, P)` in tiles of
-/// 16 × 16: each tile reads 16 rows of 16 contiguous floats and writes 16 rows of 16 (one
-/// cache line each), so that the 16 destination rows, a power of two apart for the usual
-/// sizes, do not evict each other's lines between element-wise writes.
-fn transpose_w_hh(w: &[DirWeights], (p, gh): (usize, usize), dst: &mut [f32]) {
-    const BLOCK: usize = 16;
-    let blocks = p.div_ceil(BLOCK);
-    let ld = w_hh_t_stride(gh);
-    let out = Shared::new(dst);
-    parallel_for(w.len() * blocks, |k| {
-        let (d, j0) = (k / blocks, (k % blocks) * BLOCK);
-        let width = BLOCK.min(p - j0);
-        let w_hh = w[d].w_hh;
-        // SAFETY: block k writes rows j0..j0 + width of direction d's W_hhᵀ alone.
-        let rows = unsafe { out.slice((d * p + j0) * ld, width * ld) };
-        let mut tile = [[0f32; BLOCK]; BLOCK];
-        for n0 in (0..gh).step_by(BLOCK) {
-            let height = BLOCK.min(gh - n0);
-            for (dn, row) in tile.iter_mut().enumerate().take(height) {
-                // SAFETY: row n0 + dn of W_hh has P elements, j0 + width <= P.
-                let src = unsafe { w_hh.ptr.add((n0 + dn) * w_hh.rs + j0) };
-                match width {
-                    // A whole tile row: a fixed-size copy (vector moves, no memmove call).
-                    BLOCK => *row = unsafe { src.cast::<[f32; BLOCK]>().read_unaligned() },
-                    _ => row[..width]
-                        .copy_from_slice(unsafe { std::slice::from_raw_parts(src, width) }),
-                }
-            }
-            for j in 0..width {
-                let dst = &mut rows[j * ld + n0..][..height];
-                for (dn, v) in dst.iter_mut().enumerate() {
-                    *v = tile[dn][j];
-                }
-            }
-        }
-    });
-}
-
 impl<R: Rows> SequenceOp<R> {
     /// The forward pass over each direction's parameters `w`.
     fn forward(
@@ -419,17 +384,10 @@ impl<R: Rows> SequenceOp<R> {
         let mut saved = take_buffer(saved_slots.len(dm, R::SAVED * h));
         let mut proj = take_buffer(if p != h { saved_slots.len(dm, h) } else { 0 });
         input_projection::<R>(dm, x, w, &mut gates);
-        // Lay W_hhᵀ out once when several steps read it with several rows each (a step of
-        // one or two rows is a matrix-vector product, which reads W_hh best as it is).
-        let transpose = t > 2 && b > 2;
-        let ld = w_hh_t_stride(gh);
-        let mut w_hh_t = take_buffer(if transpose { dirs * p * ld } else { 0 });
-        if transpose {
-            transpose_w_hh(w, (p, gh), &mut w_hh_t);
-        }
+        let w_hh_laid = lay_out_w_hh(w, (p, gh), StepWeights::forward_kind(t, b, p), true);
         let io = Forward {
             w,
-            w_hh_t: transpose.then_some(&w_hh_t[..]),
+            w_hh: w_hh_laid.view(),
             s0,
             out: Shared::new(&mut out),
             out_slots,
@@ -439,7 +397,7 @@ impl<R: Rows> SequenceOp<R> {
             proj: Shared::new(&mut proj),
         };
         recurrence::forward(self.rows, dm, &io);
-        recycle(w_hh_t);
+        w_hh_laid.recycle();
         let fin = self.final_states(dm, (&out, &saved), [out_slots, saved_slots]);
         let states_shape = Shape::from((dirs, b, state_width::<R>(h, p)));
         let (result, shape, kept_out) = match self.output {

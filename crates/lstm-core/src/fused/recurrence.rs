@@ -7,6 +7,7 @@
 //! gets vectorised kernels without `-C target-cpu=native`.
 
 use super::buffers::{parallel_for, DirWeights, Shared};
+use super::layout::StepWeights;
 use super::positions::Positions;
 use super::steps::{backward_task, forward_task};
 use super::tasks::{tasks, Task};
@@ -119,25 +120,12 @@ impl Slots {
     }
 }
 
-/// Floats between the rows of the laid-out `W_hhᵀ` ([`Forward::w_hh_t`]) of `G·H`
-/// columns: a multiple of 64 gets one cache line more, so that the rows the GEMM reads
-/// one after the other do not fall into the same few cache sets (hidden 256: rows 4 KiB
-/// apart all fell into one).
-pub(crate) fn w_hh_t_stride(gh: usize) -> usize {
-    match gh % 64 {
-        0 => gh + 16,
-        _ => gh,
-    }
-}
-
 /// What the forward loops read and write.
 pub(crate) struct Forward<'a> {
     /// Each direction's parameters.
     pub w: &'a [DirWeights],
-    /// `W_hhᵀ` of every direction, `(D, P, G·H)` with rows [`w_hh_t_stride`] apart: the
-    /// layout in which the GEMM reads it without re-packing it at every step (worth it
-    /// from a few steps on; `None` reads `W_hh` from `w`).
-    pub w_hh_t: Option<&'a [f32]>,
+    /// How the step GEMMs read `W_hh`.
+    pub w_hh: StepWeights<'a>,
     /// Initial state `(D, B, SW)` ([`state_width`]), `[h0 | c0]` for a family with a cell.
     pub s0: &'a [f32],
     /// Hidden states `(positions, D·P)` (or the last two steps', [`Forward::out_slots`]).
@@ -157,6 +145,8 @@ pub(crate) struct Forward<'a> {
 /// What the backward loops read and write.
 pub(crate) struct Backward<'a> {
     pub w: &'a [DirWeights],
+    /// How the step GEMMs read `W_hh`.
+    pub w_hh: StepWeights<'a>,
     pub s0: &'a [f32],
     /// Hidden states of the forward pass `(positions, D·P)`.
     pub out: &'a [f32],

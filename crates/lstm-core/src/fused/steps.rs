@@ -7,8 +7,8 @@
 //! Backward: with a projection `dm = dh W_hr`, the row kernel, then the GEMM `dG_t W_hh`
 //! for the gradient of `h_{t-1}`.
 
-use super::buffers::{step_matmul, Mat};
-use super::recurrence::{at, state_width, w_hh_t_stride, Backward, Dims, Forward, Slots};
+use super::buffers::{step_matmul, Mat, Weights};
+use super::recurrence::{at, state_width, Backward, Dims, Forward, Slots};
 use super::tasks::Task;
 use crate::kernels::Rows;
 
@@ -46,13 +46,7 @@ pub(super) fn forward_task<R: Rows>(rows: R, dm: Dims, task: Task, io: &Forward<
         .map(|n| unsafe { w.b_ih.get(n) + if R::SPLIT { 0.0 } else { w.b_hh.get(n) } })
         .collect();
     let mut hid = vec![0f32; if R::SPLIT { bl * gh } else { 0 }];
-    let w_hh_t = match io.w_hh_t {
-        Some(wt) => {
-            let ld = w_hh_t_stride(gh);
-            Mat::rows(wt[dir * p * ld..].as_ptr(), ld)
-        }
-        None => Mat::transposed(w.w_hh.ptr, w.w_hh.rs),
-    };
+    let w_hh_t = io.w_hh.forward(&w, dir, (p, gh));
     for step in 0..t {
         let ti = dm.time(dir, step);
         let (end, cont) = dm.running(dir, ti, (r0, r1));
@@ -140,7 +134,7 @@ pub(super) fn forward_task<R: Rows>(rows: R, dm: Dims, task: Task, io: &Forward<
                     os.row_stride(dm, p),
                     false,
                     m,
-                    w_hr_t,
+                    Weights::Strided(w_hr_t),
                     false,
                 );
             }
@@ -207,7 +201,15 @@ pub(super) fn backward_task<R: Rows>(rows: R, dm: Dims, task: Task, io: &Backwar
                 }
                 let lhs = Mat::rows(dh.as_ptr(), p);
                 let dst = d_m.as_mut_ptr();
-                step_matmul((end - r0, h, p), dst, h, false, lhs, w_hr_t.t(), false);
+                step_matmul(
+                    (end - r0, h, p),
+                    dst,
+                    h,
+                    false,
+                    lhs,
+                    Weights::Strided(w_hr_t.t()),
+                    false,
+                );
             }
         }
         for r in r0..end {
@@ -260,7 +262,8 @@ pub(super) fn backward_task<R: Rows>(rows: R, dm: Dims, task: Task, io: &Backwar
         unsafe {
             let lhs = Mat::rows(d_rec.at(at(dm, r0, ti, dir, gh)), dm.row_stride(gh));
             let dst = dh_next.as_mut_ptr();
-            step_matmul((end - r0, p, gh), dst, p, R::SPLIT, lhs, w.w_hh, alone);
+            let w_hh = io.w_hh.backward(&w, dir, (p, gh));
+            step_matmul((end - r0, p, gh), dst, p, R::SPLIT, lhs, w_hh, alone);
         }
     }
     for r in r0..r1 {
