@@ -105,17 +105,20 @@ fn corrupt_data_is_a_clear_error() {
         [0x1f, 0x8b, 8, 0, 1, 2, 3, 4, 5],
     )
     .unwrap();
+    let out = tmp("c-out");
     let o = lstm(&[
         "mnist",
         "--data",
         &dir.display().to_string(),
         "--out",
-        &tmp("c-out").display().to_string(),
+        &out.display().to_string(),
     ]);
     assert_eq!(o.status.code(), Some(2));
     let err = stderr(&o);
     assert!(err.contains("train-images-idx3-ubyte.gz"), "{err}");
     assert!(!err.contains("panicked"), "{err}");
+    assert!(!out.exists(), "no run directory when the data is corrupt");
+    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 #[test]
@@ -208,6 +211,7 @@ fn a_short_run_prints_book_lines_and_writes_its_run_directory() {
             .unwrap();
     assert_eq!(weights["lstm.weight_hh_l0"].dims(), &[512, 128]);
     assert_eq!(weights["fc.weight"].dims(), &[10, 128]);
+    std::fs::remove_dir_all(&out).unwrap();
 }
 
 fn sbux() -> String {

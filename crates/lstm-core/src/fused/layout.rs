@@ -25,7 +25,7 @@ pub(crate) enum StepWeights<'a> {
     /// From the parameters.
     AsIs,
     /// `W_hhᵀ` of every direction, `(D, P, G·H)` with rows [`w_hh_t_stride`] apart, for
-    /// the `gemm` crate (forward only, on CPUs without AVX2).
+    /// the `gemm` crate (forward only, where the panels are not used).
     Transposed(&'a [f32]),
     /// Every direction's operand packed in panels ([`panels`]), one after the other:
     /// `W_hhᵀ (P × G·H)` forward, `W_hh (G·H × P)` backward.
@@ -87,8 +87,11 @@ const PANELS_MIN_P: usize = 256;
 /// Which layout of [`StepWeights`] a pass builds.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum WeightLayout {
+    /// [`StepWeights::AsIs`].
     AsIs,
+    /// [`StepWeights::Transposed`].
     Transposed,
+    /// [`StepWeights::Panels`].
     Panels,
 }
 

@@ -10,10 +10,12 @@
 //! destination are prefetched before the products, since a step's gates (the input
 //! projections the products are added to) were written long before.
 //!
-//! On one core of the AVX-512 machine of `docs/benchmarks.md`, with the destination rows
-//! a sequence apart as in a step, this runs the MNIST step (48 × 512 × 128) at 112
-//! GFLOP/s and the hidden-256 step (48 × 1024 × 256) at 108, against 97 and 89 for the
-//! `gemm` crate on the same operands.
+//! Alone on one core of the AVX-512 machine of `docs/benchmarks.md`, with the destination
+//! rows a sequence apart as in a step, the kernel runs the MNIST step (48 × 512 × 128) at
+//! 112 GFLOP/s and the hidden-256 step (48 × 1024 × 256) at 108, against 97 and 89 for
+//! the `gemm` crate on the same operands. Inside the recurrence the per-call copy of `h`
+//! and the dispatch take part of that back: the steps use the panels from `h` 256 wide
+//! on ([`super::layout::StepWeights::forward_kind`]).
 //!
 //! Only for x86-64 with AVX2 + FMA or AVX-512 ([`super::isa`]); elsewhere the steps call
 //! the `gemm` crate.
