@@ -11,7 +11,6 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use rayon::prelude::*;
 
 use super::panels::{self, Panels};
-use super::recurrence::isa;
 
 /// GEMMs below this many multiply-adds run on one thread.
 pub(crate) const PARALLEL_GEMM_MIN: usize = 256 * 1024;
@@ -239,8 +238,8 @@ pub(crate) unsafe fn matmul(
 /// [`matmul`] with either kind of weight operand.
 ///
 /// # Safety
-/// As [`matmul`]; with panels, `lhs` has a unit column stride and the CPU has [`isa`]'s
-/// instructions.
+/// As [`matmul`]; with panels, `lhs` has a unit column stride and the CPU has the
+/// panels' instruction set.
 unsafe fn split_matmul(
     (m, n, k): (usize, usize, usize),
     dst: *mut f32,
@@ -296,7 +295,7 @@ unsafe fn serial_matmul(
 ) {
     match rhs {
         Weights::Strided(rhs) => gemm_serial(dims, dst, dst_rs, accumulate, lhs, rhs),
-        Weights::Panels(rhs) => panels::matmul(isa(), dims, dst, dst_rs, accumulate, lhs, rhs),
+        Weights::Panels(rhs) => panels::matmul(dims, dst, dst_rs, accumulate, lhs, rhs),
     }
 }
 

@@ -1,34 +1,35 @@
-//! How the step GEMMs read each direction's `W_hh`: as it lies in the parameters, laid
-//! out transposed for the `gemm` crate, or packed in panels for the panel kernels
-//! ([`super::panels`]), once per call and shared by every step.
+//! How the step GEMMs read each direction's `W_hh` (and, where the steps project their
+//! own input, `W_ih`): as it lies in the parameters, laid out transposed for the `gemm`
+//! crate, or packed in panels for the panel kernels ([`super::panels`]), once per call
+//! and shared by every step.
 
 use super::buffers::{parallel_for, recycle, take_buffer, DirWeights, Mat, Shared, Weights};
 use super::panels::{self, Panels};
 use super::recurrence::{isa, Isa};
 
-/// Floats between the rows of the laid-out `W_hhᵀ` ([`StepWeights::Transposed`]) of
-/// `G·H` columns: a multiple of 64 gets one cache line more, so that the rows the GEMM
+/// Floats between the rows of a laid-out `Wᵀ` ([`StepWeights::Transposed`]) of `G·H`
+/// columns: a multiple of 64 gets one cache line more, so that the rows the GEMM
 /// reads one after the other do not fall into the same few cache sets (hidden 256: rows
 /// 4 KiB apart all fell into one).
-pub(crate) fn w_hh_t_stride(gh: usize) -> usize {
+pub(crate) fn transposed_stride(gh: usize) -> usize {
     match gh % 64 {
         0 => gh + 16,
         _ => gh,
     }
 }
 
-/// How the step GEMMs read each direction's `W_hh (G·H, P)`: laid out once per call when
-/// several steps read it with several rows each (a step of one or two rows is a
-/// matrix-vector product, which reads `W_hh` best as it is).
+/// How the step GEMMs read each direction's `W (G·H, K)` (`W_hh`, `K = P`, or `W_ih`,
+/// `K = I`): laid out once per call when several steps read it with several rows each (a
+/// step of one or two rows is a matrix-vector product, which reads `W` best as it is).
 #[derive(Clone, Copy)]
 pub(crate) enum StepWeights<'a> {
     /// From the parameters.
     AsIs,
-    /// `W_hhᵀ` of every direction, `(D, P, G·H)` with rows [`w_hh_t_stride`] apart, for
+    /// `Wᵀ` of every direction, `(D, K, G·H)` with rows [`transposed_stride`] apart, for
     /// the `gemm` crate (forward only, where the panels are not used).
     Transposed(&'a [f32]),
     /// Every direction's operand packed in panels ([`panels`]), one after the other:
-    /// `W_hhᵀ (P × G·H)` forward, `W_hh (G·H × P)` backward.
+    /// `Wᵀ (K × G·H)` forward, `W (G·H × K)` backward.
     Panels(&'a [f32]),
 }
 
@@ -54,29 +55,33 @@ impl StepWeights<'_> {
         }
     }
 
-    /// The operand `h_{t-1} W_hhᵀ` reads for direction `dir`.
-    pub fn forward(self, w: &DirWeights, dir: usize, (p, gh): (usize, usize)) -> Weights {
+    /// The operand `v Wᵀ` reads for direction `dir`, whose `W (G·H, K)` in the
+    /// parameters is `w` (`h_{t-1} W_hhᵀ`, `x_t W_ihᵀ`).
+    pub fn forward(self, w: Mat, dir: usize, (k, gh): (usize, usize)) -> Weights {
         match self {
-            StepWeights::AsIs => Weights::Strided(Mat::transposed(w.w_hh.ptr, w.w_hh.rs)),
+            StepWeights::AsIs => Weights::Strided(Mat::transposed(w.ptr, w.rs)),
             StepWeights::Transposed(wt) => {
-                let ld = w_hh_t_stride(gh);
-                Weights::Strided(Mat::rows(wt[dir * p * ld..].as_ptr(), ld))
+                let ld = transposed_stride(gh);
+                Weights::Strided(Mat::rows(wt[dir * k * ld..].as_ptr(), ld))
             }
             StepWeights::Panels(pk) => Weights::Panels(Panels {
-                ptr: pk[dir * panels::packed_len(p, gh)..].as_ptr(),
-                k: p,
+                ptr: pk[dir * panels::packed_len(k, gh)..].as_ptr(),
+                k,
+                isa: isa(),
             }),
         }
     }
 
-    /// The operand `dG_t W_hh` reads for direction `dir`.
-    pub fn backward(self, w: &DirWeights, dir: usize, (p, gh): (usize, usize)) -> Weights {
+    /// The operand `dG_t W_hh` reads for direction `dir`, whose `W_hh` in the parameters
+    /// is `w`.
+    pub fn backward(self, w: Mat, dir: usize, (p, gh): (usize, usize)) -> Weights {
         match self {
             StepWeights::Panels(pk) => Weights::Panels(Panels {
                 ptr: pk[dir * panels::packed_len(gh, p)..].as_ptr(),
                 k: gh,
+                isa: isa(),
             }),
-            _ => Weights::Strided(w.w_hh),
+            _ => Weights::Strided(w),
         }
     }
 }
@@ -95,7 +100,7 @@ pub(crate) enum WeightLayout {
     Panels,
 }
 
-/// `W_hh` of every direction laid out for the step GEMMs, in a recycled buffer.
+/// A weight matrix of every direction laid out for the step GEMMs, in a recycled buffer.
 pub(crate) struct LaidOut {
     layout: WeightLayout,
     buf: Vec<f32>,
@@ -117,28 +122,29 @@ impl LaidOut {
     }
 }
 
-/// Lays every direction's `W_hh (G·H, P)` out as `layout` says: for the forward pass
-/// (`W_hhᵀ`, `P × G·H`) or the backward pass (`W_hh`, `G·H × P`).
-pub(crate) fn lay_out_w_hh(
-    w: &[DirWeights],
-    (p, gh): (usize, usize),
+/// Lays out every direction's `W (G·H, K)`, `w[d]` (each a row-major matrix with unit
+/// column stride: `W_hh`, or `W_ih` with `K = I`), as `layout` says: for the forward pass
+/// (`Wᵀ`, `K × G·H`) or the backward pass (`W`, `G·H × K`).
+pub(crate) fn lay_out(
+    w: &[Mat],
+    (k, gh): (usize, usize),
     layout: WeightLayout,
     fwd: bool,
 ) -> LaidOut {
     let buf = match layout {
         WeightLayout::AsIs => Vec::new(),
         WeightLayout::Transposed => {
-            let mut buf = take_buffer(w.len() * p * w_hh_t_stride(gh));
-            transpose_w_hh(w, (p, gh), &mut buf);
+            let mut buf = take_buffer(w.len() * k * transposed_stride(gh));
+            transpose(w, (k, gh), &mut buf);
             buf
         }
         WeightLayout::Panels => {
-            let (k, n) = if fwd { (p, gh) } else { (gh, p) };
-            let len = panels::packed_len(k, n);
+            let (rows, n) = if fwd { (k, gh) } else { (gh, k) };
+            let len = panels::packed_len(rows, n);
             let mut buf = take_buffer(w.len() * len);
-            for (d, dw) in w.iter().enumerate() {
-                let src = if fwd { dw.w_hh.t() } else { dw.w_hh };
-                panels::pack(src, (k, n), &mut buf[d * len..][..len]);
+            for (d, &wd) in w.iter().enumerate() {
+                let src = if fwd { wd.t() } else { wd };
+                panels::pack(src, (rows, n), &mut buf[d * len..][..len]);
             }
             buf
         }
@@ -146,28 +152,39 @@ pub(crate) fn lay_out_w_hh(
     LaidOut { layout, buf }
 }
 
-/// `W_hhᵀ` of every direction into `dst` `(D, P, G·H)`, rows [`w_hh_t_stride`] apart, in
-/// parallel blocks of 16 of its rows. A block goes through `W_hh (G·H, P)` in tiles of
+/// [`lay_out`] for every direction's `W_hh`.
+pub(crate) fn lay_out_w_hh(
+    w: &[DirWeights],
+    dims: (usize, usize),
+    layout: WeightLayout,
+    fwd: bool,
+) -> LaidOut {
+    let w_hh: Vec<Mat> = w.iter().map(|d| d.w_hh).collect();
+    lay_out(&w_hh, dims, layout, fwd)
+}
+
+/// `Wᵀ` of every direction into `dst` `(D, K, G·H)`, rows [`transposed_stride`] apart, in
+/// parallel blocks of 16 of its rows. A block goes through `W (G·H, K)` in tiles of
 /// 16 × 16: each tile reads 16 rows of 16 contiguous floats and writes 16 rows of 16 (one
 /// cache line each), so that the 16 destination rows, a power of two apart for the usual
 /// sizes, do not evict each other's lines between element-wise writes.
-fn transpose_w_hh(w: &[DirWeights], (p, gh): (usize, usize), dst: &mut [f32]) {
+fn transpose(w: &[Mat], (k, gh): (usize, usize), dst: &mut [f32]) {
     const BLOCK: usize = 16;
-    let blocks = p.div_ceil(BLOCK);
-    let ld = w_hh_t_stride(gh);
+    let blocks = k.div_ceil(BLOCK);
+    let ld = transposed_stride(gh);
     let out = Shared::new(dst);
-    parallel_for(w.len() * blocks, |k| {
-        let (d, j0) = (k / blocks, (k % blocks) * BLOCK);
-        let width = BLOCK.min(p - j0);
-        let w_hh = w[d].w_hh;
-        // SAFETY: block k writes rows j0..j0 + width of direction d's W_hhᵀ alone.
-        let rows = unsafe { out.slice((d * p + j0) * ld, width * ld) };
+    parallel_for(w.len() * blocks, |task| {
+        let (d, j0) = (task / blocks, (task % blocks) * BLOCK);
+        let width = BLOCK.min(k - j0);
+        let wd = w[d];
+        // SAFETY: block `task` writes rows j0..j0 + width of direction d's Wᵀ alone.
+        let rows = unsafe { out.slice((d * k + j0) * ld, width * ld) };
         let mut tile = [[0f32; BLOCK]; BLOCK];
         for n0 in (0..gh).step_by(BLOCK) {
             let height = BLOCK.min(gh - n0);
             for (dn, row) in tile.iter_mut().enumerate().take(height) {
-                // SAFETY: row n0 + dn of W_hh has P elements, j0 + width <= P.
-                let src = unsafe { w_hh.ptr.add((n0 + dn) * w_hh.rs + j0) };
+                // SAFETY: row n0 + dn of W has K elements, j0 + width <= K.
+                let src = unsafe { wd.ptr.add((n0 + dn) * wd.rs + j0) };
                 match width {
                     // A whole tile row: a fixed-size copy (vector moves, no memmove call).
                     BLOCK => *row = unsafe { src.cast::<[f32; BLOCK]>().read_unaligned() },

@@ -1,9 +1,9 @@
 //! The fused CPU recurrence: one candle op per layer for every recurrent family, with a
 //! hand-written backward pass.
 //!
-//! - [`sequence`] runs one layer (every direction) over a whole sequence: the input
-//!   projection of all steps as one GEMM, then per step one GEMM `h W_hhᵀ` accumulated in
-//!   place and the family's vectorised gate kernel ([`crate::kernels`]). The batch is
+//! - [`sequence`] runs one layer (every direction) over a whole sequence: per step the
+//!   input projection `x_t W_ihᵀ`, one GEMM `h W_hhᵀ` accumulated onto it and the
+//!   family's vectorised gate kernel ([`crate::kernels`]). The batch is
 //!   split into blocks of rows, one per thread, and with two directions each direction
 //!   runs on its own threads; a block runs its whole recurrence alone, so steps need no
 //!   synchronisation. The backward pass is back-propagation through time in the same

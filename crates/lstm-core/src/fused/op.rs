@@ -1,8 +1,8 @@
 //! The fused sequence op as candle custom ops, with hand-written backward passes.
 //!
-//! [`SequenceOp`] runs one layer, every direction, over the whole sequence: the input
-//! projection of all steps and both directions as one GEMM, then the recurrences
-//! ([`super::recurrence`]). Its output is the layer's hidden states `(B, T, D·P)` (packed:
+//! [`SequenceOp`] runs one layer, every direction, over the whole sequence: the
+//! recurrences ([`super::recurrence`]), whose steps project their own input (or, for
+//! batches of one or two rows, one GEMM projecting every step's first). Its output is the layer's hidden states `(B, T, D·P)` (packed:
 //! `(positions, D·P)`), both directions joined in place, or only the final states. With
 //! the sequence as output, [`super::link::FinalStatesOp`] hands out the final states, so
 //! candle's graph has no per-step slicing, concatenation or scatter.
@@ -14,7 +14,7 @@ use candle_core::{
 };
 
 use super::buffers::{matmul, recycle, take_buffer, DirWeights, Mat, Shared};
-use super::layout::{lay_out_w_hh, StepWeights};
+use super::layout::{lay_out, lay_out_w_hh, StepWeights, WeightLayout};
 use super::link::{lock, Link, Saved};
 use super::live::live_steps;
 use super::positions::{PackedSteps, Positions};
@@ -380,24 +380,43 @@ impl<R: Rows> SequenceOp<R> {
             _ => Slots::Every,
         };
         let mut out = take_buffer(out_slots.len(dm, p));
-        let mut gates = take_buffer(n * dirs * gh);
+        // Where the step GEMMs lay W_hh out, the steps project their own input (with W_ih
+        // laid out alike), and inference then keeps only the last two steps' gates. Steps
+        // of one or two rows read the weights as they are: their input projections run
+        // as one GEMM over every position first.
+        let kind = StepWeights::forward_kind(t, b, p);
+        let steps_project = kind != WeightLayout::AsIs;
+        let gates_slots = if steps_project {
+            saved_slots
+        } else {
+            Slots::Every
+        };
+        let mut gates = take_buffer(gates_slots.len(dm, gh));
         let mut saved = take_buffer(saved_slots.len(dm, R::SAVED * h));
         let mut proj = take_buffer(if p != h { saved_slots.len(dm, h) } else { 0 });
-        input_projection::<R>(dm, x, w, &mut gates);
-        let w_hh_laid = lay_out_w_hh(w, (p, gh), StepWeights::forward_kind(t, b, p), true);
+        if !steps_project {
+            input_projection::<R>(dm, x, w, &mut gates);
+        }
+        let w_hh_laid = lay_out_w_hh(w, (p, gh), kind, true);
+        let w_ih: Vec<Mat> = w.iter().map(|d| d.w_ih).collect();
+        let w_ih_laid = lay_out(&w_ih, (dm.i, gh), kind, true);
         let io = Forward {
             w,
             w_hh: w_hh_laid.view(),
+            w_ih: steps_project.then(|| w_ih_laid.view()),
             s0,
             out: Shared::new(&mut out),
             out_slots,
             saved_slots,
             gates: Shared::new(&mut gates),
+            gates_slots,
+            x,
             saved: Shared::new(&mut saved),
             proj: Shared::new(&mut proj),
         };
         recurrence::forward(self.rows, dm, &io);
         w_hh_laid.recycle();
+        w_ih_laid.recycle();
         let fin = self.final_states(dm, (&out, &saved), [out_slots, saved_slots]);
         let states_shape = Shape::from((dirs, b, state_width::<R>(h, p)));
         let (result, shape, kept_out) = match self.output {

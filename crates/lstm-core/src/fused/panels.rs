@@ -36,11 +36,13 @@ const MR_512: usize = 8;
 const MR_256: usize = 6;
 
 /// A `k × n` operand packed by [`pack`]: panel `j` holds columns `48j..48j + 48` as `k`
-/// rows of 48 floats (zeros past `n`).
+/// rows of 48 floats (zeros past `n`), and the instruction set of the kernels that read
+/// it (AVX2 or AVX-512, chosen where it is packed).
 #[derive(Clone, Copy)]
 pub(crate) struct Panels {
     pub ptr: *const f32,
     pub k: usize,
+    pub isa: Isa,
 }
 
 // SAFETY: only read, while the buffer it points into is alive (one op call).
@@ -98,13 +100,12 @@ pub(crate) fn pack(src: Mat, (k, n): (usize, usize), dst: &mut [f32]) {
 }
 
 /// `dst (m × n, row stride ldc) = [dst +] lhs (m × k, unit column stride) · rhs`, on the
-/// calling thread, with the kernels of `isa` (AVX2 or AVX-512).
+/// calling thread, with the kernels of the panels' instruction set.
 ///
 /// # Safety
 /// `lhs` and `dst` must address their full extents, `rhs` a packed `k × n` operand, the
-/// CPU must have `isa`, and `dst` must not overlap the operands.
+/// CPU must have its instruction set, and `dst` must not overlap the operands.
 pub(crate) unsafe fn matmul(
-    isa: Isa,
     (m, n, k): (usize, usize, usize),
     dst: *mut f32,
     ldc: usize,
@@ -116,7 +117,7 @@ pub(crate) unsafe fn matmul(
     if m == 0 || n == 0 {
         return;
     }
-    let (mr, tile): (usize, TileFn) = match isa {
+    let (mr, tile): (usize, TileFn) = match rhs.isa {
         #[cfg(target_arch = "x86_64")]
         Isa::Avx512 => (MR_512, x86::tile_512),
         #[cfg(target_arch = "x86_64")]
@@ -133,12 +134,26 @@ pub(crate) unsafe fn matmul(
             for (r0, h) in row_tiles(m, mr) {
                 let a = a[r0 * k..].as_ptr();
                 let c = dst.add(r0 * ldc + j * NR);
+                let operands = Tile {
+                    k,
+                    a,
+                    b: panel,
+                    c,
+                    ldc,
+                    accumulate,
+                };
                 if width == vecs * NV {
-                    tile(h, vecs, k, a, panel, c, ldc, accumulate);
+                    tile(h, vecs, operands);
                 } else {
                     // A ragged edge: the tile into a scratch block, then its valid columns.
                     let mut block = [0f32; MR_512 * NR];
-                    tile(h, vecs, k, a, panel, block.as_mut_ptr(), NR, false);
+                    let scratch = Tile {
+                        c: block.as_mut_ptr(),
+                        ldc: NR,
+                        accumulate: false,
+                        ..operands
+                    };
+                    tile(h, vecs, scratch);
                     for r in 0..h {
                         let out = std::slice::from_raw_parts_mut(c.add(r * ldc), width);
                         for (o, &v) in out.iter_mut().zip(&block[r * NR..]) {
@@ -189,15 +204,30 @@ unsafe fn pack_lhs(lhs: Mat, (m, k): (usize, usize), mr: usize, buf: &mut Vec<f3
     &buf[..m * k]
 }
 
-/// One tile: rows, vectors of [`NV`] columns, `k`, the packed `lhs` tile, the panel,
-/// `dst` and its row stride, accumulate.
-type TileFn = unsafe fn(usize, usize, usize, *const f32, *const f32, *mut f32, usize, bool);
+/// The operands of one tile's product.
+#[derive(Clone, Copy)]
+struct Tile {
+    /// The products' depth.
+    k: usize,
+    /// The tile's rows of the left operand, packed ([`pack_lhs`]).
+    a: *const f32,
+    /// The panel (or, with AVX2, its third) the tile's columns start in.
+    b: *const f32,
+    /// The tile's first element of `dst`, and the row stride of `dst`.
+    c: *mut f32,
+    ldc: usize,
+    /// Add the products to `dst` rather than overwrite it.
+    accumulate: bool,
+}
+
+/// One tile of the given rows and vectors of [`NV`] columns.
+type TileFn = unsafe fn(usize, usize, Tile);
 
 #[cfg(target_arch = "x86_64")]
 mod x86 {
     use std::arch::x86_64::*;
 
-    use super::{MR_256, MR_512, NR, NV};
+    use super::{Tile, MR_256, MR_512, NR, NV};
 
     /// Calls `$kernel::<R(, V)>` for the tile's rows `R` (and vectors `V`).
     macro_rules! by_shape {
@@ -229,11 +259,11 @@ mod x86 {
     /// Asks for the tile's rows of `dst` before the products, so that adding to them does
     /// not wait on memory.
     #[inline(always)]
-    unsafe fn prefetch_rows(rows: usize, lines: usize, c: *mut f32, ldc: usize, accumulate: bool) {
-        if accumulate {
+    unsafe fn prefetch_rows(rows: usize, lines: usize, t: Tile) {
+        if t.accumulate {
             for r in 0..rows {
                 for l in 0..lines {
-                    _mm_prefetch::<_MM_HINT_T0>(c.add(r * ldc + l * 16).cast::<i8>());
+                    _mm_prefetch::<_MM_HINT_T0>(t.c.add(r * t.ldc + l * 16).cast::<i8>());
                 }
             }
         }
@@ -243,37 +273,22 @@ mod x86 {
     ///
     /// # Safety
     /// As [`super::matmul`], with AVX-512F.
-    #[allow(clippy::too_many_arguments)]
-    pub(super) unsafe fn tile_512(
-        rows: usize,
-        vecs: usize,
-        k: usize,
-        a: *const f32,
-        b: *const f32,
-        c: *mut f32,
-        ldc: usize,
-        accumulate: bool,
-    ) {
+    pub(super) unsafe fn tile_512(rows: usize, vecs: usize, t: Tile) {
         debug_assert!(rows <= MR_512 && vecs * NV <= NR);
-        prefetch_rows(rows, vecs, c, ldc, accumulate);
-        by_shape!(
-            kernel_512,
-            rows,
-            vecs,
-            (1, 2, 3, 4, 5, 6, 7, 8),
-            (k, a, b, c, ldc, accumulate)
-        )
+        prefetch_rows(rows, vecs, t);
+        by_shape!(kernel_512, rows, vecs, (1, 2, 3, 4, 5, 6, 7, 8), (t))
     }
 
     #[target_feature(enable = "avx512f")]
-    unsafe fn kernel_512<const R: usize, const V: usize>(
-        k: usize,
-        a: *const f32,
-        b: *const f32,
-        c: *mut f32,
-        ldc: usize,
-        accumulate: bool,
-    ) {
+    unsafe fn kernel_512<const R: usize, const V: usize>(t: Tile) {
+        let Tile {
+            k,
+            a,
+            b,
+            c,
+            ldc,
+            accumulate,
+        } = t;
         let mut acc = [[_mm512_setzero_ps(); V]; R];
         for kk in 0..k {
             let mut bv = [_mm512_setzero_ps(); V];
@@ -303,39 +318,25 @@ mod x86 {
     ///
     /// # Safety
     /// As [`super::matmul`], with AVX2 and FMA.
-    #[allow(clippy::too_many_arguments)]
-    pub(super) unsafe fn tile_256(
-        rows: usize,
-        vecs: usize,
-        k: usize,
-        a: *const f32,
-        b: *const f32,
-        c: *mut f32,
-        ldc: usize,
-        accumulate: bool,
-    ) {
+    pub(super) unsafe fn tile_256(rows: usize, vecs: usize, t: Tile) {
         debug_assert!(rows <= MR_256 && vecs * NV <= NR);
-        prefetch_rows(rows, vecs, c, ldc, accumulate);
+        prefetch_rows(rows, vecs, t);
         for v in 0..vecs {
-            let (b, c) = (b.add(v * NV), c.add(v * NV));
-            by_shape!(
-                kernel_256,
-                rows,
-                (1, 2, 3, 4, 5, 6),
-                (k, a, b, c, ldc, accumulate)
-            )
+            let (b, c) = (t.b.add(v * NV), t.c.add(v * NV));
+            by_shape!(kernel_256, rows, (1, 2, 3, 4, 5, 6), (Tile { b, c, ..t }))
         }
     }
 
     #[target_feature(enable = "avx2,fma")]
-    unsafe fn kernel_256<const R: usize>(
-        k: usize,
-        a: *const f32,
-        b: *const f32,
-        c: *mut f32,
-        ldc: usize,
-        accumulate: bool,
-    ) {
+    unsafe fn kernel_256<const R: usize>(t: Tile) {
+        let Tile {
+            k,
+            a,
+            b,
+            c,
+            ldc,
+            accumulate,
+        } = t;
         let mut acc = [[_mm256_setzero_ps(); 2]; R];
         for kk in 0..k {
             let b0 = _mm256_loadu_ps(b.add(kk * NR));
@@ -425,11 +426,12 @@ mod tests {
                         let rhs = Panels {
                             ptr: packed.as_ptr(),
                             k,
+                            isa,
                         };
                         // SAFETY: the extents above; the CPU has `isa`.
                         unsafe {
                             let lhs = Mat::rows(a.as_ptr(), lda);
-                            matmul(isa, (m, n, k), c.as_mut_ptr(), ldc, accumulate, lhs, rhs)
+                            matmul((m, n, k), c.as_mut_ptr(), ldc, accumulate, lhs, rhs)
                         };
                         for (i, (&got, &w)) in c.iter().zip(&want).enumerate() {
                             let tol = 1e-4 * (1.0 + w.abs());
@@ -478,6 +480,7 @@ mod tests {
         let p = Panels {
             ptr: packed.as_ptr(),
             k,
+            isa: Isa::Baseline,
         };
         assert_eq!(p.skip_cols(NR).ptr, packed[k * NR..].as_ptr());
     }

@@ -126,6 +126,9 @@ pub(crate) struct Forward<'a> {
     pub w: &'a [DirWeights],
     /// How the step GEMMs read `W_hh`.
     pub w_hh: StepWeights<'a>,
+    /// How the steps read `W_ih`, when each projects its own input `x_t W_ihᵀ` into its
+    /// gates (`None`: the gates come in projected, by one GEMM over every position).
+    pub w_ih: Option<StepWeights<'a>>,
     /// Initial state `(D, B, SW)` ([`state_width`]), `[h0 | c0]` for a family with a cell.
     pub s0: &'a [f32],
     /// Hidden states `(positions, D·P)` (or the last two steps', [`Forward::out_slots`]).
@@ -134,8 +137,14 @@ pub(crate) struct Forward<'a> {
     pub out_slots: Slots,
     /// Which steps `saved` and `proj` keep.
     pub saved_slots: Slots,
-    /// Gates `(positions, D·G·H)`: input projections in, activations out.
+    /// Gates `(positions, D·G·H)` (or the last two steps', [`Forward::gates_slots`]):
+    /// input projections in, activations out.
     pub gates: Shared,
+    /// Which steps `gates` keeps: every step's, or when the steps project their input
+    /// and keep nothing for a backward pass (inference), the last two.
+    pub gates_slots: Slots,
+    /// The input `(positions, I)`, read when the steps project it.
+    pub x: &'a [f32],
     /// What each step saves, `(positions, D·SAVED·H)`.
     pub saved: Shared,
     /// With a projection, `m = o ⊙ tanh(c)` of every step `(positions, D·H)`.

@@ -1,9 +1,11 @@
 //! The time loop of one task (a direction and a block of batch rows), forward and
 //! backward, for every family ([`Rows`]): the task runs its whole recurrence alone.
 //!
-//! Per step, forward: the recurrent GEMM `h_{t-1} W_hhᵀ` of the running rows into the
-//! step's gates (or, for a [`Rows::SPLIT`] family, into a scratch block pre-filled with
-//! `b_hh`), the biases added to the gates, the family's row kernel, and with a projection the GEMM `h = m W_hrᵀ`.
+//! Per step, forward: the input projection `x_t W_ihᵀ` of the running rows into the
+//! step's gates (unless it came in done), the recurrent GEMM `h_{t-1} W_hhᵀ` added to
+//! them (or, for a [`Rows::SPLIT`] family, into a scratch block pre-filled with `b_hh`),
+//! the biases added to the gates, the family's row kernel, and with a projection the
+//! GEMM `h = m W_hrᵀ`.
 //! Backward: with a projection `dm = dh W_hr`, the row kernel, then the GEMM `dG_t W_hh`
 //! for the gradient of `h_{t-1}`.
 
@@ -34,7 +36,7 @@ pub(super) fn forward_task<R: Rows>(rows: R, dm: Dims, task: Task, io: &Forward<
     let w = io.w[dir];
     // Where the steps' h (os) and what they save (ss) lie: every step, or the last two
     // (inference, which keeps nothing for a backward pass).
-    let (os, ss) = (io.out_slots, io.saved_slots);
+    let (os, ss, gs) = (io.out_slots, io.saved_slots, io.gates_slots);
     let train = ss == Slots::Every;
     // SAFETY (biases): b_ih and b_hh have G·H elements.
     let b_hh: Vec<f32> = match R::SPLIT {
@@ -46,7 +48,8 @@ pub(super) fn forward_task<R: Rows>(rows: R, dm: Dims, task: Task, io: &Forward<
         .map(|n| unsafe { w.b_ih.get(n) + if R::SPLIT { 0.0 } else { w.b_hh.get(n) } })
         .collect();
     let mut hid = vec![0f32; if R::SPLIT { bl * gh } else { 0 }];
-    let w_hh_t = io.w_hh.forward(&w, dir, (p, gh));
+    let w_hh_t = io.w_hh.forward(w.w_hh, dir, (p, gh));
+    let w_ih_t = io.w_ih.map(|l| l.forward(w.w_ih, dir, (dm.i, gh)));
     for step in 0..t {
         let ti = dm.time(dir, step);
         let (end, cont) = dm.running(dir, ti, (r0, r1));
@@ -63,6 +66,28 @@ pub(super) fn forward_task<R: Rows>(rows: R, dm: Dims, task: Task, io: &Forward<
             h_prev: Mat::rows(io.s0[(dir * b + cont) * sw..].as_ptr(), sw),
             rows: (cont - r0, end - cont),
         });
+        if let Some(w_ih_t) = w_ih_t {
+            // x_t W_ihᵀ of the running rows into the step's gates, while they are in cache
+            // for the recurrent GEMM and the row kernel.
+            // SAFETY: x is (positions, I) and W_ihᵀ (I, G·H); the destination is this
+            // task's rows of the step's gates.
+            unsafe {
+                let x = Mat::rows(
+                    io.x[dm.pos.at(r0, ti) * dm.i..].as_ptr(),
+                    dm.pos.row_stride() * dm.i,
+                );
+                let dst = io.gates.at(gs.at(dm, r0, ti, dir, gh));
+                step_matmul(
+                    (end - r0, gh, dm.i),
+                    dst,
+                    gs.row_stride(dm, gh),
+                    false,
+                    x,
+                    w_ih_t,
+                    alone,
+                );
+            }
+        }
         if R::SPLIT {
             for row in hid.chunks_exact_mut(gh).take(end - r0) {
                 row.copy_from_slice(&b_hh);
@@ -76,8 +101,8 @@ pub(super) fn forward_task<R: Rows>(rows: R, dm: Dims, task: Task, io: &Forward<
                 let (dst, rs) = match R::SPLIT {
                     true => (hid[g.rows.0 * gh..].as_mut_ptr(), gh),
                     false => (
-                        io.gates.at(at(dm, r0 + g.rows.0, ti, dir, gh)),
-                        dm.row_stride(gh),
+                        io.gates.at(gs.at(dm, r0 + g.rows.0, ti, dir, gh)),
+                        gs.row_stride(dm, gh),
                     ),
                 };
                 step_matmul((g.rows.1, gh, p), dst, rs, true, g.h_prev, w_hh_t, alone);
@@ -111,7 +136,7 @@ pub(super) fn forward_task<R: Rows>(rows: R, dm: Dims, task: Task, io: &Forward<
                     Some(_) => io.proj.slice(ss.at(dm, r, ti, dir, h), h),
                     None => io.out.slice(os.at(dm, r, ti, dir, h), h),
                 };
-                let gates = io.gates.slice(at(dm, r, ti, dir, gh), gh);
+                let gates = io.gates.slice(gs.at(dm, r, ti, dir, gh), gh);
                 for (g, &b) in gates.iter_mut().zip(&bias) {
                     *g += b;
                 }
@@ -262,7 +287,7 @@ pub(super) fn backward_task<R: Rows>(rows: R, dm: Dims, task: Task, io: &Backwar
         unsafe {
             let lhs = Mat::rows(d_rec.at(at(dm, r0, ti, dir, gh)), dm.row_stride(gh));
             let dst = dh_next.as_mut_ptr();
-            let w_hh = io.w_hh.backward(&w, dir, (p, gh));
+            let w_hh = io.w_hh.backward(w.w_hh, dir, (p, gh));
             step_matmul((end - r0, p, gh), dst, p, R::SPLIT, lhs, w_hh, alone);
         }
     }
