@@ -5,8 +5,9 @@
 //! backward) at every step. Packed once into panels of 48 columns (`k` rows of 48 floats,
 //! contiguous), a panel row is three vector loads; a tile of up to 8 rows × 48 columns
 //! keeps its 24 accumulators in AVX-512 registers (with AVX2, tiles of 6 rows × 16
-//! columns, over each third of a panel). The left operand is copied per call into the
-//! order the kernel broadcasts it in ([`pack_lhs`]), and the tile's rows of the
+//! columns, over each third of a panel). The kernels broadcast the left operand from
+//! where it lies, or, when its rows lie a multiple of 4 KiB apart ([`reads_in_place`]),
+//! from a copy in the order they read it ([`pack_lhs`]); the tile's rows of the
 //! destination are prefetched before the products, since a step's gates (the input
 //! projections the products are added to) were written long before.
 //!
@@ -126,17 +127,26 @@ pub(crate) unsafe fn matmul(
     };
     PACKED_LHS.with(|buf| {
         let mut buf = buf.borrow_mut();
-        let a = pack_lhs(lhs, (m, k), mr, &mut buf);
+        let in_place = reads_in_place(lhs);
+        let a = match in_place {
+            true => &[][..],
+            false => pack_lhs(lhs, (m, k), mr, &mut buf),
+        };
         for j in 0..n.div_ceil(NR) {
             let panel = rhs.ptr.add(j * rhs.k * NR);
             let width = NR.min(n - j * NR);
             let vecs = width.div_ceil(NV);
             for (r0, h) in row_tiles(m, mr) {
-                let a = a[r0 * k..].as_ptr();
+                let (a, a_rs, a_ks) = match in_place {
+                    true => (lhs.ptr.add(r0 * lhs.rs), lhs.rs, 1),
+                    false => (a[r0 * k..].as_ptr(), 1, h),
+                };
                 let c = dst.add(r0 * ldc + j * NR);
                 let operands = Tile {
                     k,
                     a,
+                    a_rs,
+                    a_ks,
                     b: panel,
                     c,
                     ldc,
@@ -164,6 +174,14 @@ pub(crate) unsafe fn matmul(
             }
         }
     });
+}
+
+/// Whether the kernels read the rows of `lhs` where they lie rather than packed
+/// ([`pack_lhs`]): unless its rows lie a multiple of 4 KiB apart, where a tile's rows
+/// all fall into the same L1 cache sets. Inference keeps the step's `h` in contiguous
+/// rows, read in place; a training step's rows lie a sequence apart.
+fn reads_in_place(lhs: Mat) -> bool {
+    !(lhs.rs * std::mem::size_of::<f32>()).is_multiple_of(4096)
 }
 
 /// The tiles of `m` rows, at most `mr` each, as `(first row, rows)`: as few as possible,
@@ -209,8 +227,11 @@ unsafe fn pack_lhs(lhs: Mat, (m, k): (usize, usize), mr: usize, buf: &mut Vec<f3
 struct Tile {
     /// The products' depth.
     k: usize,
-    /// The tile's rows of the left operand, packed ([`pack_lhs`]).
+    /// The tile's rows of the left operand, where they lie or packed ([`pack_lhs`]), and
+    /// the floats between its rows and between its columns.
     a: *const f32,
+    a_rs: usize,
+    a_ks: usize,
     /// The panel (or, with AVX2, its third) the tile's columns start in.
     b: *const f32,
     /// The tile's first element of `dst`, and the row stride of `dst`.
@@ -284,6 +305,8 @@ mod x86 {
         let Tile {
             k,
             a,
+            a_rs,
+            a_ks,
             b,
             c,
             ldc,
@@ -296,7 +319,7 @@ mod x86 {
                 *bv = _mm512_loadu_ps(b.add(kk * NR + v * NV));
             }
             for (r, acc) in acc.iter_mut().enumerate() {
-                let av = _mm512_set1_ps(*a.add(kk * R + r));
+                let av = _mm512_set1_ps(*a.add(kk * a_ks + r * a_rs));
                 for (acc, &bv) in acc.iter_mut().zip(&bv) {
                     *acc = _mm512_fmadd_ps(av, bv, *acc);
                 }
@@ -332,6 +355,8 @@ mod x86 {
         let Tile {
             k,
             a,
+            a_rs,
+            a_ks,
             b,
             c,
             ldc,
@@ -342,7 +367,7 @@ mod x86 {
             let b0 = _mm256_loadu_ps(b.add(kk * NR));
             let b1 = _mm256_loadu_ps(b.add(kk * NR + 8));
             for (r, acc) in acc.iter_mut().enumerate() {
-                let av = _mm256_set1_ps(*a.add(kk * R + r));
+                let av = _mm256_set1_ps(*a.add(kk * a_ks + r * a_rs));
                 acc[0] = _mm256_fmadd_ps(av, b0, acc[0]);
                 acc[1] = _mm256_fmadd_ps(av, b1, acc[1]);
             }
@@ -398,9 +423,10 @@ mod tests {
                 (25, 33, 40),
                 (9, 512, 20),
             ] {
-                for transposed in [false, true] {
+                // Rows of the left operand read in place, or 4 KiB apart and packed.
+                for (transposed, lda) in [(false, k + 3), (true, k + 3), (false, 1024)] {
                     for accumulate in [false, true] {
-                        let (lda, ldc) = (k + 3, n + 5);
+                        let ldc = n + 5;
                         let a = values(m * lda, 1);
                         let b = values(k * n, 2);
                         let src = match transposed {
@@ -444,6 +470,15 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn rows_a_multiple_of_4_kib_apart_are_packed() {
+        let a = [0f32; 1];
+        assert!(reads_in_place(Mat::rows(a.as_ptr(), 256)));
+        assert!(reads_in_place(Mat::rows(a.as_ptr(), 28 * 128)));
+        assert!(!reads_in_place(Mat::rows(a.as_ptr(), 1024)));
+        assert!(!reads_in_place(Mat::rows(a.as_ptr(), 100 * 256)));
     }
 
     #[test]
