@@ -34,11 +34,12 @@ pub(crate) enum StepWeights<'a> {
 }
 
 impl StepWeights<'_> {
-    /// How the forward step GEMMs should lay `W_hh` out for `t` steps of `b` rows of
-    /// `h` `p` wide: in panels from `p = 256` on. Below, the panel kernels' per-call copy
-    /// of the left operand costs what they gain over the `gemm` crate: the MNIST step
-    /// (`p = 128`) was as fast either way forward and slower backward, where the copy
-    /// serves only three panels (`docs/benchmarks.md`).
+    /// How the forward step GEMMs should lay `W_hh` (and `W_ih`) out for `t` steps of `b`
+    /// rows of `h` `p` wide: in panels from `p = 256` on. Below, the panel kernels gain
+    /// nothing over the `gemm` crate in the recurrence: the MNIST step (`p = 128`) was as
+    /// fast either way forward (both kernels at the same rate of multiply-adds) and slower
+    /// backward, where the copy of the left operand serves only three panels
+    /// (`docs/benchmarks.md`).
     pub fn forward_kind(t: usize, b: usize, p: usize) -> WeightLayout {
         match (t > 2 && b > 2, isa()) {
             (false, _) => WeightLayout::AsIs,

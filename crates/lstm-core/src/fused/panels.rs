@@ -14,9 +14,10 @@
 //! Alone on one core of the AVX-512 machine of `docs/benchmarks.md`, with the destination
 //! rows a sequence apart as in a step, the kernel runs the MNIST step (48 × 512 × 128) at
 //! 112 GFLOP/s and the hidden-256 step (48 × 1024 × 256) at 108, against 97 and 89 for
-//! the `gemm` crate on the same operands. Inside the recurrence the per-call copy of `h`
-//! and the dispatch take part of that back: the steps use the panels from `h` 256 wide
-//! on ([`super::layout::StepWeights::forward_kind`]).
+//! the `gemm` crate on the same operands. Inside the recurrence at hidden 128 both run at
+//! the same rate (and the backward copy of the left operand serves only three panels),
+//! so the steps use the panels from `h` 256 wide on
+//! ([`super::layout::StepWeights::forward_kind`]).
 //!
 //! Only for x86-64 with AVX2 + FMA or AVX-512 ([`super::isa`]); elsewhere the steps call
 //! the `gemm` crate.
@@ -241,6 +242,17 @@ struct Tile {
     accumulate: bool,
 }
 
+impl Tile {
+    /// The address of the left operand's element `(r, kk)`.
+    ///
+    /// # Safety
+    /// The element must lie inside the operand.
+    #[inline(always)]
+    unsafe fn lhs(&self, r: usize, kk: usize) -> *const f32 {
+        self.a.add(kk * self.a_ks + r * self.a_rs)
+    }
+}
+
 /// One tile of the given rows and vectors of [`NV`] columns.
 type TileFn = unsafe fn(usize, usize, Tile);
 
@@ -302,16 +314,7 @@ mod x86 {
 
     #[target_feature(enable = "avx512f")]
     unsafe fn kernel_512<const R: usize, const V: usize>(t: Tile) {
-        let Tile {
-            k,
-            a,
-            a_rs,
-            a_ks,
-            b,
-            c,
-            ldc,
-            accumulate,
-        } = t;
+        let Tile { k, b, c, ldc, .. } = t;
         let mut acc = [[_mm512_setzero_ps(); V]; R];
         for kk in 0..k {
             let mut bv = [_mm512_setzero_ps(); V];
@@ -319,7 +322,7 @@ mod x86 {
                 *bv = _mm512_loadu_ps(b.add(kk * NR + v * NV));
             }
             for (r, acc) in acc.iter_mut().enumerate() {
-                let av = _mm512_set1_ps(*a.add(kk * a_ks + r * a_rs));
+                let av = _mm512_set1_ps(*t.lhs(r, kk));
                 for (acc, &bv) in acc.iter_mut().zip(&bv) {
                     *acc = _mm512_fmadd_ps(av, bv, *acc);
                 }
@@ -328,7 +331,7 @@ mod x86 {
         for (r, acc) in acc.iter().enumerate() {
             for (v, &sum) in acc.iter().enumerate() {
                 let p = c.add(r * ldc + v * NV);
-                let sum = match accumulate {
+                let sum = match t.accumulate {
                     true => _mm512_add_ps(_mm512_loadu_ps(p), sum),
                     false => sum,
                 };
@@ -352,22 +355,13 @@ mod x86 {
 
     #[target_feature(enable = "avx2,fma")]
     unsafe fn kernel_256<const R: usize>(t: Tile) {
-        let Tile {
-            k,
-            a,
-            a_rs,
-            a_ks,
-            b,
-            c,
-            ldc,
-            accumulate,
-        } = t;
+        let Tile { k, b, c, ldc, .. } = t;
         let mut acc = [[_mm256_setzero_ps(); 2]; R];
         for kk in 0..k {
             let b0 = _mm256_loadu_ps(b.add(kk * NR));
             let b1 = _mm256_loadu_ps(b.add(kk * NR + 8));
             for (r, acc) in acc.iter_mut().enumerate() {
-                let av = _mm256_set1_ps(*a.add(kk * a_ks + r * a_rs));
+                let av = _mm256_set1_ps(*t.lhs(r, kk));
                 acc[0] = _mm256_fmadd_ps(av, b0, acc[0]);
                 acc[1] = _mm256_fmadd_ps(av, b1, acc[1]);
             }
@@ -375,7 +369,7 @@ mod x86 {
         for (r, acc) in acc.iter().enumerate() {
             for (h, &sum) in acc.iter().enumerate() {
                 let p = c.add(r * ldc + 8 * h);
-                let sum = match accumulate {
+                let sum = match t.accumulate {
                     true => _mm256_add_ps(_mm256_loadu_ps(p), sum),
                     false => sum,
                 };
