@@ -2,8 +2,9 @@
 //!
 //! [`SequenceOp`] runs one layer, every direction, over the whole sequence: the
 //! recurrences ([`super::recurrence`]), whose steps project their own input (or, for
-//! batches of one or two rows, one GEMM projecting every step's first). Its output is the layer's hidden states `(B, T, D·P)` (packed:
-//! `(positions, D·P)`), both directions joined in place, or only the final states. With
+//! batches of one or two rows, one GEMM projecting every step's first). Its output is
+//! the layer's hidden states `(B, T, D·P)` (packed: `(positions, D·P)`), both
+//! directions joined in place, or only the final states. With
 //! the sequence as output, [`super::link::FinalStatesOp`] hands out the final states, so
 //! candle's graph has no per-step slicing, concatenation or scatter.
 
