@@ -1,9 +1,24 @@
 //! Helpers shared by the unit tests.
 
-use candle_core::{DType, Tensor};
+use candle_core::{DType, Device, Shape, Tensor};
 
 use crate::error::Result;
-use crate::LstmState;
+use crate::{LstmState, SplitMix64};
+
+/// Normal samples of standard deviation `std` in `shape`, drawn from `rng`: test inputs
+/// that are the same on every run (candle's own `randn` cannot be seeded).
+pub(crate) fn seeded_randn<S: Into<Shape>>(
+    rng: &mut SplitMix64,
+    std: f32,
+    shape: S,
+    device: &Device,
+) -> Result<Tensor> {
+    let shape = shape.into();
+    let data: Vec<f32> = (0..shape.elem_count())
+        .map(|_| std * rng.normal() as f32)
+        .collect();
+    Ok(Tensor::from_vec(data, shape, device)?)
+}
 
 /// The largest absolute difference between two tensors of the same shape.
 pub(crate) fn max_diff(a: &Tensor, b: &Tensor) -> f32 {

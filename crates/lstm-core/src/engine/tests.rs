@@ -5,8 +5,9 @@ use candle_nn::VarMap;
 
 use super::*;
 use crate::init::seeded_var_builder;
-use crate::test_util::max_diff;
+use crate::test_util::{max_diff, seeded_randn};
 use crate::PackedBatch;
+use crate::SplitMix64;
 
 const FAMILIES: [Family; 4] = [
     Family::Lstm,
@@ -99,17 +100,27 @@ fn compare_reading(
     let fused = Stack::new(cfg, family, vb)?;
     let reference = fused.clone().with_kernel(Kernel::Reference);
     let slots = layers * cfg.directions();
+    // Inputs drawn from a generator seeded by the case: every run checks the same
+    // numbers, so a ReLU pre-activation within rounding of zero (where the two
+    // summation orders could take opposite sides of the kink) cannot come and go.
+    let seed = name.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, c| {
+        (h ^ u64::from(c)).wrapping_mul(0x100_0000_01b3)
+    });
+    let rng = std::cell::RefCell::new(SplitMix64::new(seed));
+    let randn = |std: f32, shape: (usize, usize, usize)| {
+        seeded_randn(&mut rng.borrow_mut(), std, shape, &dev)
+    };
     let state = |width| -> Result<Option<Var>> {
-        let s = Tensor::randn(0f32, 0.5, (slots, b, width), &dev)?;
+        let s = randn(0.5, (slots, b, width))?;
         Ok(with_state.then(|| Var::from_tensor(&s)).transpose()?)
     };
     let inputs = Inputs {
-        x: Var::from_tensor(&Tensor::randn(0f32, 1.0, (b, t, i), &dev)?)?,
+        x: Var::from_tensor(&randn(1.0, (b, t, i))?)?,
         h0: state(cfg.output_size())?,
         c0: if family.has_cell() { state(h)? } else { None },
     };
     let out_width = cfg.directions() * cfg.output_size();
-    let probe = Tensor::randn(0f32, 1.0, (b, t, out_width), &dev)?;
+    let probe = randn(1.0, (b, t, out_width))?;
     let params = vm.all_vars();
     let mut vars: Vec<&Var> = params.iter().collect();
     vars.push(&inputs.x);
@@ -319,10 +330,11 @@ fn full_lengths_give_the_padded_numbers() -> Result<()> {
         .with_layers(2)
         .with_bidirectional(true);
     let stack = Stack::new(cfg, Family::Lstm, vb)?;
-    let x = Tensor::randn(0f32, 1.0, (21, 8, 4), &dev)?;
+    let rng = &mut SplitMix64::new(21);
+    let x = seeded_randn(rng, 1.0, (21, 8, 4), &dev)?;
     // Initial states that are not contiguous (a transposed view).
-    let h0 = Tensor::randn(0f32, 1.0, (21, 4, 10), &dev)?.transpose(0, 1)?;
-    let c0 = Tensor::randn(0f32, 1.0, (21, 4, 10), &dev)?.transpose(0, 1)?;
+    let h0 = seeded_randn(rng, 1.0, (21, 4, 10), &dev)?.transpose(0, 1)?;
+    let c0 = seeded_randn(rng, 1.0, (21, 4, 10), &dev)?.transpose(0, 1)?;
     let start = (Some(&h0), Some(&c0));
     let padded = stack.run(&x, start.0, start.1, false, false)?;
     let batch = PackedBatch::new(&x, &[8; 21])?;
