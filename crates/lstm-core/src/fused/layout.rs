@@ -123,20 +123,22 @@ impl LaidOut {
     }
 }
 
-/// Lays out every direction's `W (G·H, K)`, `w[d]` (each a row-major matrix with unit
+/// Lays out every direction's `W (G·H, K)`, `pick(w[d])` (a row-major matrix with unit
 /// column stride: `W_hh`, or `W_ih` with `K = I`), as `layout` says: for the forward pass
 /// (`Wᵀ`, `K × G·H`) or the backward pass (`W`, `G·H × K`).
 pub(crate) fn lay_out(
-    w: &[Mat],
+    w: &[DirWeights],
+    pick: fn(&DirWeights) -> Mat,
     (k, gh): (usize, usize),
     layout: WeightLayout,
     fwd: bool,
 ) -> LaidOut {
+    let w: Vec<Mat> = w.iter().map(pick).collect();
     let buf = match layout {
         WeightLayout::AsIs => Vec::new(),
         WeightLayout::Transposed => {
             let mut buf = take_buffer(w.len() * k * transposed_stride(gh));
-            transpose(w, (k, gh), &mut buf);
+            transpose(&w, (k, gh), &mut buf);
             buf
         }
         WeightLayout::Panels => {
@@ -151,17 +153,6 @@ pub(crate) fn lay_out(
         }
     };
     LaidOut { layout, buf }
-}
-
-/// [`lay_out`] for every direction's `W_hh`.
-pub(crate) fn lay_out_w_hh(
-    w: &[DirWeights],
-    dims: (usize, usize),
-    layout: WeightLayout,
-    fwd: bool,
-) -> LaidOut {
-    let w_hh: Vec<Mat> = w.iter().map(|d| d.w_hh).collect();
-    lay_out(&w_hh, dims, layout, fwd)
 }
 
 /// `Wᵀ` of every direction into `dst` `(D, K, G·H)`, rows [`transposed_stride`] apart, in

@@ -15,7 +15,7 @@ use candle_core::{
 };
 
 use super::buffers::{matmul, recycle, take_buffer, DirWeights, Mat, Shared};
-use super::layout::{lay_out, lay_out_w_hh, StepWeights, WeightLayout};
+use super::layout::{lay_out, StepWeights, WeightLayout};
 use super::link::{lock, Link, Saved};
 use super::live::live_steps;
 use super::positions::{PackedSteps, Positions};
@@ -276,7 +276,7 @@ impl<R: Rows> CustomOp3 for SequenceOp<R> {
                     let views = DirWeights::packed(w, dirs, R::GATES, (i, h, p));
                     let mut live = Vec::new();
                     let kind = StepWeights::backward_kind(dm.t, b, p);
-                    let w_hh_laid = lay_out_w_hh(&views, (p, gh), kind, false);
+                    let w_hh_laid = lay_out(&views, |d| d.w_hh, (p, gh), kind, false);
                     let mut run = |out: &[f32], d_out: Option<&[f32]>| {
                         live = live_steps(dm, d_out, &d_final);
                         let io = Backward {
@@ -398,9 +398,8 @@ impl<R: Rows> SequenceOp<R> {
         if !steps_project {
             input_projection::<R>(dm, x, w, &mut gates);
         }
-        let w_hh_laid = lay_out_w_hh(w, (p, gh), kind, true);
-        let w_ih: Vec<Mat> = w.iter().map(|d| d.w_ih).collect();
-        let w_ih_laid = lay_out(&w_ih, (dm.i, gh), kind, true);
+        let w_hh_laid = lay_out(w, |d| d.w_hh, (p, gh), kind, true);
+        let w_ih_laid = lay_out(w, |d| d.w_ih, (dm.i, gh), kind, true);
         let io = Forward {
             w,
             w_hh: w_hh_laid.view(),

@@ -126,13 +126,9 @@ pub(crate) unsafe fn matmul(
         Isa::Avx2 => (MR_256, x86::tile_256),
         _ => unreachable!("panel kernels need AVX2 or AVX-512"),
     };
-    PACKED_LHS.with(|buf| {
-        let mut buf = buf.borrow_mut();
-        let in_place = reads_in_place(lhs);
-        let a = match in_place {
-            true => &[][..],
-            false => pack_lhs(lhs, (m, k), mr, &mut buf),
-        };
+    let in_place = reads_in_place(lhs);
+    // The tiles over the packed `a`, or over `lhs` where it lies (`a` empty).
+    let tiles = |a: &[f32]| {
         for j in 0..n.div_ceil(NR) {
             let panel = rhs.ptr.add(j * rhs.k * NR);
             let width = NR.min(n - j * NR);
@@ -174,7 +170,11 @@ pub(crate) unsafe fn matmul(
                 }
             }
         }
-    });
+    };
+    match in_place {
+        true => tiles(&[]),
+        false => PACKED_LHS.with(|buf| tiles(pack_lhs(lhs, (m, k), mr, &mut buf.borrow_mut()))),
+    }
 }
 
 /// Whether the kernels read the rows of `lhs` where they lie rather than packed
