@@ -203,8 +203,10 @@ fn fused_matches_reference_for_every_family() -> Result<()> {
     // A small batch with a large hidden size is one task whose GEMMs split by columns;
     // 120 rows in one task per direction run each step's GEMMs in calls of 48 rows, and
     // hidden 64 gives every family a W_hhᵀ with padded rows; hidden 261 runs the step
-    // GEMMs on the panel kernels, with ragged edge panels forward and backward.
-    let cases: [Case; 10] = [
+    // GEMMs on the panel kernels, with ragged edge panels forward and backward. Batches
+    // of one or two rows run their steps on the panels below hidden 256, and at 300 read
+    // W_hh as it lies forward and in panels backward.
+    let cases: [Case; 11] = [
         (120, 3, 5, 64, 1, true, true),
         (5, 4, 3, 261, 2, true, true),
         (1, 1, 1, 1, 1, false, false),
@@ -215,6 +217,7 @@ fn fused_matches_reference_for_every_family() -> Result<()> {
         (1, 9, 4, 7, 1, true, true),
         (70, 6, 8, 130, 1, false, false),
         (19, 5, 3, 17, 2, true, false),
+        (1, 5, 4, 300, 1, true, true),
     ];
     for family in FAMILIES {
         for case in cases {

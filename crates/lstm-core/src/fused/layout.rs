@@ -35,23 +35,33 @@ pub(crate) enum StepWeights<'a> {
 
 impl StepWeights<'_> {
     /// How the forward step GEMMs should lay `W_hh` (and `W_ih`) out for `t` steps of `b`
-    /// rows of `h` `p` wide: in panels from `p = 256` on. Below, the panel kernels gain
-    /// nothing over the `gemm` crate in the recurrence: the MNIST step (`p = 128`) was as
-    /// fast either way forward (both kernels at the same rate of multiply-adds) and slower
-    /// backward, where the copy of the left operand serves only three panels
-    /// (`docs/benchmarks.md`).
+    /// rows of `h` `p` wide:
+    /// - more than two rows: in panels from `p = 256` on. Below, the panel kernels gain
+    ///   nothing over the `gemm` crate in the recurrence: the MNIST step (`p = 128`) was
+    ///   as fast either way forward (both kernels at the same rate of multiply-adds) and
+    ///   slower backward, where the copy of the left operand serves only three panels
+    ///   (`docs/benchmarks.md`);
+    /// - one or two rows (matrix-vector steps): in panels below `p = 256`, where the
+    ///   `gemm` crate's matrix-vector path cost three times the panel kernel's pass over
+    ///   `W` (batch 1, hidden 128); from 256 on, as they are, since `W` no longer fits
+    ///   in L2 and packing it would read it once more than the steps gain.
     pub fn forward_kind(t: usize, b: usize, p: usize) -> WeightLayout {
-        match (t > 2 && b > 2, isa()) {
-            (false, _) => WeightLayout::AsIs,
-            (true, Isa::Avx2 | Isa::Avx512) if p >= PANELS_MIN_P => WeightLayout::Panels,
-            (true, _) => WeightLayout::Transposed,
+        match (t > 2, b > 2, p >= PANELS_MIN_P && panels_isa()) {
+            (false, _, _) => WeightLayout::AsIs,
+            (true, true, true) => WeightLayout::Panels,
+            (true, true, false) => WeightLayout::Transposed,
+            (true, false, _) if panels_isa() && p < PANELS_MIN_P => WeightLayout::Panels,
+            (true, false, _) => WeightLayout::AsIs,
         }
     }
 
-    /// How the backward step GEMMs should: in panels where the forward ones are.
+    /// How the backward step GEMMs should: in panels where the forward ones are, and for
+    /// one or two rows at any width (`dG W_hh` as it lies went through the `gemm` crate's
+    /// slow matrix-vector path).
     pub fn backward_kind(t: usize, b: usize, p: usize) -> WeightLayout {
         match Self::forward_kind(t, b, p) {
             WeightLayout::Panels => WeightLayout::Panels,
+            _ if t > 2 && b <= 2 && panels_isa() => WeightLayout::Panels,
             _ => WeightLayout::AsIs,
         }
     }
@@ -87,8 +97,14 @@ impl StepWeights<'_> {
     }
 }
 
-/// The smallest width of `h` whose step GEMMs run on the panel kernels.
+/// The smallest width of `h` whose step GEMMs of more than two rows run on the panel
+/// kernels.
 const PANELS_MIN_P: usize = 256;
+
+/// Whether the CPU runs the panel kernels (AVX2 or AVX-512).
+fn panels_isa() -> bool {
+    matches!(isa(), Isa::Avx2 | Isa::Avx512)
+}
 
 /// Which layout of [`StepWeights`] a pass builds.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -2,7 +2,8 @@
 //!
 //! [`SequenceOp`] runs one layer, every direction, over the whole sequence: the
 //! recurrences ([`super::recurrence`]), whose steps project their own input (or, for
-//! batches of one or two rows, one GEMM projecting every step's first). Its output is
+//! batches of one or two rows with `h` 256 wide or more, one GEMM projecting every
+//! step's first). Its output is
 //! the layer's hidden states `(B, T, D·P)` (packed: `(positions, D·P)`), both
 //! directions joined in place, or only the final states. With
 //! the sequence as output, [`super::link::FinalStatesOp`] hands out the final states, so
@@ -383,8 +384,8 @@ impl<R: Rows> SequenceOp<R> {
         let mut out = take_buffer(out_slots.len(dm, p));
         // Where the step GEMMs lay W_hh out, the steps project their own input (with W_ih
         // laid out alike), and inference then keeps only the last two steps' gates. Steps
-        // of one or two rows read the weights as they are: their input projections run
-        // as one GEMM over every position first.
+        // of one or two rows 256 wide or more read the weights as they are: their input
+        // projections run as one GEMM over every position first.
         let kind = StepWeights::forward_kind(t, b, p);
         let steps_project = kind != WeightLayout::AsIs;
         let gates_slots = if steps_project {
