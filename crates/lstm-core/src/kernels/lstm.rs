@@ -1,12 +1,12 @@
 //! The LSTM step: gates i, f, g, o (PyTorch's order), state `(h, c)`.
 
-use super::math::{exp, tanh};
+use super::math::{exp_in_range, tanh};
 
 /// `e^x` with `x` clamped to ±20, so that a product of four `1 + e^x` stays finite. The
 /// gates lose nothing: σ(±20) and tanh(±10) are 0 or ±1 to within 2.1e-9.
 #[inline(always)]
 fn gate_exp(x: f32) -> f32 {
-    exp(x.clamp(-20.0, 20.0))
+    exp_in_range(x.clamp(-20.0, 20.0))
 }
 use super::Rows;
 

@@ -18,11 +18,18 @@ const ROUND_MAGIC: f32 = 12_582_912.0;
 /// Branch-free and free of float-to-int conversions, so that loops over it vectorise.
 #[inline(always)]
 pub fn exp(x: f32) -> f32 {
-    let x = x.clamp(-87.3, 88.3);
+    exp_in_range(x.clamp(-87.3, 88.3))
+}
+
+/// [`exp`] for `x` already within `[-87.3, 88.3]` (the gate kernels clamp their
+/// pre-activations more tightly first), without the clamp.
+#[inline(always)]
+pub(crate) fn exp_in_range(x: f32) -> f32 {
     // n = round(x / ln 2), and its bits, by the magic-number trick.
     let t = x.mul_add(LOG2E, ROUND_MAGIC);
     let n = t - ROUND_MAGIC;
-    let r = x - n * LN2_HI - n * LN2_LO;
+    // r = x − n·ln 2, in two fused steps (ln 2 split in a short high part and the rest).
+    let r = n.mul_add(-LN2_LO, n.mul_add(-LN2_HI, x));
     let mut p = 1.987_569_2e-4_f32;
     p = p.mul_add(r, 1.398_2e-3);
     p = p.mul_add(r, 8.333_452e-3);
