@@ -205,8 +205,10 @@ fn fused_matches_reference_for_every_family() -> Result<()> {
     // hidden 64 gives every family a W_hhᵀ with padded rows; hidden 261 runs the step
     // GEMMs on the panel kernels, with ragged edge panels forward and backward. Batches
     // of one or two rows run their steps on the panels below hidden 256, and at 300 read
-    // W_hh as it lies forward and in panels backward.
-    let cases: [Case; 11] = [
+    // W_hh as it lies forward and in panels backward. Hidden 389 and 512 in one direction
+    // split inference by gate columns between the threads (389: blocks of 208 and 181
+    // units).
+    let cases: [Case; 13] = [
         (120, 3, 5, 64, 1, true, true),
         (5, 4, 3, 261, 2, true, true),
         (1, 1, 1, 1, 1, false, false),
@@ -218,6 +220,8 @@ fn fused_matches_reference_for_every_family() -> Result<()> {
         (70, 6, 8, 130, 1, false, false),
         (19, 5, 3, 17, 2, true, false),
         (1, 5, 4, 300, 1, true, true),
+        (5, 4, 3, 389, 1, false, true),
+        (33, 3, 7, 512, 2, false, false),
     ];
     for family in FAMILIES {
         for case in cases {

@@ -7,11 +7,13 @@
 //!   split into blocks of rows, one per thread, and with two directions each direction
 //!   runs on its own threads; a block runs its whole recurrence alone, so steps need no
 //!   synchronisation. The backward pass is back-propagation through time in the same
-//!   blocks, then the weight gradients as single GEMMs over all steps.
+//!   blocks, then the weight gradients as single GEMMs over all steps. Inference at
+//!   large hidden sizes splits each step by gate columns instead ([`columns`]).
 //!
 //! The ops are registered with candle's `apply_op*`, so autograd flows through them.
 
 mod buffers;
+mod columns;
 mod layout;
 mod link;
 mod live;

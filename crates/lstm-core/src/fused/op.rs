@@ -16,6 +16,7 @@ use candle_core::{
 };
 
 use super::buffers::{matmul, recycle, take_buffer, DirWeights, Mat, Shared};
+use super::columns;
 use super::layout::{lay_out, StepWeights, WeightLayout};
 use super::link::{lock, Link, Saved};
 use super::live::live_steps;
@@ -399,8 +400,11 @@ impl<R: Rows> SequenceOp<R> {
         if !steps_project {
             input_projection::<R>(dm, x, w, &mut gates);
         }
-        let w_hh_laid = lay_out(w, |d| d.w_hh, (p, gh), kind, true);
-        let w_ih_laid = lay_out(w, |d| d.w_ih, (dm.i, gh), kind, true);
+        // Inference by columns packs each thread's share of the weights itself.
+        let by_columns = columns::runs_by_columns(dm, self.train, kind);
+        let laid = if by_columns { WeightLayout::AsIs } else { kind };
+        let w_hh_laid = lay_out(w, |d| d.w_hh, (p, gh), laid, true);
+        let w_ih_laid = lay_out(w, |d| d.w_ih, (dm.i, gh), laid, true);
         let io = Forward {
             w,
             w_hh: w_hh_laid.view(),
@@ -415,7 +419,10 @@ impl<R: Rows> SequenceOp<R> {
             saved: Shared::new(&mut saved),
             proj: Shared::new(&mut proj),
         };
-        recurrence::forward(self.rows, dm, &io);
+        match by_columns {
+            true => columns::forward(self.rows, dm, &io),
+            false => recurrence::forward(self.rows, dm, &io),
+        }
         w_hh_laid.recycle();
         w_ih_laid.recycle();
         let fin = self.final_states(dm, (&out, &saved), [out_slots, saved_slots]);

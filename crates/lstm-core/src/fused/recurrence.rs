@@ -217,34 +217,36 @@ pub(crate) fn isa() -> Isa {
     Isa::Baseline
 }
 
-/// Defines a function that runs `$generic` compiled for the best instruction set.
+/// Defines a function `$name(rows, dims, task, io)` that runs `$generic` compiled for the
+/// best instruction set.
 macro_rules! dispatched {
-    ($name:ident, $generic:ident, $io:ty) => {
-        fn $name<R: Rows>(rows: R, dm: Dims, task: Task, io: &$io) {
+    ($name:ident, $generic:ident, $io:ty, $task:ty) => {
+        fn $name<R: Rows>(rows: R, dm: Dims, task: $task, io: &$io) {
             #[cfg(target_arch = "x86_64")]
             {
                 #[target_feature(enable = "avx512f,avx512vl,avx512dq,avx2,fma")]
-                unsafe fn avx512<R: Rows>(rows: R, dm: Dims, task: Task, io: &$io) {
+                unsafe fn avx512<R: Rows>(rows: R, dm: Dims, task: $task, io: &$io) {
                     $generic(rows, dm, task, io)
                 }
                 #[target_feature(enable = "avx2,fma")]
-                unsafe fn avx2<R: Rows>(rows: R, dm: Dims, task: Task, io: &$io) {
+                unsafe fn avx2<R: Rows>(rows: R, dm: Dims, task: $task, io: &$io) {
                     $generic(rows, dm, task, io)
                 }
-                match isa() {
+                match $crate::fused::isa() {
                     // SAFETY: the CPU has these features (checked by `isa`).
-                    Isa::Avx512 => return unsafe { avx512(rows, dm, task, io) },
-                    Isa::Avx2 => return unsafe { avx2(rows, dm, task, io) },
-                    Isa::Baseline => {}
+                    $crate::fused::Isa::Avx512 => return unsafe { avx512(rows, dm, task, io) },
+                    $crate::fused::Isa::Avx2 => return unsafe { avx2(rows, dm, task, io) },
+                    $crate::fused::Isa::Baseline => {}
                 }
             }
             $generic(rows, dm, task, io)
         }
     };
 }
+pub(super) use dispatched;
 
-dispatched!(forward_dispatched, forward_task, Forward<'_>);
-dispatched!(backward_dispatched, backward_task, Backward<'_>);
+dispatched!(forward_dispatched, forward_task, Forward<'_>, Task);
+dispatched!(backward_dispatched, backward_task, Backward<'_>, Task);
 
 /// Runs `f` for every task of directions running `steps` steps, in parallel when there
 /// are several.

@@ -1,0 +1,284 @@
+//! Inference split by gate columns: every thread runs every batch row of every step, for
+//! its own block of hidden units, with a barrier between steps.
+//!
+//! The row split of [`super::tasks`] has each thread read all of `W_hhᵀ` at every step.
+//! At hidden 512 that is 4 MiB of panels, twice an Intel core's L2, so both cores fetch
+//! it from the shared L3 at every step. Here thread `k` owns the units `u₀..u₁` and packs
+//! only their columns of each gate, `[i_u | f_u | g_u | o_u]` (an eighth of `W_ih` and
+//! `W_hh` each at two threads and four gates), which stay in its own cache; the step's
+//! GEMMs fill a scratch block of those columns for every row, and the row kernels run on
+//! the units' sub-ranges (a family's step is element-wise across units). Only `h` of the
+//! step crosses between the cores, once per step, after the barrier.
+//!
+//! Inference of one direction over full-length rows without a projection, on candle's
+//! pool with at least two threads and the panel kernels ([`runs_by_columns`]).
+
+use std::hint::spin_loop;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use super::buffers::{recycle, take_buffer, Mat};
+use super::layout::WeightLayout;
+use super::panels::{self, Panels, NR};
+use super::positions::Positions;
+use super::recurrence::{isa, state_width, Dims, Forward, Slots};
+use crate::kernels::Rows;
+
+/// The smallest hidden size inference splits by columns: below, the row split's panels
+/// fit the caches well enough (at hidden 256 both splits ran alike on the Intel Xeon of
+/// `docs/benchmarks.md`).
+const COLUMNS_MIN_H: usize = 384;
+
+/// Hidden units per block are a multiple of this (one AVX-512 vector).
+const UNIT_ALIGN: usize = 16;
+
+/// Whether the forward pass of this call runs by columns: inference (`train` false) of
+/// one direction over full-length rows, `h` [`COLUMNS_MIN_H`] wide or more and not
+/// projected, with the steps' weights in panels and candle's pool holding a worker.
+pub(crate) fn runs_by_columns(dm: Dims, train: bool, layout: WeightLayout) -> bool {
+    !train
+        && layout == WeightLayout::Panels
+        && dm.dirs == 1
+        && dm.p == dm.h
+        && dm.h >= COLUMNS_MIN_H
+        && matches!(dm.pos, Positions::Padded { .. })
+        && candle_core::utils::barrier_pool().n_workers() > 0
+}
+
+/// The forward recurrence by columns on every thread of candle's pool (see the module
+/// documentation; `io.gates` is not used, each thread keeps its own).
+pub(crate) fn forward<R: Rows>(rows: R, dm: Dims, io: &Forward<'_>) {
+    let pool = candle_core::utils::barrier_pool();
+    let threads = pool.n_workers() + 1;
+    let barrier = SpinBarrier::new(threads);
+    let per = dm.h.div_ceil(threads).next_multiple_of(UNIT_ALIGN);
+    pool.execute(|tid| {
+        let u0 = (tid * per).min(dm.h);
+        let block = Block {
+            units: (u0, (u0 + per).min(dm.h)),
+            barrier: &barrier,
+        };
+        block_dispatched(rows, dm, block, io);
+    });
+}
+
+/// One thread's share: its hidden units, and the barrier all threads meet at after
+/// every step.
+#[derive(Clone, Copy)]
+struct Block<'a> {
+    units: (usize, usize),
+    barrier: &'a SpinBarrier,
+}
+
+super::recurrence::dispatched!(block_dispatched, forward_block, Forward<'_>, Block<'_>);
+
+/// The rows of `W (·, K)` (row-major, unit column stride) that hold the units
+/// `u₀..u₁` of each of `gates` gate blocks `h` wide, in gate order.
+fn gate_rows(gates: usize, h: usize, (u0, u1): (usize, usize)) -> Vec<usize> {
+    (0..gates)
+        .flat_map(|g| (u0..u1).map(move |u| g * h + u))
+        .collect()
+}
+
+/// Packs `Wᵀ` restricted to the rows `rows` of `W (·, k)` into panels ([`panels::pack`]'s
+/// layout): column `c` of the operand is row `rows[c]` of `W`.
+fn pack_rows(w: Mat, k: usize, rows: &[usize], dst: &mut [f32]) {
+    for (j, panel) in dst.chunks_exact_mut(k * NR).enumerate() {
+        for c in 0..NR {
+            match rows.get(j * NR + c) {
+                Some(&row) => {
+                    // SAFETY: row `row` of W has k elements at unit stride.
+                    let src = unsafe { std::slice::from_raw_parts(w.ptr.add(row * w.rs), k) };
+                    for (kk, &v) in src.iter().enumerate() {
+                        panel[kk * NR + c] = v;
+                    }
+                }
+                None => (0..k).for_each(|kk| panel[kk * NR + c] = 0.0),
+            }
+        }
+    }
+}
+
+#[inline(always)]
+fn forward_block<R: Rows>(rows: R, dm: Dims, block: Block, io: &Forward<'_>) {
+    let Dims { b, t, i, h, p, .. } = dm;
+    let (u0, u1) = block.units;
+    let hu = u1 - u0;
+    let cols = R::GATES * hu;
+    let (sw, sv) = (state_width::<R>(h, p), R::SAVED * h);
+    let (os, ss) = (io.out_slots, io.saved_slots);
+    debug_assert_eq!(ss, Slots::LastTwo);
+    let w = io.w[0];
+    let picked = gate_rows(R::GATES, h, block.units);
+    // What each step adds to its input projection: b_ih, and b_hh unless it stays apart.
+    // SAFETY (biases): b_ih and b_hh have G·H elements.
+    let bias: Vec<f32> = picked
+        .iter()
+        .map(|&n| unsafe { w.b_ih.get(n) + if R::SPLIT { 0.0 } else { w.b_hh.get(n) } })
+        .collect();
+    let b_hh: Vec<f32> = match R::SPLIT {
+        true => picked.iter().map(|&n| unsafe { w.b_hh.get(n) }).collect(),
+        false => Vec::new(),
+    };
+    let mut w_ih = take_buffer(panels::packed_len(i, cols));
+    let mut w_hh = take_buffer(panels::packed_len(p, cols));
+    pack_rows(w.w_ih, i, &picked, &mut w_ih);
+    pack_rows(w.w_hh, p, &picked, &mut w_hh);
+    let (w_ih_p, w_hh_p) = (
+        Panels {
+            ptr: w_ih.as_ptr(),
+            k: i,
+            isa: isa(),
+        },
+        Panels {
+            ptr: w_hh.as_ptr(),
+            k: p,
+            isa: isa(),
+        },
+    );
+    let mut gates = take_buffer(b * cols);
+    let mut hid = take_buffer(if R::SPLIT { b * cols } else { 0 });
+    let mut saved = vec![0f32; R::SAVED * hu];
+    for ti in 0..t {
+        // h_{t-1} of every row: the initial state, or what all threads wrote last step.
+        let h_prev = match ti {
+            0 => Mat::rows(io.s0.as_ptr(), sw),
+            _ => Mat::rows(io.out.at(os.at(dm, 0, ti - 1, 0, p)), os.row_stride(dm, p)),
+        };
+        if hu > 0 {
+            // SAFETY: x is (B, T, I), the previous states (B rows of P) are not written
+            // during this step, the scratch blocks are this thread's (B × cols), and the
+            // panels hold this block's columns of W_ihᵀ and W_hhᵀ.
+            unsafe {
+                let x = Mat::rows(
+                    io.x[dm.pos.at(0, ti) * i..].as_ptr(),
+                    dm.pos.row_stride() * i,
+                );
+                let dst = gates.as_mut_ptr();
+                panels::matmul((b, cols, i), dst, cols, false, x, w_ih_p);
+                let dst = match R::SPLIT {
+                    true => {
+                        for row in hid.chunks_exact_mut(cols) {
+                            row.copy_from_slice(&b_hh);
+                        }
+                        hid.as_mut_ptr()
+                    }
+                    false => dst,
+                };
+                panels::matmul((b, cols, p), dst, cols, true, h_prev, w_hh_p);
+            }
+        }
+        for r in 0..b {
+            let g = &mut gates[r * cols..][..cols];
+            for (g, &bv) in g.iter_mut().zip(&bias) {
+                *g += bv;
+            }
+            let hid_row = if R::SPLIT {
+                &hid[r * cols..][..cols]
+            } else {
+                &[]
+            };
+            // SAFETY: this thread's units of row r: of the previous step (read), of this
+            // step's h and c (written by this thread alone); the slots of the two steps
+            // differ.
+            unsafe {
+                let h_prev_row = std::slice::from_raw_parts(h_prev.ptr.add(r * h_prev.rs + u0), hu);
+                let c_prev: &[f32] = match (R::CELL, ti) {
+                    (false, _) => &[],
+                    (true, 0) => &io.s0[r * sw + p + u0..][..hu],
+                    (true, _) => io.saved.slice(ss.at(dm, r, ti - 1, 0, sv) + u0, hu),
+                };
+                let h_out = io.out.slice(os.at(dm, r, ti, 0, p) + u0, hu);
+                rows.infer(g, hid_row, h_prev_row, c_prev, h_out, &mut saved);
+                if R::CELL {
+                    let c = io.saved.slice(ss.at(dm, r, ti, 0, sv) + u0, hu);
+                    c.copy_from_slice(&saved[..hu]);
+                }
+            }
+        }
+        block.barrier.wait();
+    }
+    for v in [w_ih, w_hh, gates, hid] {
+        recycle(v);
+    }
+}
+
+/// A barrier the threads of one [`forward`] meet at after every step, spinning (a step
+/// takes microseconds), yielding after a while in case a thread was descheduled.
+struct SpinBarrier {
+    threads: usize,
+    arrived: AtomicUsize,
+    generation: AtomicUsize,
+}
+
+impl SpinBarrier {
+    fn new(threads: usize) -> Self {
+        Self {
+            threads,
+            arrived: AtomicUsize::new(0),
+            generation: AtomicUsize::new(0),
+        }
+    }
+
+    /// Returns once every thread has called it (as often as this one has).
+    fn wait(&self) {
+        let generation = self.generation.load(Ordering::Acquire);
+        if self.arrived.fetch_add(1, Ordering::AcqRel) + 1 == self.threads {
+            self.arrived.store(0, Ordering::Relaxed);
+            self.generation.fetch_add(1, Ordering::Release);
+            return;
+        }
+        let mut spins = 0u32;
+        while self.generation.load(Ordering::Acquire) == generation {
+            spins = spins.saturating_add(1);
+            match spins < 1 << 16 {
+                true => spin_loop(),
+                false => std::thread::yield_now(),
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_block_packs_its_units_of_every_gate() {
+        // W (G·H × K) = (3·5 × 4), units 1..3: rows 1, 2, 6, 7, 11, 12.
+        let (gates, h, k) = (3, 5, 4);
+        let w: Vec<f32> = (0..gates * h * k).map(|v| v as f32).collect();
+        let rows = gate_rows(gates, h, (1, 3));
+        assert_eq!(rows, [1, 2, 6, 7, 11, 12]);
+        let mut dst = vec![f32::NAN; panels::packed_len(k, rows.len())];
+        pack_rows(Mat::rows(w.as_ptr(), k), k, &rows, &mut dst);
+        for kk in 0..k {
+            for c in 0..NR {
+                let want = rows.get(c).map_or(0.0, |&r| w[r * k + kk]);
+                assert_eq!(dst[kk * NR + c], want, "k {kk} column {c}");
+            }
+        }
+    }
+
+    #[test]
+    fn the_barrier_holds_every_thread_until_all_arrive() {
+        let (threads, rounds) = (3, 200);
+        let barrier = SpinBarrier::new(threads);
+        let counts: Vec<AtomicUsize> = (0..threads).map(|_| AtomicUsize::new(0)).collect();
+        std::thread::scope(|s| {
+            for me in 0..threads {
+                let (barrier, counts) = (&barrier, &counts);
+                s.spawn(move || {
+                    for round in 0..rounds {
+                        counts[me].store(round + 1, Ordering::Relaxed);
+                        barrier.wait();
+                        // Past the barrier, every thread has finished this round.
+                        for c in counts {
+                            assert!(c.load(Ordering::Relaxed) > round);
+                        }
+                        barrier.wait();
+                    }
+                });
+            }
+        });
+    }
+}
