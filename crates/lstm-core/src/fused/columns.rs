@@ -80,19 +80,30 @@ fn gate_rows(gates: usize, h: usize, (u0, u1): (usize, usize)) -> Vec<usize> {
 }
 
 /// Packs `Wᵀ` restricted to the rows `rows` of `W (·, k)` into panels ([`panels::pack`]'s
-/// layout): column `c` of the operand is row `rows[c]` of `W`.
+/// layout): column `c` of the operand is row `rows[c]` of `W`. It goes through tiles of
+/// 16 × 16: 16 rows of `W` read 16 contiguous floats each, written as 16 panel rows of 16
+/// (a column at a time wrote every float to another cache line).
 fn pack_rows(w: Mat, k: usize, rows: &[usize], dst: &mut [f32]) {
+    const T: usize = 16;
     for (j, panel) in dst.chunks_exact_mut(k * NR).enumerate() {
-        for c in 0..NR {
-            match rows.get(j * NR + c) {
-                Some(&row) => {
-                    // SAFETY: row `row` of W has k elements at unit stride.
-                    let src = unsafe { std::slice::from_raw_parts(w.ptr.add(row * w.rs), k) };
-                    for (kk, &v) in src.iter().enumerate() {
-                        panel[kk * NR + c] = v;
+        for c0 in (0..NR).step_by(T) {
+            let picked = rows.get(j * NR + c0..).unwrap_or(&[]);
+            let picked = &picked[..T.min(picked.len())];
+            for k0 in (0..k).step_by(T) {
+                let depth = T.min(k - k0);
+                let mut tile = [[0f32; T]; T];
+                for (row, &r) in tile.iter_mut().zip(picked) {
+                    // SAFETY: row r of W has k elements at unit stride; k0 + depth <= k.
+                    let src =
+                        unsafe { std::slice::from_raw_parts(w.ptr.add(r * w.rs + k0), depth) };
+                    row[..depth].copy_from_slice(src);
+                }
+                for kk in 0..depth {
+                    let out = &mut panel[(k0 + kk) * NR + c0..][..T];
+                    for (c, o) in out.iter_mut().enumerate() {
+                        *o = tile[c][kk];
                     }
                 }
-                None => (0..k).for_each(|kk| panel[kk * NR + c] = 0.0),
             }
         }
     }
@@ -145,27 +156,33 @@ fn forward_block<R: Rows>(rows: R, dm: Dims, block: Block, io: &Forward<'_>) {
             _ => Mat::rows(io.out.at(os.at(dm, 0, ti - 1, 0, p)), os.row_stride(dm, p)),
         };
         if hu > 0 {
-            // SAFETY: x is (B, T, I), the previous states (B rows of P) are not written
-            // during this step, the scratch blocks are this thread's (B × cols), and the
-            // panels hold this block's columns of W_ihᵀ and W_hhᵀ.
+            // SAFETY: x is (B, T, I), the scratch block this thread's (B × cols), and the
+            // panels hold this block's columns of W_ihᵀ.
             unsafe {
                 let x = Mat::rows(
                     io.x[dm.pos.at(0, ti) * i..].as_ptr(),
                     dm.pos.row_stride() * i,
                 );
-                let dst = gates.as_mut_ptr();
-                panels::matmul((b, cols, i), dst, cols, false, x, w_ih_p);
-                let dst = match R::SPLIT {
-                    true => {
-                        for row in hid.chunks_exact_mut(cols) {
-                            row.copy_from_slice(&b_hh);
-                        }
-                        hid.as_mut_ptr()
-                    }
-                    false => dst,
-                };
-                panels::matmul((b, cols, p), dst, cols, true, h_prev, w_hh_p);
+                panels::matmul((b, cols, i), gates.as_mut_ptr(), cols, false, x, w_ih_p);
             }
+            if R::SPLIT {
+                for row in hid.chunks_exact_mut(cols) {
+                    row.copy_from_slice(&b_hh);
+                }
+            }
+        }
+        // h_{t-1} is whole once every thread is done with step t - 1, which also ends
+        // their reads of the slot this step writes (that of h_{t-2}). The input product
+        // above needs neither, and runs while the slowest thread finishes.
+        if ti > 0 {
+            block.barrier.wait();
+        }
+        if hu > 0 {
+            let dst = if R::SPLIT { &mut hid } else { &mut gates };
+            // SAFETY: the previous states (B rows of P) are not written during this step,
+            // the scratch block is this thread's (B × cols), and the panels hold this
+            // block's columns of W_hhᵀ.
+            unsafe { panels::matmul((b, cols, p), dst.as_mut_ptr(), cols, true, h_prev, w_hh_p) };
         }
         for r in 0..b {
             let g = &mut gates[r * cols..][..cols];
@@ -195,7 +212,6 @@ fn forward_block<R: Rows>(rows: R, dm: Dims, block: Block, io: &Forward<'_>) {
                 }
             }
         }
-        block.barrier.wait();
     }
     for v in [w_ih, w_hh, gates, hid] {
         recycle(v);
@@ -245,16 +261,24 @@ mod tests {
     #[test]
     fn a_block_packs_its_units_of_every_gate() {
         // W (G·H × K) = (3·5 × 4), units 1..3: rows 1, 2, 6, 7, 11, 12.
-        let (gates, h, k) = (3, 5, 4);
-        let w: Vec<f32> = (0..gates * h * k).map(|v| v as f32).collect();
-        let rows = gate_rows(gates, h, (1, 3));
-        assert_eq!(rows, [1, 2, 6, 7, 11, 12]);
-        let mut dst = vec![f32::NAN; panels::packed_len(k, rows.len())];
-        pack_rows(Mat::rows(w.as_ptr(), k), k, &rows, &mut dst);
-        for kk in 0..k {
-            for c in 0..NR {
-                let want = rows.get(c).map_or(0.0, |&r| w[r * k + kk]);
-                assert_eq!(dst[kk * NR + c], want, "k {kk} column {c}");
+        assert_eq!(gate_rows(3, 5, (1, 3)), [1, 2, 6, 7, 11, 12]);
+        // Two panels (51 columns), depths past one tile of 16, ragged everywhere.
+        for (gates, h, k, units) in [
+            (3, 5, 4, (1, 3)),
+            (3, 30, 37, (7, 24)),
+            (4, 16, 16, (0, 16)),
+        ] {
+            let w: Vec<f32> = (0..gates * h * k).map(|v| v as f32).collect();
+            let rows = gate_rows(gates, h, units);
+            let mut dst = vec![f32::NAN; panels::packed_len(k, rows.len())];
+            pack_rows(Mat::rows(w.as_ptr(), k), k, &rows, &mut dst);
+            for (j, panel) in dst.chunks_exact(k * NR).enumerate() {
+                for kk in 0..k {
+                    for c in 0..NR {
+                        let want = rows.get(j * NR + c).map_or(0.0, |&r| w[r * k + kk]);
+                        assert_eq!(panel[kk * NR + c], want, "panel {j} k {kk} column {c}");
+                    }
+                }
             }
         }
     }
