@@ -4,11 +4,12 @@
 //! The row split of [`super::tasks`] has each thread read all of `W_hhᵀ` at every step.
 //! At hidden 512 that is 4 MiB of panels, twice an Intel core's L2, so both cores fetch
 //! it from the shared L3 at every step. Here thread `k` owns the units `u₀..u₁` and packs
-//! only their columns of each gate, `[i_u | f_u | g_u | o_u]` (an eighth of `W_ih` and
-//! `W_hh` each at two threads and four gates), which stay in its own cache; the step's
-//! GEMMs fill a scratch block of those columns for every row, and the row kernels run on
-//! the units' sub-ranges (a family's step is element-wise across units). Only `h` of the
-//! step crosses between the cores, once per step, after the barrier.
+//! only their columns of each gate, `[i_u | f_u | g_u | o_u]` (half of `W_ih` and of
+//! `W_hh` at two threads), which stay in its own cache; the step's GEMMs fill a scratch
+//! block of those columns for every row, and the row kernels run on the units'
+//! sub-ranges (a family's step is element-wise across units). Only `h` crosses between
+//! the cores: each step's recurrent product waits at a barrier until every thread has
+//! written its units of `h_{t-1}`.
 //!
 //! Inference of one direction over full-length rows without a projection, on candle's
 //! pool with at least two threads and the panel kernels ([`runs_by_columns`]).
@@ -61,8 +62,8 @@ pub(crate) fn forward<R: Rows>(rows: R, dm: Dims, io: &Forward<'_>) {
     });
 }
 
-/// One thread's share: its hidden units, and the barrier all threads meet at after
-/// every step.
+/// One thread's share: its hidden units, and the barrier all threads meet at before
+/// each step's recurrent product.
 #[derive(Clone, Copy)]
 struct Block<'a> {
     units: (usize, usize),
@@ -218,7 +219,7 @@ fn forward_block<R: Rows>(rows: R, dm: Dims, block: Block, io: &Forward<'_>) {
     }
 }
 
-/// A barrier the threads of one [`forward`] meet at after every step, spinning (a step
+/// A barrier the threads of one [`forward`] meet at once per step, spinning (a step
 /// takes microseconds), yielding after a while in case a thread was descheduled.
 struct SpinBarrier {
     threads: usize,
