@@ -15,7 +15,7 @@
 //! pool with at least two threads and the panel kernels ([`runs_by_columns`]).
 
 use std::hint::spin_loop;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use super::buffers::{recycle, take_buffer, Mat};
 use super::layout::WeightLayout;
@@ -53,6 +53,9 @@ pub(crate) fn forward<R: Rows>(rows: R, dm: Dims, io: &Forward<'_>) {
     let barrier = SpinBarrier::new(threads);
     let per = dm.h.div_ceil(threads).next_multiple_of(UNIT_ALIGN);
     pool.execute(|tid| {
+        // A thread that panics lets the others past the barrier, so that the pool's call
+        // returns and hands the panic on instead of hanging.
+        let _release = ReleaseOnPanic(&barrier);
         let u0 = (tid * per).min(dm.h);
         let block = Block {
             units: (u0, (u0 + per).min(dm.h)),
@@ -225,6 +228,19 @@ struct SpinBarrier {
     threads: usize,
     arrived: AtomicUsize,
     generation: AtomicUsize,
+    /// Set when a thread panicked: every wait returns at once from then on.
+    released: AtomicBool,
+}
+
+/// Releases the barrier for good when dropped during a panic.
+struct ReleaseOnPanic<'a>(&'a SpinBarrier);
+
+impl Drop for ReleaseOnPanic<'_> {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            self.0.released.store(true, Ordering::Release);
+        }
+    }
 }
 
 impl SpinBarrier {
@@ -233,10 +249,12 @@ impl SpinBarrier {
             threads,
             arrived: AtomicUsize::new(0),
             generation: AtomicUsize::new(0),
+            released: AtomicBool::new(false),
         }
     }
 
-    /// Returns once every thread has called it (as often as this one has).
+    /// Returns once every thread has called it (as often as this one has), or at once
+    /// after a thread panicked.
     fn wait(&self) {
         let generation = self.generation.load(Ordering::Acquire);
         if self.arrived.fetch_add(1, Ordering::AcqRel) + 1 == self.threads {
@@ -246,6 +264,9 @@ impl SpinBarrier {
         }
         let mut spins = 0u32;
         while self.generation.load(Ordering::Acquire) == generation {
+            if self.released.load(Ordering::Acquire) {
+                return;
+            }
             spins = spins.saturating_add(1);
             match spins < 1 << 16 {
                 true => spin_loop(),
@@ -258,6 +279,30 @@ impl SpinBarrier {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_thread_that_panics_lets_the_others_past_the_barrier() {
+        let barrier = std::sync::Arc::new(SpinBarrier::new(2));
+        let (done, finished) = std::sync::mpsc::channel();
+        let waiting = barrier.clone();
+        std::thread::spawn(move || {
+            for _ in 0..3 {
+                waiting.wait();
+            }
+            done.send(()).ok();
+        });
+        let panicking = std::thread::spawn(move || {
+            let _release = ReleaseOnPanic(&barrier);
+            barrier.wait();
+            panic!("a step failed");
+        });
+        assert!(panicking.join().is_err());
+        let wait = std::time::Duration::from_secs(20);
+        assert!(
+            finished.recv_timeout(wait).is_ok(),
+            "the other thread still waits"
+        );
+    }
 
     #[test]
     fn a_block_packs_its_units_of_every_gate() {
