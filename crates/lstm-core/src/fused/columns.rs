@@ -22,6 +22,7 @@ use super::layout::WeightLayout;
 use super::panels::{self, Panels, NR};
 use super::positions::Positions;
 use super::recurrence::{isa, state_width, Dims, Forward, Slots};
+use super::steps::step_biases;
 use crate::kernels::Rows;
 
 /// The smallest hidden size inference splits by columns: below, the row split's panels
@@ -124,16 +125,7 @@ fn forward_block<R: Rows>(rows: R, dm: Dims, block: Block, io: &Forward<'_>) {
     debug_assert_eq!(ss, Slots::LastTwo);
     let w = io.w[0];
     let picked = gate_rows(R::GATES, h, block.units);
-    // What each step adds to its input projection: b_ih, and b_hh unless it stays apart.
-    // SAFETY (biases): b_ih and b_hh have G·H elements.
-    let bias: Vec<f32> = picked
-        .iter()
-        .map(|&n| unsafe { w.b_ih.get(n) + if R::SPLIT { 0.0 } else { w.b_hh.get(n) } })
-        .collect();
-    let b_hh: Vec<f32> = match R::SPLIT {
-        true => picked.iter().map(|&n| unsafe { w.b_hh.get(n) }).collect(),
-        false => Vec::new(),
-    };
+    let (bias, b_hh) = step_biases::<R>(w, picked.iter().copied());
     let mut w_ih = take_buffer(panels::packed_len(i, cols));
     let mut w_hh = take_buffer(panels::packed_len(p, cols));
     pack_rows(w.w_ih, i, &picked, &mut w_ih);

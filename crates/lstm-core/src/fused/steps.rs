@@ -9,7 +9,7 @@
 //! Backward: with a projection `dm = dh W_hr`, the row kernel, then the GEMM `dG_t W_hh`
 //! for the gradient of `h_{t-1}`.
 
-use super::buffers::{step_matmul, Mat, Weights};
+use super::buffers::{step_matmul, DirWeights, Mat, Weights};
 use super::recurrence::{at, state_width, Backward, Dims, Forward, Slots};
 use super::tasks::Task;
 use crate::kernels::Rows;
@@ -21,6 +21,26 @@ struct RecurrentGemm {
     h_prev: Mat,
     /// The first row, counted from the task's first, and the number of rows.
     rows: (usize, usize),
+}
+
+/// The biases of the gate columns `cols` (indices into `G·H`), as the steps add them:
+/// what goes onto the input projection (`b_ih`, plus `b_hh` unless it stays apart), and
+/// for a [`Rows::SPLIT`] family `b_hh` itself, which the recurrent product starts from
+/// (else empty).
+pub(super) fn step_biases<R: Rows>(
+    w: DirWeights,
+    cols: impl Iterator<Item = usize> + Clone,
+) -> (Vec<f32>, Vec<f32>) {
+    // SAFETY: b_ih and b_hh have G·H elements, and the columns are below G·H.
+    let input = cols
+        .clone()
+        .map(|n| unsafe { w.b_ih.get(n) + if R::SPLIT { 0.0 } else { w.b_hh.get(n) } })
+        .collect();
+    let recurrent = match R::SPLIT {
+        true => cols.map(|n| unsafe { w.b_hh.get(n) }).collect(),
+        false => Vec::new(),
+    };
+    (input, recurrent)
 }
 
 #[inline(always)]
@@ -38,15 +58,7 @@ pub(super) fn forward_task<R: Rows>(rows: R, dm: Dims, task: Task, io: &Forward<
     // (inference, which keeps nothing for a backward pass).
     let (os, ss, gs) = (io.out_slots, io.saved_slots, io.gates_slots);
     let train = ss == Slots::Every;
-    // SAFETY (biases): b_ih and b_hh have G·H elements.
-    let b_hh: Vec<f32> = match R::SPLIT {
-        true => (0..gh).map(|n| unsafe { w.b_hh.get(n) }).collect(),
-        false => Vec::new(),
-    };
-    // What each step adds to the input projection: b_ih, and b_hh unless it stays apart.
-    let bias: Vec<f32> = (0..gh)
-        .map(|n| unsafe { w.b_ih.get(n) + if R::SPLIT { 0.0 } else { w.b_hh.get(n) } })
-        .collect();
+    let (bias, b_hh) = step_biases::<R>(w, 0..gh);
     let mut hid = vec![0f32; if R::SPLIT { bl * gh } else { 0 }];
     let w_hh_t = io.w_hh.forward(w.w_hh, dir, (p, gh));
     let w_ih_t = io.w_ih.map(|l| l.forward(w.w_ih, dir, (dm.i, gh)));
