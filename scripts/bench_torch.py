@@ -184,6 +184,7 @@ SCENARIOS = {
     "bilstm-train-state": _row("lstm", "train-state", directions=2),
     "lstm2-train": _row("lstm", "train-forward", **_LSTM2),
     "lstm2-infer": _row("lstm", "infer", **_LSTM2),
+    "lstm2-infer-b8": _row("lstm", "infer", **{**_LSTM2, "batch": 8}),
     "stream": _row("lstm", "stream", batch=1, seq=100),
 }
 for _name, _layers, _dirs in [("lstm", 1, 1), ("bilstm", 1, 2), ("lstm2", 2, 1),

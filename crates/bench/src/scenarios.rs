@@ -102,7 +102,7 @@ const LSTM2: Scenario = Scenario {
 };
 
 /// The fixed-length scenarios, in the order of the report (then [`packed::SCENARIOS`]).
-pub const SCENARIOS: [Scenario; 10] = [
+pub const SCENARIOS: [Scenario; 11] = [
     row("lstm-train-forward", Family::Lstm, Mode::TrainForward),
     row("lstm-train-final", Family::Lstm, Mode::TrainFinal),
     row("lstm-infer", Family::Lstm, Mode::Infer),
@@ -121,6 +121,13 @@ pub const SCENARIOS: [Scenario; 10] = [
     Scenario {
         id: "lstm2-infer",
         mode: Mode::Infer,
+        ..LSTM2
+    },
+    // A batch too small for the row split to use both cores: the layers run in a wavefront.
+    Scenario {
+        id: "lstm2-infer-b8",
+        mode: Mode::Infer,
+        batch: 8,
         ..LSTM2
     },
     Scenario {

@@ -7,6 +7,7 @@
 pub(crate) mod config;
 mod packed;
 pub(crate) mod reference;
+mod wavefront;
 
 use std::sync::Arc;
 
@@ -237,6 +238,9 @@ impl Stack {
         lengths: Lengths<'_>,
     ) -> Result<StackOutput> {
         let dirs = self.config.directions();
+        if !save && matches!(lengths, Lengths::Full) && self.runs_in_a_wavefront(layers, x) {
+            return self.wavefront(layers, x, (h0, c0), final_only);
+        }
         let (mut input, mut out) = (x.clone(), None);
         let (mut hs, mut cs) = (Vec::new(), Vec::new());
         for (layer, weights) in layers.iter().enumerate() {
@@ -298,16 +302,7 @@ impl Stack {
         );
         let params: Vec<Vec<Tensor>> = weights.iter().map(|w| w.params()).collect();
         let cell = self.family.has_cell();
-        let zeros = |width| Tensor::zeros((dirs, b, width), x.dtype(), x.device());
-        let s0 = match (h0, cell) {
-            (None, false) => zeros(out)?,
-            (Some(h), false) => h,
-            (h, true) => {
-                let h = h.map_or_else(|| zeros(out), Ok)?;
-                let c = c0.map_or_else(|| zeros(hidden), Ok)?;
-                Tensor::cat(&[h, c], 2)?
-            }
-        };
+        let s0 = self.initial_state(x, (b, dirs), (h0, c0))?;
         let mode = match final_only {
             true => SequenceOutput::Final,
             false => SequenceOutput::All,
@@ -318,6 +313,27 @@ impl Stack {
             .then(|| seq.states.narrow(2, out, hidden))
             .transpose()?;
         Ok((seq.out, seq.states.narrow(2, 0, out)?, c_n))
+    }
+
+    /// A layer's initial state as the fused op reads it, `(D, B, [h | c])`: the given `h0`
+    /// and `c0` (each `(D, B, ·)`), zeros where they are `None`.
+    fn initial_state(
+        &self,
+        x: &Tensor,
+        (b, dirs): (usize, usize),
+        (h0, c0): (Option<Tensor>, Option<Tensor>),
+    ) -> Result<Tensor> {
+        let (hidden, out) = (self.config.hidden_size, self.config.output_size());
+        let zeros = |width| Tensor::zeros((dirs, b, width), x.dtype(), x.device());
+        Ok(match (h0, self.family.has_cell()) {
+            (None, false) => zeros(out)?,
+            (Some(h), false) => h,
+            (h, true) => {
+                let h = h.map_or_else(|| zeros(out), Ok)?;
+                let c = c0.map_or_else(|| zeros(hidden), Ok)?;
+                Tensor::cat(&[h, c], 2)?
+            }
+        })
     }
 
     /// One layer step by step with candle ops: `(sequence, h_n, c_n)`; with `mask`

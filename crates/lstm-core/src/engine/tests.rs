@@ -207,8 +207,10 @@ fn fused_matches_reference_for_every_family() -> Result<()> {
     // of one or two rows run their steps on the panels below hidden 256, and at 300 read
     // W_hh as it lies forward and in panels backward. Hidden 389 and 512 in one direction
     // split inference by gate columns between the threads (389: blocks of 208 and 181
-    // units).
-    let cases: [Case; 13] = [
+    // units). Stacks of one direction over fewer than 8 rows run inference in a
+    // wavefront (3 layers: more than two threads), but not batch 1 at 300, whose steps
+    // read W as it lies, nor hidden 389, which splits by columns.
+    let cases: [Case; 16] = [
         (120, 3, 5, 64, 1, true, true),
         (5, 4, 3, 261, 2, true, true),
         (1, 1, 1, 1, 1, false, false),
@@ -222,6 +224,9 @@ fn fused_matches_reference_for_every_family() -> Result<()> {
         (1, 5, 4, 300, 1, true, true),
         (5, 4, 3, 389, 1, false, true),
         (33, 3, 7, 512, 2, false, false),
+        (4, 6, 3, 20, 3, false, true),
+        (1, 5, 2, 300, 2, false, false),
+        (6, 4, 5, 389, 2, false, true),
     ];
     for family in FAMILIES {
         for case in cases {
@@ -300,12 +305,13 @@ fn a_loss_on_one_step_gives_the_reference_gradients() -> Result<()> {
 
 #[test]
 fn projected_lstm_fused_matches_reference() -> Result<()> {
-    let cases: [(Case, usize); 5] = [
+    let cases: [(Case, usize); 6] = [
         ((1, 1, 1, 2, 1, false, false), 1),
         ((3, 7, 5, 9, 2, false, true), 4),
         ((19, 5, 3, 17, 2, true, true), 5),
         ((70, 6, 8, 40, 1, false, false), 13),
         ((4, 3, 2, 33, 1, true, true), 32),
+        ((2, 5, 3, 17, 3, false, true), 6),
     ];
     for (case, proj) in cases {
         compare(Family::Lstm, case, None, proj)?;

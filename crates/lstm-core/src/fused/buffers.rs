@@ -424,6 +424,11 @@ impl Shared {
         Self(buf.as_mut_ptr(), buf.len())
     }
 
+    /// A buffer that is only read through this handle (its pointers are never written).
+    pub fn read_only(buf: &[f32]) -> Self {
+        Self(buf.as_ptr().cast_mut(), buf.len())
+    }
+
     /// The pointer to element `offset`.
     pub fn at(self, offset: usize) -> *mut f32 {
         assert!(

@@ -155,10 +155,7 @@ fn forward_block<R: Rows>(rows: R, dm: Dims, block: Block, io: &Forward<'_>) {
             // SAFETY: x is (B, T, I), the scratch block this thread's (B × cols), and the
             // panels hold this block's columns of W_ihᵀ.
             unsafe {
-                let x = Mat::rows(
-                    io.x[dm.pos.at(0, ti) * i..].as_ptr(),
-                    dm.pos.row_stride() * i,
-                );
+                let x = Mat::rows(io.x.at(dm.pos.at(0, ti) * i), dm.pos.row_stride() * i);
                 panels::matmul((b, cols, i), gates.as_mut_ptr(), cols, false, x, w_ih_p);
             }
             if R::SPLIT {

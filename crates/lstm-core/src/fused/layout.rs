@@ -125,6 +125,16 @@ pub(crate) struct LaidOut {
     buf: Vec<f32>,
 }
 
+impl Default for LaidOut {
+    /// Read as it lies: no buffer.
+    fn default() -> Self {
+        Self {
+            layout: WeightLayout::AsIs,
+            buf: Vec::new(),
+        }
+    }
+}
+
 impl LaidOut {
     /// The layout as the step loops read it.
     pub fn view(&self) -> StepWeights<'_> {

@@ -10,6 +10,10 @@
 //!   blocks, then the weight gradients as single GEMMs over all steps. Inference at
 //!   large hidden sizes splits each step by gate columns instead ([`columns`]).
 //!
+//! Inference of stacked one-direction layers over a batch too small to split runs the
+//! layers at once instead, each on its own thread, a step behind the one below
+//! ([`wavefront`]).
+//!
 //! The ops are registered with candle's `apply_op*`, so autograd flows through them.
 
 mod buffers;
@@ -19,10 +23,12 @@ mod link;
 mod live;
 mod op;
 mod panels;
+mod pass;
 mod positions;
 mod recurrence;
 mod steps;
 mod tasks;
+mod wavefront;
 mod weight_grads;
 
 use std::sync::Arc;
@@ -162,6 +168,37 @@ fn run<R: Rows>(
             }
         }
     })
+}
+
+/// Runs a stack of one-direction layers of `family` for inference in a wavefront
+/// ([`wavefront`]): `layers[l]` holds layer `l`'s `[W_ih, W_hh, b_ih, b_hh(, W_hr)]`
+/// (contiguous) and `s0[l]` its initial state `(1, B, SW)`. Returns the last layer's
+/// sequence `(B, T, P)` (with [`SequenceOutput::All`]) and every layer's final states
+/// `(1, B, SW)`, laid out as the initial state.
+pub(crate) fn stack_inference(
+    family: Family,
+    x: &Tensor,
+    layers: &[Vec<Tensor>],
+    s0: &[Tensor],
+    output: SequenceOutput,
+) -> Result<(Option<Tensor>, Vec<Tensor>)> {
+    match family {
+        Family::Lstm => wavefront::run(LstmRows, x, layers, s0, output),
+        Family::Gru => wavefront::run(GruRows, x, layers, s0, output),
+        Family::Rnn(nl) => {
+            let rows = RnnRows {
+                relu: nl == crate::Nonlinearity::Relu,
+            };
+            wavefront::run(rows, x, layers, s0, output)
+        }
+    }
+}
+
+/// Whether inference of `layers` one-direction layers over `b` full-length rows of `t`
+/// steps, `h` wide (`p` after a projection), runs them in a wavefront
+/// ([`stack_inference`]): a batch too small for the row split to use every thread.
+pub(crate) fn runs_in_a_wavefront(layers: usize, bt: (usize, usize), hp: (usize, usize)) -> bool {
+    wavefront::applies(layers, bt, hp)
 }
 
 /// Packs every direction's parameters into the operand [`buffers::DirWeights::packed`]

@@ -15,18 +15,19 @@ use candle_core::{
     backend::BackendStorage, CpuStorage, CustomOp3, Layout, Result, Shape, Storage, Tensor,
 };
 
-use super::buffers::{matmul, recycle, take_buffer, DirWeights, Mat, Shared};
-use super::columns;
-use super::layout::{lay_out, StepWeights, WeightLayout};
+use super::buffers::{recycle, take_buffer, DirWeights, Shared};
+use super::layout::{lay_out, StepWeights};
 use super::link::{lock, Link, Saved};
 use super::live::live_steps;
+use super::pass::ForwardPass;
 use super::positions::{PackedSteps, Positions};
-use super::recurrence::{self, state_width, Backward, Dims, Forward, Slots};
+use super::recurrence::{self, state_width, Backward, Dims};
 use super::weight_grads::{weight_gradients, WeightGrads};
 use super::SequenceOutput;
 use crate::kernels::Rows;
 
-fn contiguous_f32<'a>(s: &'a CpuStorage, l: &Layout, what: &str) -> Result<&'a [f32]> {
+/// The contiguous f32 data of a CPU storage, or an error naming `what`.
+pub(super) fn contiguous_f32<'a>(s: &'a CpuStorage, l: &Layout, what: &str) -> Result<&'a [f32]> {
     let data = match s {
         CpuStorage::F32(v) => v.as_slice(),
         other => candle_core::bail!(
@@ -148,32 +149,6 @@ impl<R: Rows> SequenceOp<R> {
             candle_core::bail!("fused recurrence: bad shapes x {x:?} weights {w:?} state {s0:?}");
         }
         Ok(dm)
-    }
-
-    /// The final states `(D, B, SW)`, laid out as the initial state: `h` of each
-    /// direction's last step (and `c`), read from `out` and `saved` kept as `slots`.
-    fn final_states(
-        &self,
-        dm: Dims,
-        (out, saved): (&[f32], &[f32]),
-        slots: [Slots; 2],
-    ) -> Vec<f32> {
-        let Dims { b, h, p, dirs, .. } = dm;
-        let sw = state_width::<R>(h, p);
-        let mut fin = vec![0f32; dirs * b * sw];
-        for d in 0..dirs {
-            for r in 0..b {
-                // Each row ends at its own last step (direction 1 at time 0).
-                let last = if d == 1 { 0 } else { dm.pos.len(r) - 1 };
-                let row = &mut fin[(d * b + r) * sw..][..sw];
-                row[..p].copy_from_slice(&out[slots[0].at(dm, r, last, d, p)..][..p]);
-                if R::CELL {
-                    let at = slots[1].at(dm, r, last, d, R::SAVED * h);
-                    row[p..].copy_from_slice(&saved[at..][..h]);
-                }
-            }
-        }
-        fin
     }
 }
 
@@ -340,23 +315,6 @@ impl<R: Rows> CustomOp3 for SequenceOp<R> {
     }
 }
 
-/// `gates = x W_ihᵀ` for every position and direction `(N, D·G·H)`, one GEMM per
-/// direction split over the threads. The biases are added per step, by the time loop.
-fn input_projection<R: Rows>(dm: Dims, x: &[f32], w: &[DirWeights], gates: &mut [f32]) {
-    let Dims { i, h, dirs, .. } = dm;
-    let (gh, n) = (R::GATES * h, dm.n());
-    for (d, dw) in w.iter().enumerate() {
-        // SAFETY: x is (N, I); W_ih (G·H, I) is read transposed; the destination is
-        // direction d's columns of gates (N, D·G·H).
-        unsafe {
-            let w_ih_t = Mat::transposed(dw.w_ih.ptr, dw.w_ih.rs);
-            let x = Mat::rows(x.as_ptr(), i);
-            let dst = gates[d * gh..].as_mut_ptr();
-            matmul((n, gh, i), dst, dirs * gh, false, x, w_ih_t, true);
-        }
-    }
-}
-
 impl<R: Rows> SequenceOp<R> {
     /// The forward pass over each direction's parameters `w`.
     fn forward(
@@ -369,63 +327,18 @@ impl<R: Rows> SequenceOp<R> {
         let Dims {
             b, t, h, p, dirs, ..
         } = dm;
-        let (gh, n) = (R::GATES * h, dm.n());
-        // Inference keeps only the last two steps of what the next step reads (and of `h`
-        // unless it is the output). Every position kept is written (with the sequence as
-        // output the buffer becomes the output tensor).
-        let saved_slots = if self.train {
-            Slots::Every
-        } else {
-            Slots::LastTwo
-        };
-        let out_slots = match (self.train, self.output) {
-            (false, SequenceOutput::Final) => Slots::LastTwo,
-            _ => Slots::Every,
-        };
-        let mut out = take_buffer(out_slots.len(dm, p));
-        // Where the step GEMMs lay W_hh out, the steps project their own input (with W_ih
-        // laid out alike), and inference then keeps only the last two steps' gates. Steps
-        // of one or two rows 256 wide or more read the weights as they are: their input
-        // projections run as one GEMM over every position first.
-        let kind = StepWeights::forward_kind(t, b, p);
-        let steps_project = kind != WeightLayout::AsIs;
-        let gates_slots = if steps_project {
-            saved_slots
-        } else {
-            Slots::Every
-        };
-        let mut gates = take_buffer(gates_slots.len(dm, gh));
-        let mut saved = take_buffer(saved_slots.len(dm, R::SAVED * h));
-        let mut proj = take_buffer(if p != h { saved_slots.len(dm, h) } else { 0 });
-        if !steps_project {
-            input_projection::<R>(dm, x, w, &mut gates);
-        }
-        // Inference by columns packs each thread's share of the weights itself.
-        let by_columns = columns::runs_by_columns(dm, self.train, kind);
-        let laid = if by_columns { WeightLayout::AsIs } else { kind };
-        let w_hh_laid = lay_out(w, |d| d.w_hh, (p, gh), laid, true);
-        let w_ih_laid = lay_out(w, |d| d.w_ih, (dm.i, gh), laid, true);
-        let io = Forward {
-            w,
-            w_hh: w_hh_laid.view(),
-            w_ih: steps_project.then(|| w_ih_laid.view()),
-            s0,
-            out: Shared::new(&mut out),
-            out_slots,
-            saved_slots,
-            gates: Shared::new(&mut gates),
-            gates_slots,
-            x,
-            saved: Shared::new(&mut saved),
-            proj: Shared::new(&mut proj),
-        };
-        match by_columns {
-            true => columns::forward(self.rows, dm, &io),
-            false => recurrence::forward(self.rows, dm, &io),
-        }
-        w_hh_laid.recycle();
-        w_ih_laid.recycle();
-        let fin = self.final_states(dm, (&out, &saved), [out_slots, saved_slots]);
+        let n = dm.n();
+        let mut pass = ForwardPass::new::<R>(dm, x, w, (self.train, self.output), (false, false));
+        pass.run(self.rows, dm, w, s0, x);
+        pass.recycle_weights();
+        let fin = pass.final_states::<R>(dm);
+        let ForwardPass {
+            out,
+            gates,
+            saved,
+            proj,
+            ..
+        } = pass;
         let states_shape = Shape::from((dirs, b, state_width::<R>(h, p)));
         let (result, shape, kept_out) = match self.output {
             SequenceOutput::All => {

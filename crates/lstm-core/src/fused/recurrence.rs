@@ -11,6 +11,7 @@ use super::layout::StepWeights;
 use super::positions::Positions;
 use super::steps::{backward_task, forward_task};
 use super::tasks::{tasks, Task};
+use super::wavefront::Wave;
 use crate::kernels::Rows;
 
 /// Sizes of one call: batch rows, steps (the longest row's), input features, hidden size,
@@ -143,12 +144,15 @@ pub(crate) struct Forward<'a> {
     /// Which steps `gates` keeps: every step's, or when the steps project their input
     /// and keep nothing for a backward pass (inference), the last two.
     pub gates_slots: Slots,
-    /// The input `(positions, I)`, read when the steps project it.
-    pub x: &'a [f32],
+    /// The input `(positions, I)`, read when the steps project it (only read).
+    pub x: Shared,
     /// What each step saves, `(positions, D·SAVED·H)`.
     pub saved: Shared,
     /// With a projection, `m = o ⊙ tanh(c)` of every step `(positions, D·H)`.
     pub proj: Shared,
+    /// In a wavefront of layers ([`super::wavefront`]), when each step's input is ready
+    /// and where the steps done are counted.
+    pub wave: Wave<'a>,
 }
 
 /// What the backward loops read and write.
@@ -263,6 +267,17 @@ fn for_tasks(dm: Dims, steps: &[usize], f: impl Fn(Task) + Sync) {
 pub(crate) fn forward<R: Rows>(rows: R, dm: Dims, io: &Forward<'_>) {
     let steps = vec![dm.t; dm.dirs];
     for_tasks(dm, &steps, |task| forward_dispatched(rows, dm, task, io));
+}
+
+/// The forward recurrence of one direction, every row as one task on the calling thread
+/// (a layer of a wavefront, [`super::wavefront`]).
+pub(crate) fn forward_alone<R: Rows>(rows: R, dm: Dims, io: &Forward<'_>) {
+    let task = Task {
+        dir: 0,
+        rows: (0, dm.b),
+        alone: false,
+    };
+    forward_dispatched(rows, dm, task, io);
 }
 
 /// Back-propagation through time for every direction and batch row, over each

@@ -63,6 +63,9 @@ pub(super) fn forward_task<R: Rows>(rows: R, dm: Dims, task: Task, io: &Forward<
     let w_hh_t = io.w_hh.forward(w.w_hh, dir, (p, gh));
     let w_ih_t = io.w_ih.map(|l| l.forward(w.w_ih, dir, (dm.i, gh)));
     for step in 0..t {
+        // In a wavefront: steps before this one are written, and this one's input must be.
+        io.wave.publish(step);
+        io.wave.wait(step + 1);
         let ti = dm.time(dir, step);
         let (end, cont) = dm.running(dir, ti, (r0, r1));
         if end == r0 {
@@ -85,7 +88,7 @@ pub(super) fn forward_task<R: Rows>(rows: R, dm: Dims, task: Task, io: &Forward<
             // task's rows of the step's gates.
             unsafe {
                 let x = Mat::rows(
-                    io.x[dm.pos.at(r0, ti) * dm.i..].as_ptr(),
+                    io.x.at(dm.pos.at(r0, ti) * dm.i),
                     dm.pos.row_stride() * dm.i,
                 );
                 let dst = io.gates.at(gs.at(dm, r0, ti, dir, gh));
@@ -177,6 +180,7 @@ pub(super) fn forward_task<R: Rows>(rows: R, dm: Dims, task: Task, io: &Forward<
             }
         }
     }
+    io.wave.publish(t);
 }
 
 #[inline(always)]
