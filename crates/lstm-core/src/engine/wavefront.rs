@@ -19,7 +19,7 @@ impl Stack {
             && !self.config.bidirectional
             && x.dims3().is_ok_and(|(b, t, _)| {
                 let hp = (self.config.hidden_size, self.config.output_size());
-                fused::runs_in_a_wavefront(layers.len(), (b, t), hp)
+                fused::wavefront::applies(layers.len(), (b, t), hp)
             })
             && layers
                 .iter()

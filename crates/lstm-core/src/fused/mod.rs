@@ -28,7 +28,7 @@ mod positions;
 mod recurrence;
 mod steps;
 mod tasks;
-mod wavefront;
+pub(crate) mod wavefront;
 mod weight_grads;
 
 use std::sync::Arc;
@@ -109,6 +109,29 @@ pub(crate) fn sequence_with_weights(
     dispatch(family, x, weights, s0, how, (train, output))
 }
 
+/// Evaluates `$body` with `$rows` bound to the [`Rows`] of `$family` (each family's
+/// generic code is its own instance).
+macro_rules! with_rows {
+    ($family:expr, |$rows:ident| $body:expr) => {
+        match $family {
+            Family::Lstm => {
+                let $rows = LstmRows;
+                $body
+            }
+            Family::Gru => {
+                let $rows = GruRows;
+                $body
+            }
+            Family::Rnn(nl) => {
+                let $rows = RnnRows {
+                    relu: nl == crate::Nonlinearity::Relu,
+                };
+                $body
+            }
+        }
+    };
+}
+
 /// Directions, where the weights are, and the rows' lengths when they differ.
 type How = (usize, WeightSource, Option<Arc<PackedSteps>>);
 
@@ -120,16 +143,7 @@ fn dispatch(
     how: How,
     mode: (bool, SequenceOutput),
 ) -> Result<Sequence> {
-    match family {
-        Family::Lstm => run(LstmRows, x, weights, s0, how, mode),
-        Family::Gru => run(GruRows, x, weights, s0, how, mode),
-        Family::Rnn(nl) => {
-            let rows = RnnRows {
-                relu: nl == crate::Nonlinearity::Relu,
-            };
-            run(rows, x, weights, s0, how, mode)
-        }
-    }
+    with_rows!(family, |rows| run(rows, x, weights, s0, how, mode))
 }
 
 fn run<R: Rows>(
@@ -182,23 +196,7 @@ pub(crate) fn stack_inference(
     s0: &[Tensor],
     output: SequenceOutput,
 ) -> Result<(Option<Tensor>, Vec<Tensor>)> {
-    match family {
-        Family::Lstm => wavefront::run(LstmRows, x, layers, s0, output),
-        Family::Gru => wavefront::run(GruRows, x, layers, s0, output),
-        Family::Rnn(nl) => {
-            let rows = RnnRows {
-                relu: nl == crate::Nonlinearity::Relu,
-            };
-            wavefront::run(rows, x, layers, s0, output)
-        }
-    }
-}
-
-/// Whether inference of `layers` one-direction layers over `b` full-length rows of `t`
-/// steps, `h` wide (`p` after a projection), runs them in a wavefront
-/// ([`stack_inference`]): a batch too small for the row split to use every thread.
-pub(crate) fn runs_in_a_wavefront(layers: usize, bt: (usize, usize), hp: (usize, usize)) -> bool {
-    wavefront::applies(layers, bt, hp)
+    with_rows!(family, |rows| wavefront::run(rows, x, layers, s0, output))
 }
 
 /// Packs every direction's parameters into the operand [`buffers::DirWeights::packed`]
