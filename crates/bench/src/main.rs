@@ -9,6 +9,8 @@
 //! lstm-bench one PATH B H T [--runs N]  one measurement of batch B, hidden H, T steps, JSON
 //!                                        on stdout (the scaling table of `cargo xtask bench
 //!                                        --scaling`, one process per row and run)
+//! lstm-bench last-step B T H [--runs N]  candle's backward of `out.i((.., T - 1, ..))` alone,
+//!                                        against the same head on a `(B, H)` tensor
 //! ```
 //!
 //! A training iteration is forward + cross-entropy + backward + SGD step of the MNIST
@@ -20,6 +22,7 @@
 //! Only `compare` calls `configure_cpu_threads()` first; `scenario` and `one` do not (they
 //! measure what a program that only uses the model gets).
 
+mod last_step;
 mod packed;
 mod scenarios;
 
@@ -249,9 +252,23 @@ fn main() -> Result<()> {
                 candle_core::utils::get_num_threads()
             );
         }
+        Some("last-step") => {
+            let get = |i: usize| -> Result<usize> {
+                Ok(args.get(i).context("lstm-bench last-step B T H")?.parse()?)
+            };
+            let (b, t, h) = (get(1)?, get(2)?, get(3)?);
+            let m = last_step::measure_last_step(b, t, h, runs)?;
+            println!(
+                "{{\"batch\":{b},\"seq\":{t},\"hidden\":{h},\"narrow_ms\":{:.3},\"leaf_ms\":{:.3},\"extra_ms\":{:.3}}}",
+                m.narrow_ms,
+                m.leaf_ms,
+                m.narrow_ms - m.leaf_ms
+            );
+        }
         _ => bail!(
             "usage: lstm-bench scenario ID [--warmup N] [--seconds S] | lstm-bench list | \
-             lstm-bench compare [--runs N] | lstm-bench one PATH BATCH HIDDEN SEQ [--runs N]"
+             lstm-bench compare [--runs N] | lstm-bench one PATH BATCH HIDDEN SEQ [--runs N] | \
+             lstm-bench last-step B T H [--runs N]"
         ),
     }
     Ok(())
