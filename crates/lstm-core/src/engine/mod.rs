@@ -74,6 +74,22 @@ pub(crate) struct StackOutput {
     pub c_n: Option<Tensor>,
 }
 
+impl StackOutput {
+    /// The output `out` and every layer's final states (`hs[l]` and, for a family with a
+    /// cell, `cs[l]`, each `(D, B, ·)`) stacked layer after layer.
+    fn stacked(out: Option<Tensor>, hs: &[Tensor], cs: &[Tensor]) -> Result<Self> {
+        let c_n = match cs.is_empty() {
+            true => None,
+            false => Some(Tensor::cat(cs, 0)?),
+        };
+        Ok(Self {
+            out,
+            h_n: Tensor::cat(hs, 0)?,
+            c_n,
+        })
+    }
+}
+
 /// How the rows of a batch end.
 #[derive(Clone, Copy)]
 enum Lengths<'a> {
@@ -270,15 +286,7 @@ impl Stack {
                 out = Some(input.clone());
             }
         }
-        let c_n = match cs.is_empty() {
-            true => None,
-            false => Some(Tensor::cat(&cs, 0)?),
-        };
-        Ok(StackOutput {
-            out: if final_only { None } else { out },
-            h_n: Tensor::cat(&hs, 0)?,
-            c_n,
-        })
+        StackOutput::stacked(if final_only { None } else { out }, &hs, &cs)
     }
 
     /// One layer through the fused op: `(sequence, h_n, c_n)`, states `(D, B, H)`; with
@@ -295,24 +303,24 @@ impl Stack {
             Some(p) => p.lengths.len(),
             None => x.dim(0)?,
         };
-        let (dirs, hidden, out) = (
-            weights.len(),
-            self.config.hidden_size,
-            self.config.output_size(),
-        );
         let params: Vec<Vec<Tensor>> = weights.iter().map(|w| w.params()).collect();
-        let cell = self.family.has_cell();
-        let s0 = self.initial_state(x, (b, dirs), (h0, c0))?;
-        let mode = match final_only {
-            true => SequenceOutput::Final,
-            false => SequenceOutput::All,
-        };
-        let seq = fused::sequence(self.family, x, &params, &s0, (train, mode), packed)?;
-        // The states come back laid out as s0: (D, B, [h | c]).
-        let c_n = cell
-            .then(|| seq.states.narrow(2, out, hidden))
+        let s0 = self.initial_state(x, (b, weights.len()), (h0, c0))?;
+        let mode = (train, SequenceOutput::when_final(final_only));
+        let seq = fused::sequence(self.family, x, &params, &s0, mode, packed)?;
+        let (h_n, c_n) = self.split_state(&seq.states)?;
+        Ok((seq.out, h_n, c_n))
+    }
+
+    /// The fused op's final states, laid out as its initial state `(D, B, [h | c])`,
+    /// split into `h_n` and (for a family with a cell) `c_n`, each `(D, B, ·)`.
+    fn split_state(&self, states: &Tensor) -> Result<(Tensor, Option<Tensor>)> {
+        let (hidden, out) = (self.config.hidden_size, self.config.output_size());
+        let c_n = self
+            .family
+            .has_cell()
+            .then(|| states.narrow(2, out, hidden))
             .transpose()?;
-        Ok((seq.out, seq.states.narrow(2, 0, out)?, c_n))
+        Ok((states.narrow(2, 0, out)?, c_n))
     }
 
     /// A layer's initial state as the fused op reads it, `(D, B, [h | c])`: the given `h0`

@@ -45,31 +45,14 @@ impl Stack {
             s0.push(self.initial_state(x, (b, 1), (slot(h0)?, slot(c0)?))?);
             params.push(weights[0].params());
         }
-        let output = match final_only {
-            true => SequenceOutput::Final,
-            false => SequenceOutput::All,
-        };
+        let output = SequenceOutput::when_final(final_only);
         let (out, states) = fused::stack_inference(self.family, x, &params, &s0, output)?;
-        let width = self.config.output_size();
-        let h_n = states
-            .iter()
-            .map(|s| s.narrow(2, 0, width))
-            .collect::<candle_core::Result<Vec<_>>>()?;
-        let c_n = match self.family.has_cell() {
-            true => {
-                let hidden = self.config.hidden_size;
-                let cs = states
-                    .iter()
-                    .map(|s| s.narrow(2, width, hidden))
-                    .collect::<candle_core::Result<Vec<_>>>()?;
-                Some(Tensor::cat(&cs, 0)?)
-            }
-            false => None,
-        };
-        Ok(StackOutput {
-            out,
-            h_n: Tensor::cat(&h_n, 0)?,
-            c_n,
-        })
+        let (mut hs, mut cs) = (Vec::new(), Vec::new());
+        for state in &states {
+            let (h, c) = self.split_state(state)?;
+            hs.push(h);
+            cs.extend(c);
+        }
+        StackOutput::stacked(out, &hs, &cs)
     }
 }

@@ -54,6 +54,16 @@ pub(crate) enum SequenceOutput {
     Final,
 }
 
+impl SequenceOutput {
+    /// [`SequenceOutput::Final`] when `final_only`, else [`SequenceOutput::All`].
+    pub(crate) fn when_final(final_only: bool) -> Self {
+        match final_only {
+            true => SequenceOutput::Final,
+            false => SequenceOutput::All,
+        }
+    }
+}
+
 /// The result of [`sequence`].
 pub(crate) struct Sequence {
     /// `(B, T, D·H)` (packed: `(positions, D·H)`), with [`SequenceOutput::All`].

@@ -29,6 +29,20 @@ pub(crate) struct Dims<'a> {
 }
 
 impl Dims<'_> {
+    /// One direction over `b` full-length rows of `t` steps of `i` features, `h` wide
+    /// (`h` of `p` after a projection).
+    pub fn one_direction(b: usize, t: usize, i: usize, (h, p): (usize, usize)) -> Self {
+        Dims {
+            b,
+            t,
+            i,
+            h,
+            p,
+            dirs: 1,
+            pos: Positions::Padded { b, t },
+        }
+    }
+
     /// The number of `(row, time)` positions: `B·T`, or the sum of the lengths.
     pub fn n(&self) -> usize {
         self.pos.count()

@@ -20,7 +20,6 @@ use super::columns::runs_by_columns;
 use super::layout::{StepWeights, WeightLayout};
 use super::op::contiguous_f32;
 use super::pass::ForwardPass;
-use super::positions::Positions;
 use super::recurrence::{self, state_width, Dims};
 use super::SequenceOutput;
 use crate::kernels::Rows;
@@ -84,15 +83,7 @@ impl Drop for PublishOnPanic<'_> {
 /// `docs/benchmarks.md`).
 pub(crate) fn applies(layers: usize, (b, t): (usize, usize), (h, p): (usize, usize)) -> bool {
     let threads = threads();
-    let dm = Dims {
-        b,
-        t,
-        i: 0,
-        h,
-        p,
-        dirs: 1,
-        pos: Positions::Padded { b, t },
-    };
+    let dm = Dims::one_direction(b, t, 0, (h, p));
     let kind = StepWeights::forward_kind(t, b, p);
     layers >= 2
         && threads >= 2
@@ -123,15 +114,7 @@ pub(crate) fn run<R: Rows>(
         let (gh, p) = params[1].dims2()?;
         let h = gh / R::GATES;
         let input = if l == 0 { i } else { dims[l - 1].p };
-        let dm = Dims {
-            b,
-            t,
-            i: input,
-            h,
-            p,
-            dirs: 1,
-            pos: Positions::Padded { b, t },
-        };
+        let dm = Dims::one_direction(b, t, input, (h, p));
         let ok = params[0].dims2()? == (gh, input)
             && s0[l].dims3()? == (1, b, state_width::<R>(h, p))
             && params.iter().all(|p| p.is_contiguous());
