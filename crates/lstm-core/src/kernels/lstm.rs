@@ -10,10 +10,16 @@ fn gate_exp(x: f32) -> f32 {
 }
 use super::Rows;
 
-/// One unit's step from its four pre-activations and `c`: the activations `(i, f, g, o)`,
-/// `c' = f c + i g` and `tanh(c')`.
+/// One unit's step from its four pre-activations and `c`: the activations `(i, f, g, o)`
+/// and `c' = f c + i g`.
+///
+/// `tanh(c')` waits for the gates' division and then needs a division of its own. In one
+/// loop that chain was too long for the out-of-order window to overlap many units (on
+/// Zen 5, perf put most of the loop's samples just after the divisions, about 80 cycles
+/// per 16 units), so the kernels take `tanh(c')` in a second loop over the stored `c'`:
+/// MNIST-shape inference ran 3.5% faster.
 #[inline(always)]
-fn cell(a_i: f32, a_f: f32, a_g: f32, a_o: f32, c_prev: f32) -> ((f32, f32, f32, f32), f32, f32) {
+fn cell(a_i: f32, a_f: f32, a_g: f32, a_o: f32, c_prev: f32) -> ((f32, f32, f32, f32), f32) {
     // The four gates' denominators 1 + e^{-a} (tanh g = 1 − 2 / (1 + e^{2a})) share one
     // division (their product's reciprocal), the costliest instruction here.
     let d_i = 1.0 + gate_exp(-a_i);
@@ -25,8 +31,7 @@ fn cell(a_i: f32, a_f: f32, a_g: f32, a_o: f32, c_prev: f32) -> ((f32, f32, f32,
     let (i, f) = (d_f * go_ * r, d_i * go_ * r);
     let (g, o) = (1.0 - 2.0 * (d_o * if_ * r), d_g * if_ * r);
     // c' = f ⊙ c + i ⊙ g;  h' = o ⊙ tanh(c')
-    let c = f.mul_add(c_prev, i * g);
-    ((i, f, g, o), c, tanh(c))
+    ((i, f, g, o), f.mul_add(c_prev, i * g))
 }
 
 /// The gate blocks `[i | f | g | o]` of one row of `4H` gates.
@@ -70,9 +75,13 @@ impl Rows for LstmRows {
         let (c_out, tanh_c) = saved[..2 * h].split_at_mut(h);
         let h_out = &mut h_out[..h];
         for j in 0..h {
-            let (gates, c, tc) = cell(gi[j], gf[j], gg[j], go[j], c_prev[j]);
+            let (gates, c) = cell(gi[j], gf[j], gg[j], go[j], c_prev[j]);
             (gi[j], gf[j], gg[j], go[j]) = gates;
-            (c_out[j], tanh_c[j], h_out[j]) = (c, tc, gates.3 * tc);
+            c_out[j] = c;
+        }
+        for j in 0..h {
+            let tc = tanh(c_out[j]);
+            (tanh_c[j], h_out[j]) = (tc, go[j] * tc);
         }
     }
 
@@ -93,8 +102,11 @@ impl Rows for LstmRows {
         let [gi, gf, gg, go] = gate_blocks(gates, h);
         let (c_out, h_out) = (&mut saved[..h], &mut h_out[..h]);
         for j in 0..h {
-            let ((_, _, _, o), c, tc) = cell(gi[j], gf[j], gg[j], go[j], c_prev[j]);
-            (c_out[j], h_out[j]) = (c, o * tc);
+            let ((_, _, _, o), c) = cell(gi[j], gf[j], gg[j], go[j], c_prev[j]);
+            (c_out[j], go[j]) = (c, o);
+        }
+        for j in 0..h {
+            h_out[j] = go[j] * tanh(c_out[j]);
         }
     }
 
