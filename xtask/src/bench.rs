@@ -18,7 +18,8 @@ use anyhow::{bail, Result};
 
 use crate::lines::{capture, capture_row, field, num};
 pub(crate) use crate::machine::{
-    build_ours, ceiling, ceiling_line, cpu_info, load_average, threads, torch_python, Isa,
+    build_ours, ceiling, ceiling_lines, cpu_info, fma_peak, load_average, threads, torch_python,
+    Ceilings, Isa,
 };
 use crate::target_dir;
 
@@ -71,17 +72,23 @@ pub(crate) fn recurrent_flops(
     }
 }
 
-/// `G.G (S%)`: the GFLOP/s of `gflop` GFLOP in `ms` milliseconds and its share of the
-/// ceiling `peak` (GFLOP/s); without the share when `peak` is NaN, `-` when `ms` is.
-pub(crate) fn rate(gflop: f64, ms: f64, peak: f64) -> String {
+/// `G.G (S%, F% FMA)`: the GFLOP/s of `gflop` GFLOP in `ms` milliseconds, its share of
+/// the matmul ceiling and of the FMA peak (each left out when NaN); `-` when `ms` is NaN.
+pub(crate) fn rate(gflop: f64, ms: f64, c: Ceilings) -> String {
     if ms.is_nan() {
         return "-".to_string();
     }
     let g = gflop * 1e3 / ms;
-    if peak.is_nan() {
-        format!("{g:.1}")
-    } else {
-        format!("{g:.1} ({:.0}%)", 100.0 * g / peak)
+    let mut shares = Vec::new();
+    if !c.matmul.is_nan() {
+        shares.push(format!("{:.0}%", 100.0 * g / c.matmul));
+    }
+    if !c.fma.is_nan() {
+        shares.push(format!("{:.0}% FMA", 100.0 * g / c.fma));
+    }
+    match shares.is_empty() {
+        true => format!("{g:.1}"),
+        false => format!("{g:.1} ({})", shares.join(", ")),
     }
 }
 
@@ -147,6 +154,8 @@ pub fn run(root: &Path, quick: bool, runs: Option<usize>, only: &[String], isa: 
         torch_version = version;
         ceilings.push(gflops);
     }
+    let (fma, fma_isa) = fma_peak(&plain)?;
+    let mut fmas = vec![fma];
     let all: Vec<String> = capture(Command::new(&native).arg("list"))?
         .lines()
         .map(str::to_string)
@@ -235,7 +244,8 @@ pub fn run(root: &Path, quick: bool, runs: Option<usize>, only: &[String], isa: 
     if has_torch {
         ceilings.push(ceiling(&python, &script, isa)?.0);
     }
-    let (peak, ceiling_line) = ceiling_line(&ceilings);
+    fmas.push(fma_peak(&plain)?.0);
+    let (peak, ceiling_line) = ceiling_lines(&ceilings, &fmas, &fma_isa);
     let load_after = load_average();
 
     let mut out = String::new();
@@ -254,7 +264,7 @@ pub fn run(root: &Path, quick: bool, runs: Option<usize>, only: &[String], isa: 
         side_threads(&threads, Side::Torch)
     )?;
     writeln!(out, "FLOPs: recurrent layers only, 8·H·(I+H) per real step (B·T, or the sum of the lengths of a packed row) per LSTM layer-direction forward (GRU 6·), training ×3\n")?;
-    out.push_str("| scenario | GFLOP/iter | plain ms | native ms | PyTorch ms | **PyTorch / plain** | PyTorch / native | plain / native time | plain GFLOP/s (ceiling) | native GFLOP/s (ceiling) | PyTorch GFLOP/s (ceiling) |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
+    out.push_str("| scenario | GFLOP/iter | plain ms | native ms | PyTorch ms | **PyTorch / plain** | PyTorch / native | plain / native time | plain GFLOP/s (ceiling, FMA peak) | native GFLOP/s (ceiling, FMA peak) | PyTorch GFLOP/s (ceiling, FMA peak) |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
     let mut raw = String::from("\n| scenario | side | median ms | min ms | ms per run, in order |\n|---|---|---:|---:|---|\n");
     let mut best = String::from("\nBest run of each side (minimum over runs; less affected by other work on the machine):\n\n| scenario | plain ms | native ms | PyTorch ms | PyTorch / plain | PyTorch / native | plain / native time |\n|---|---:|---:|---:|---:|---:|---:|\n");
     for id in &ids {

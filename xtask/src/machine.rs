@@ -136,15 +136,40 @@ pub(crate) fn ceiling(python: &str, script: &Path, isa: Isa) -> Result<(f64, Str
     Ok((num(&row, "gflops"), field(&row, "torch").to_string()))
 }
 
-/// The ceiling used (the highest of `ceilings`, measured before and after the runs; NaN
-/// when none) and the report's line saying so.
-pub(crate) fn ceiling_line(ceilings: &[f64]) -> (f64, String) {
-    let peak = ceilings.iter().copied().fold(f64::NAN, f64::max);
-    let line = match ceilings {
-        [a, b] => format!("Ceiling: torch.matmul 2048³ f32, 2 threads: {a:.1} GFLOP/s before the runs, {b:.1} after; the higher, {peak:.1}, is the ceiling"),
+/// The FMA peak of 2 threads and the instruction set that reached it, measured by our
+/// build `bench` (`lstm-bench peak`): the cores' physical ceiling, which MKL's SGEMM (the
+/// matmul ceiling) is well below on some CPUs (AMD Zen 5: `docs/benchmarks.md`).
+pub(crate) fn fma_peak(bench: &Path) -> Result<(f64, String)> {
+    let row = capture_row(Command::new(bench).args(["peak", "--threads", "2"]))?;
+    Ok((num(&row, "gflops"), field(&row, "isa").to_string()))
+}
+
+/// The ceilings a row's GFLOP/s are set against (NaN: not measured).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Ceilings {
+    /// PyTorch's 2048³ `torch.matmul` on 2 threads (MKL's SGEMM).
+    pub matmul: f64,
+    /// The FMA peak of 2 threads ([`fma_peak`]).
+    pub fma: f64,
+}
+
+/// The ceilings used (the highest of each list, measured before and after the runs) and
+/// the report's lines saying so; `isa` names the FMA peak's instruction set.
+pub(crate) fn ceiling_lines(matmul: &[f64], fma: &[f64], isa: &str) -> (Ceilings, String) {
+    let highest = |v: &[f64]| v.iter().copied().fold(f64::NAN, f64::max);
+    let c = Ceilings {
+        matmul: highest(matmul),
+        fma: highest(fma),
+    };
+    let m = match matmul {
+        [a, b] => format!("Ceiling: torch.matmul 2048³ f32, 2 threads: {a:.1} GFLOP/s before the runs, {b:.1} after; the higher, {:.1}, is the ceiling", c.matmul),
         _ => "Ceiling: not measured (no PyTorch)".to_string(),
     };
-    (peak, line)
+    let f = match fma {
+        [a, b] => format!("FMA peak: `lstm-bench peak`, 2 threads of independent {isa} FMAs: {a:.1} GFLOP/s before the runs, {b:.1} after; the higher, {:.1}, is the peak (the second share after each GFLOP/s)", c.fma),
+        _ => "FMA peak: not measured".to_string(),
+    };
+    (c, format!("{m}\n{f}"))
 }
 
 /// Whether ours gets `RAYON_NUM_THREADS=2` (only on a machine of more than 2 CPUs; PyTorch

@@ -20,8 +20,9 @@
 //! highest of our processes of a row (each runs that row alone).
 //!
 //! GFLOP/s count the LSTM layer only (`8·B·H·(I+H)·T` forward, training 3×; the Linear
-//! head is left out), with their share of the 2048³ `torch.matmul` ceiling measured
-//! before and after the runs (no share without PyTorch). PyTorch / ours is marked ✓ at
+//! head is left out), with their shares of the 2048³ `torch.matmul` ceiling (none without
+//! PyTorch) and of the FMA peak (`lstm-bench peak`), both measured before and after the
+//! runs. PyTorch / ours is marked ✓ at
 //! 1.0× or more (the target: no row below 1.0×), ✗ below.
 
 use std::fmt::Write as _;
@@ -32,8 +33,8 @@ use std::time::Instant;
 use anyhow::{bail, Result};
 
 use crate::bench::{
-    build_ours, ceiling, ceiling_line, cpu_info, fmt_ms, load_average, median, rate,
-    recurrent_flops, threads, torch_python, Isa,
+    build_ours, ceiling, ceiling_lines, cpu_info, fma_peak, fmt_ms, load_average, median, rate,
+    recurrent_flops, threads, torch_python, Ceilings, Isa,
 };
 use crate::lines::{capture, capture_row, field, num, parse_line};
 use crate::target_dir;
@@ -140,6 +141,8 @@ pub fn run(root: &Path, quick: bool, runs: Option<usize>, isa: Isa) -> Result<()
         ceilings.push(gflops);
         torch_version = version;
     }
+    let (fma, fma_isa) = fma_peak(&plain)?;
+    let mut fmas = vec![fma];
     let t0 = Instant::now();
     for run in 0..runs {
         for (k, row) in table.iter_mut().enumerate() {
@@ -175,7 +178,8 @@ pub fn run(root: &Path, quick: bool, runs: Option<usize>, isa: Isa) -> Result<()
     if has_torch {
         ceilings.push(ceiling(&python, &script, isa)?.0);
     }
-    let (peak, ceiling_line) = ceiling_line(&ceilings);
+    fmas.push(fma_peak(&plain)?.0);
+    let (peak, ceiling_line) = ceiling_lines(&ceilings, &fmas, &fma_isa);
 
     let mut out = String::from("\n## Scaling of the fused `Lstm` against PyTorch's `nn.LSTM` (training = forward + cross-entropy + backward + SGD; inference = forward)\n\n");
     writeln!(out, "Ours: `lstm-bench one fused B H T`, plain build (RUSTFLAGS=\"\", as a library user builds it; no configure_cpu_threads()). PyTorch {torch_version}: `bench_torch.py --one`, nn.LSTM(28, H, batch_first=True) → last step → Linear")?;
@@ -224,7 +228,7 @@ pub fn run(root: &Path, quick: bool, runs: Option<usize>, isa: Isa) -> Result<()
 }
 
 /// The scaling table's header.
-const HEADER: &str = "| batch | hidden | seq | ours train ms | PyTorch train ms | **PyTorch / ours, train** | train GFLOP/s (share of ceiling) | ours infer ms | PyTorch infer ms | **PyTorch / ours, infer** | infer GFLOP/s (share) | peak RSS MiB |\n|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n";
+const HEADER: &str = "| batch | hidden | seq | ours train ms | PyTorch train ms | **PyTorch / ours, train** | train GFLOP/s (share of ceiling, of FMA peak) | ours infer ms | PyTorch infer ms | **PyTorch / ours, infer** | infer GFLOP/s (shares) | peak RSS MiB |\n|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n";
 
 /// Adds one process's JSON line to `row`, failing when its shape is not the row's (or, for
 /// the second side, not the first side's input width).
@@ -268,9 +272,9 @@ fn record(row: &mut Row, line: &[(String, String)], torch: bool) -> Result<()> {
 }
 
 /// The table line of `row`: medians over its processes, PyTorch / ours marked against
-/// [`TARGET`], our GFLOP/s with their share of the ceiling `peak` (NaN: no share), and
+/// [`TARGET`], our GFLOP/s with their shares of the ceilings `peak` (NaN: no share), and
 /// `-` for what was not measured.
-fn table_row(row: &Row, peak: f64) -> String {
+fn table_row(row: &Row, peak: Ceilings) -> String {
     let (ot, oi) = (median(&row.ours_train), median(&row.ours_infer));
     let (tt, ti) = (median(&row.torch_train), median(&row.torch_infer));
     let steps = (row.batch * row.seq) as f64;
@@ -317,14 +321,24 @@ mod tests {
         }
     }
 
+    const NO_CEILINGS: Ceilings = Ceilings {
+        matmul: f64::NAN,
+        fma: f64::NAN,
+    };
+
     #[test]
     fn a_row_gives_medians_marked_ratios_and_gflops() {
         // Forward: 8·100·128·(28+128)·28 = 0.4473 GFLOP; training 1.3418 GFLOP.
-        // Training: 1.3418 GFLOP in 20 ms = 67.1 GFLOP/s, 34% of 200; inference 55.9, 28%.
-        let line = table_row(&row(), 200.0);
+        // Training: 1.3418 GFLOP in 20 ms = 67.1 GFLOP/s, 34% of 200 and 13% of 500;
+        // inference 55.9, 28% and 11%.
+        let peak = Ceilings {
+            matmul: 200.0,
+            fma: 500.0,
+        };
+        let line = table_row(&row(), peak);
         assert_eq!(
             line,
-            "| 100 | 128 | 28 | 20.00 | 25.00 | **1.25× ✓** | 67.1 (34%) | 8.000 | 6.000 | **0.75× ✗** | 55.9 (28%) | 27.0 |"
+            "| 100 | 128 | 28 | 20.00 | 25.00 | **1.25× ✓** | 67.1 (34%, 13% FMA) | 8.000 | 6.000 | **0.75× ✗** | 55.9 (28%, 11% FMA) | 27.0 |"
         );
     }
 
@@ -333,7 +347,7 @@ mod tests {
         let mut r = row();
         r.torch_train.clear();
         r.torch_infer.clear();
-        let line = table_row(&r, f64::NAN);
+        let line = table_row(&r, NO_CEILINGS);
         assert_eq!(
             line,
             "| 100 | 128 | 28 | 20.00 | - | **-** | 67.1 | 8.000 | - | **-** | 55.9 | 27.0 |"
@@ -348,7 +362,7 @@ mod tests {
     fn exactly_the_target_is_met() {
         let mut r = row();
         r.torch_train = vec![20.0];
-        assert!(table_row(&r, f64::NAN).contains("**1.00× ✓**"));
+        assert!(table_row(&r, NO_CEILINGS).contains("**1.00× ✓**"));
     }
 
     #[test]
@@ -383,15 +397,19 @@ mod tests {
     }
 
     #[test]
-    fn the_ceiling_is_the_higher_of_before_and_after() {
-        let (peak, line) = ceiling_line(&[150.0, 180.5]);
-        assert_eq!(peak, 180.5);
+    fn the_ceilings_are_the_higher_of_before_and_after() {
+        let (peak, lines) = ceiling_lines(&[150.0, 180.5], &[500.0, 520.0], "avx512");
+        assert_eq!((peak.matmul, peak.fma), (180.5, 520.0));
         assert!(
-            line.contains("150.0 GFLOP/s before the runs, 180.5 after"),
-            "{line}"
+            lines.contains("150.0 GFLOP/s before the runs, 180.5 after"),
+            "{lines}"
         );
-        let (peak, line) = ceiling_line(&[]);
-        assert!(peak.is_nan());
-        assert!(line.contains("not measured"), "{line}");
+        assert!(lines.contains("independent avx512 FMAs: 500.0"), "{lines}");
+        assert_eq!(rate(1.0, 10.0, peak), "100.0 (55%, 19% FMA)");
+        let (peak, lines) = ceiling_lines(&[], &[500.0, 520.0], "avx2");
+        assert!(peak.matmul.is_nan());
+        assert!(lines.contains("Ceiling: not measured"), "{lines}");
+        assert_eq!(rate(1.0, 10.0, peak), "100.0 (19% FMA)");
+        assert_eq!(rate(1.0, f64::NAN, peak), "-");
     }
 }

@@ -11,6 +11,7 @@
 //!                                        --scaling`, one process per row and run)
 //! lstm-bench last-step B T H [--runs N]  candle's backward of `out.i((.., T - 1, ..))` alone,
 //!                                        against the same head on a `(B, H)` tensor
+//! lstm-bench peak [--threads N]          the f32 FMA peak of N threads (2), JSON on stdout
 //! ```
 //!
 //! A training iteration is forward + cross-entropy + backward + SGD step of the MNIST
@@ -24,6 +25,7 @@
 
 mod last_step;
 mod packed;
+mod peak;
 mod scenarios;
 
 use std::time::Instant;
@@ -265,10 +267,18 @@ fn main() -> Result<()> {
                 m.narrow_ms - m.leaf_ms
             );
         }
+        Some("peak") => {
+            let threads = arg_value(&args, "--threads", 2usize)?;
+            let p = peak::fma_peak(threads)?;
+            println!(
+                "{{\"gflops\":{:.1},\"isa\":\"{}\",\"threads\":{threads}}}",
+                p.gflops, p.isa
+            );
+        }
         _ => bail!(
             "usage: lstm-bench scenario ID [--warmup N] [--seconds S] | lstm-bench list | \
              lstm-bench compare [--runs N] | lstm-bench one PATH BATCH HIDDEN SEQ [--runs N] | \
-             lstm-bench last-step B T H [--runs N]"
+             lstm-bench last-step B T H [--runs N] | lstm-bench peak [--threads N]"
         ),
     }
     Ok(())
