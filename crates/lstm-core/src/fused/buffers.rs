@@ -197,7 +197,7 @@ pub(crate) enum Weights {
 
 impl Weights {
     /// The operand from column `c` on (a multiple of [`panels::NR`] for panels).
-    fn skip_cols(self, c: usize) -> Self {
+    pub fn skip_cols(self, c: usize) -> Self {
         match self {
             Weights::Strided(m) => Weights::Strided(m.skip_cols(c)),
             Weights::Panels(p) => Weights::Panels(p.skip_cols(c)),

@@ -82,8 +82,21 @@ pub(super) fn forward_task<R: Rows>(rows: R, dm: Dims, task: Task, io: &Forward<
             rows: (cont - r0, end - cont),
         });
         if let Some(w_ih_t) = w_ih_t {
-            // x_t W_ihᵀ of the running rows into the step's gates, while they are in cache
-            // for the recurrent GEMM and the row kernel.
+            // The gate columns the layer below projected (in a balanced wavefront).
+            let fed = io.wave.fed.map_or(0, |f| f.cols);
+            if let Some(f) = io.wave.fed {
+                for r in r0..end {
+                    // SAFETY: row r of step ti in the block the layer below has written
+                    // (it published the step), and this task's own row of the gates.
+                    unsafe {
+                        let src = f.buf.slice((ti * b + r) * f.cols, f.cols);
+                        let dst = io.gates.slice(gs.at(dm, r, ti, dir, gh), f.cols);
+                        dst.copy_from_slice(src);
+                    }
+                }
+            }
+            // x_t W_ihᵀ of the running rows into the step's gates (the columns not fed),
+            // while they are in cache for the recurrent GEMM and the row kernel.
             // SAFETY: x is (positions, I) and W_ihᵀ (I, G·H); the destination is this
             // task's rows of the step's gates.
             unsafe {
@@ -91,14 +104,14 @@ pub(super) fn forward_task<R: Rows>(rows: R, dm: Dims, task: Task, io: &Forward<
                     io.x.at(dm.pos.at(r0, ti) * dm.i),
                     dm.pos.row_stride() * dm.i,
                 );
-                let dst = io.gates.at(gs.at(dm, r0, ti, dir, gh));
+                let dst = io.gates.at(gs.at(dm, r0, ti, dir, gh) + fed);
                 step_matmul(
-                    (end - r0, gh, dm.i),
+                    (end - r0, gh - fed, dm.i),
                     dst,
                     gs.row_stride(dm, gh),
                     false,
                     x,
-                    w_ih_t,
+                    w_ih_t.skip_cols(fed),
                     alone,
                 );
             }
@@ -175,6 +188,27 @@ pub(super) fn forward_task<R: Rows>(rows: R, dm: Dims, task: Task, io: &Forward<
                     false,
                     m,
                     Weights::Strided(w_hr_t),
+                    false,
+                );
+            }
+        }
+        if let Some(f) = io.wave.feed {
+            // The first columns of the layer above's x_t W_ihᵀ, from the h just written,
+            // before the step is published.
+            // SAFETY: this step's h rows of the task (P wide), the layer above's W_ihᵀ
+            // (P, G·H') of which the first f.cols columns are read, and this task's rows
+            // of step ti in the feed block, which the layer above reads only once the
+            // step is published.
+            unsafe {
+                let h = Mat::rows(io.out.at(os.at(dm, r0, ti, dir, p)), os.row_stride(dm, p));
+                let dst = f.buf.at((ti * b + r0) * f.cols);
+                step_matmul(
+                    (end - r0, f.cols, p),
+                    dst,
+                    f.cols,
+                    false,
+                    h,
+                    f.w_ih_t,
                     false,
                 );
             }

@@ -9,16 +9,25 @@
 //! above waits for that count before its step projects the input `x_t W_ihᵀ`
 //! ([`Wave`], read by the step loop of [`super::steps`]). The layers' outputs stay
 //! whole, since the layer above may read a step any time after it is written.
+//!
+//! The pair runs at the pace of its slower layer, the second, whose steps multiply
+//! `K = 2P` against the first's `I + P`. With two layers the first evens that out: after
+//! each step it also projects its new `h_t` onto the first columns of the second's
+//! `W_ihᵀ` ([`feed_columns`]), into a `(T, B, cols)` block the second copies from
+//! instead of computing those columns. On Zen 5 that took the 2-layer hidden-256 model
+//! at batch 8 from 4.10 to 3.46 ms (6 pairs of runs), and hidden 128 at batch 4 and 8 by
+//! 1.12× and 1.16×.
 
 use std::hint::spin_loop;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use candle_core::{Result, Storage, Tensor};
 
-use super::buffers::{parallel_for, threads, DirWeights, Shared};
+use super::buffers::{parallel_for, take_buffer, threads, DirWeights, Shared, Weights};
 use super::columns::runs_by_columns;
 use super::layout::{StepWeights, WeightLayout};
 use super::op::contiguous_f32;
+use super::panels::NR;
 use super::pass::ForwardPass;
 use super::recurrence::{self, state_width, Dims};
 use super::SequenceOutput;
@@ -33,6 +42,40 @@ pub(crate) struct Wave<'a> {
     pub input: Option<&'a AtomicUsize>,
     /// This layer's count.
     pub done: Option<&'a AtomicUsize>,
+    /// The first gate columns of the layer above's input projection, which this layer's
+    /// steps compute from the `h` they have just written ([`feed_columns`]).
+    pub feed: Option<Feed>,
+    /// The first gate columns of this layer's input projection, computed by the layer
+    /// below (its `feed`): the steps copy them instead of projecting them.
+    pub fed: Option<Feed>,
+}
+
+/// A block of the first `cols` gate columns of a layer's input projection `x_t W_ihᵀ`,
+/// for every step: `(T, B, cols)`, step `t`'s rows at `t·B·cols`.
+#[derive(Clone, Copy)]
+pub(crate) struct Feed {
+    pub buf: Shared,
+    pub cols: usize,
+    /// The layer's `W_ihᵀ` as its steps read it (the feeding layer reads its first `cols`
+    /// columns).
+    pub w_ih_t: Weights,
+}
+
+/// How many of the second layer's `gh` gate columns the first layer's steps project,
+/// so that the two threads of a wavefront of two layers have equal work per step: the
+/// first multiplies `K = I + P` per step and the second `P + P'`, and the columns the
+/// first takes over (a multiple of [`NR`]) move `cols / gh` of the second's `P`-deep
+/// input product to it. At batch 8 × hidden 256 × input 64 the first layer's thread
+/// waited about 30% of its time without it (`docs/benchmarks.md`); there it takes 384
+/// of 1024 columns. 0 where the first layer is the slower.
+pub(crate) fn feed_columns(below: Dims, above: Dims, gh: usize) -> usize {
+    let (k_below, k_above) = (below.i + below.p, above.i + above.p);
+    if k_above <= k_below || above.i == 0 {
+        return 0;
+    }
+    let share = (k_above - k_below) as f64 / (2 * above.i) as f64;
+    let cols = (share * gh as f64 / NR as f64).round() as usize * NR;
+    cols.min(gh / NR * NR)
 }
 
 impl Wave<'_> {
@@ -163,6 +206,12 @@ pub(crate) fn run<R: Rows>(
         })
         .collect();
     let counters: Vec<AtomicUsize> = (0..layers.len()).map(|_| AtomicUsize::new(0)).collect();
+    // Two layers: the first takes over the first columns of the second's input product.
+    let fed = match dims[..] {
+        [below, above] => feed_columns(below, above, R::GATES * above.h),
+        _ => 0,
+    };
+    let mut feed = take_buffer(t * b * fed);
     {
         let mut input = Shared::read_only(xs[0]);
         let mut ios = Vec::with_capacity(passes.len());
@@ -170,10 +219,24 @@ pub(crate) fn run<R: Rows>(
             let wave = Wave {
                 input: l.checked_sub(1).map(|below| &counters[below]),
                 done: Some(&counters[l]),
+                ..Wave::default()
             };
             let io = pass.io(&weights[l], s0s[l], input, wave);
             input = io.out;
             ios.push(io);
+        }
+        if fed > 0 {
+            let gh = R::GATES * dims[1].h;
+            let w_ih = ios[1]
+                .w_ih
+                .expect("a layer above the first projects its input");
+            let f = Feed {
+                buf: Shared::new(&mut feed),
+                cols: fed,
+                w_ih_t: w_ih.forward(weights[1][0].w_ih, 0, (dims[1].i, gh)),
+            };
+            ios[0].wave.feed = Some(f);
+            ios[1].wave.fed = Some(f);
         }
         // The pool's threads take the layers in order, so every layer's input is being
         // written by a thread already (or is written): no layer waits on one not started.
@@ -182,6 +245,7 @@ pub(crate) fn run<R: Rows>(
             recurrence::forward_alone(rows, dims[l], &ios[l]);
         });
     }
+    super::buffers::recycle(feed);
     let dev = x.device();
     let mut states = Vec::with_capacity(passes.len());
     let mut out = None;
@@ -235,6 +299,7 @@ mod tests {
             let wave = Wave {
                 input: None,
                 done: Some(done),
+                ..Wave::default()
             };
             wave.publish(3);
             panic!("a layer fails at step 3");
@@ -244,6 +309,7 @@ mod tests {
             let wave = Wave {
                 input: Some(done),
                 done: None,
+                ..Wave::default()
             };
             wave.wait(10);
         });
@@ -259,11 +325,31 @@ mod tests {
         assert_eq!(done.load(Ordering::Acquire), usize::MAX);
     }
 
+    #[test]
+    fn the_first_of_two_layers_takes_over_columns_until_both_multiply_alike() {
+        let dims = |i, h| Dims::one_direction(8, 100, i, (h, h));
+        // Input 64, hidden 256: K 320 below, 512 above; 3/8 of 1024 columns move.
+        assert_eq!(feed_columns(dims(64, 256), dims(256, 256), 1024), 384);
+        // Columns in whole panels: 295/600 of 1200 is 590, 12 panels.
+        assert_eq!(feed_columns(dims(5, 300), dims(300, 300), 1200), 576);
+        // The first layer already the slower (a wide input), or equal: nothing moves.
+        assert_eq!(feed_columns(dims(600, 256), dims(256, 256), 1024), 0);
+        assert_eq!(feed_columns(dims(256, 256), dims(256, 256), 1024), 0);
+    }
+
     /// The wavefront gives the numbers of the layers run one after the other through
-    /// [`super::super::sequence`]: 3 layers (more than the threads of a 2-core machine)
-    /// 300 wide, whose steps run on the panel kernels, from initial states.
+    /// [`super::super::sequence`]: 2 layers (the first projecting part of the second's
+    /// input, [`feed_columns`]) and 3 (more than the threads of a 2-core machine), 300
+    /// wide, whose steps run on the panel kernels, from initial states.
     #[test]
     fn a_wavefront_matches_the_layers_one_after_another() -> Result<()> {
+        for n in [2, 3] {
+            wavefront_matches_layers_one_after_another(n)?;
+        }
+        Ok(())
+    }
+
+    fn wavefront_matches_layers_one_after_another(n: usize) -> Result<()> {
         let dev = Device::Cpu;
         let mut rng = SplitMix64::new(7);
         let (b, t, i, h) = (3, 9, 5, 300);
@@ -273,7 +359,7 @@ mod tests {
         };
         let mut layers = Vec::new();
         let mut s0 = Vec::new();
-        for l in 0..3 {
+        for l in 0..n {
             let input = if l == 0 { i } else { h };
             layers.push(vec![
                 randn(&[4 * h, input])?,
