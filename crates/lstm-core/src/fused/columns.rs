@@ -198,7 +198,8 @@ fn forward_block<R: Rows>(rows: R, dm: Dims, block: Block, io: &Forward<'_>) {
                     (true, _) => io.saved.slice(ss.at(dm, r, ti - 1, 0, sv) + u0, hu),
                 };
                 let h_out = io.out.slice(os.at(dm, r, ti, 0, p) + u0, hu);
-                rows.infer(g, hid_row, h_prev_row, c_prev, h_out, &mut saved);
+                rows.in_blocks()
+                    .infer(g, hid_row, h_prev_row, c_prev, h_out, &mut saved);
                 if R::CELL {
                     let c = io.saved.slice(ss.at(dm, r, ti, 0, sv) + u0, hu);
                     c.copy_from_slice(&saved[..hu]);

@@ -125,7 +125,7 @@ macro_rules! with_rows {
     ($family:expr, |$rows:ident| $body:expr) => {
         match $family {
             Family::Lstm => {
-                let $rows = LstmRows;
+                let $rows = LstmRows::default();
                 $body
             }
             Family::Gru => {

@@ -371,7 +371,7 @@ mod tests {
         }
         let x = (randn(&[b, t, i])? * 10.0)?;
         for output in [SequenceOutput::All, SequenceOutput::Final] {
-            let (out, states) = run(LstmRows, &x, &layers, &s0, output)?;
+            let (out, states) = run(LstmRows::default(), &x, &layers, &s0, output)?;
             let mut input = x.clone();
             for (l, params) in layers.iter().enumerate() {
                 let mode = (false, SequenceOutput::All);

@@ -19,15 +19,23 @@ use super::Rows;
 /// units. On Zen 5 perf put most of the one loop's samples just after its divisions,
 /// about 80 cycles per 16 units. With `tanh(c')` apart MNIST-shape inference ran 3.5%
 /// faster, with the denominators apart too another 1.5–2% (7 pairs of runs); training
-/// did not change.
+/// did not change. The column split's blocks keep the one loop ([`Rows::in_blocks`]).
 #[inline(always)]
 fn denominators(gi: &mut [f32], gf: &mut [f32], gg: &mut [f32], go: &mut [f32]) {
     for j in 0..gi.len() {
-        gi[j] = 1.0 + gate_exp(-gi[j]);
-        gf[j] = 1.0 + gate_exp(-gf[j]);
-        gg[j] = 1.0 + gate_exp(2.0 * gg[j]);
-        go[j] = 1.0 + gate_exp(-go[j]);
+        (gi[j], gf[j], gg[j], go[j]) = denominators_of(gi[j], gf[j], gg[j], go[j]);
     }
+}
+
+/// One unit's [`denominators`] from its four pre-activations.
+#[inline(always)]
+fn denominators_of(a_i: f32, a_f: f32, a_g: f32, a_o: f32) -> (f32, f32, f32, f32) {
+    (
+        1.0 + gate_exp(-a_i),
+        1.0 + gate_exp(-a_f),
+        1.0 + gate_exp(2.0 * a_g),
+        1.0 + gate_exp(-a_o),
+    )
 }
 
 /// One unit's activations `(i, f, g, o)` from its gates' [`denominators`], and
@@ -54,14 +62,24 @@ fn gate_blocks(gates: &mut [f32], h: usize) -> [&mut [f32]; 4] {
 }
 
 /// The LSTM family. Each step saves `[c' | tanh(c')]`.
-#[derive(Clone, Copy, Debug)]
-pub(crate) struct LstmRows;
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct LstmRows {
+    /// Whether [`Rows::infer`] runs in one loop ([`Rows::in_blocks`]): in the column
+    /// split's blocks (hidden ≥ 384) the three loops ran slower, 18.3 against 17.1 ms at
+    /// batch 32 × hidden 512 × 100 steps on Zen 5 (4 and 5 pairs of runs; two loops:
+    /// 25–27 ms).
+    one_loop: bool,
+}
 
 impl Rows for LstmRows {
     const GATES: usize = 4;
     const CELL: bool = true;
     const SPLIT: bool = false;
     const SAVED: usize = 2;
+
+    fn in_blocks(self) -> Self {
+        Self { one_loop: true }
+    }
 
     /// The chapter's equations, on pre-activations `a = W_ih x + b_ih + W_hh h + b_hh`:
     ///
@@ -112,6 +130,14 @@ impl Rows for LstmRows {
         let h = c_prev.len();
         let [gi, gf, gg, go] = gate_blocks(gates, h);
         let (c_out, h_out) = (&mut saved[..h], &mut h_out[..h]);
+        if self.one_loop {
+            for j in 0..h {
+                let (d_i, d_f, d_g, d_o) = denominators_of(gi[j], gf[j], gg[j], go[j]);
+                let ((_, _, _, o), c) = cell(d_i, d_f, d_g, d_o, c_prev[j]);
+                (c_out[j], h_out[j]) = (c, o * tanh(c));
+            }
+            return;
+        }
         denominators(gi, gf, gg, go);
         for j in 0..h {
             let ((_, _, _, o), c) = cell(gi[j], gf[j], gg[j], go[j], c_prev[j]);
@@ -166,7 +192,7 @@ mod tests {
     #[test]
     fn backward_matches_finite_differences() {
         for (h, seed) in [(1, 0.0), (3, 1.0), (17, 2.5)] {
-            super::super::check_finite_differences(LstmRows, h, seed);
+            super::super::check_finite_differences(LstmRows::default(), h, seed);
         }
     }
 }

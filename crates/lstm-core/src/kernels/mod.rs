@@ -64,6 +64,12 @@ pub(crate) trait Rows: Copy + Send + Sync + 'static {
         self.forward(gates, hid, h_prev, c_prev, h, saved)
     }
 
+    /// The kernel as the column split's blocks of units run it (`fused/columns.rs`):
+    /// the same numbers, with its loops laid out as they run fastest there.
+    fn in_blocks(self) -> Self {
+        self
+    }
+
     /// One step backward.
     ///
     /// - `dh`: the whole gradient reaching `h` (from the output and from the next step);
