@@ -116,6 +116,8 @@ fn pack_rows(w: Mat, k: usize, rows: &[usize], dst: &mut [f32]) {
 
 #[inline(always)]
 fn forward_block<R: Rows>(rows: R, dm: Dims, block: Block, io: &Forward<'_>) {
+    // The row kernel with its loops laid out for blocks of units.
+    let rows = rows.in_blocks();
     let Dims { b, t, i, h, p, .. } = dm;
     let (u0, u1) = block.units;
     let hu = u1 - u0;
@@ -198,8 +200,7 @@ fn forward_block<R: Rows>(rows: R, dm: Dims, block: Block, io: &Forward<'_>) {
                     (true, _) => io.saved.slice(ss.at(dm, r, ti - 1, 0, sv) + u0, hu),
                 };
                 let h_out = io.out.slice(os.at(dm, r, ti, 0, p) + u0, hu);
-                rows.in_blocks()
-                    .infer(g, hid_row, h_prev_row, c_prev, h_out, &mut saved);
+                rows.infer(g, hid_row, h_prev_row, c_prev, h_out, &mut saved);
                 if R::CELL {
                     let c = io.saved.slice(ss.at(dm, r, ti, 0, sv) + u0, hu);
                     c.copy_from_slice(&saved[..hu]);
