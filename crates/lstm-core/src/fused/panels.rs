@@ -9,7 +9,11 @@
 //! where it lies, or, when its rows lie a multiple of 4 KiB apart ([`reads_in_place`]),
 //! from a copy in the order they read it ([`pack_lhs`]); the tile's rows of the
 //! destination are prefetched before the products, since a step's gates (the input
-//! projections the products are added to) were written long before.
+//! projections the products are added to) were written long before. While the row tiles
+//! of a panel run (three or more), they also ask for the next panel into L2, a line per
+//! `kk` spread over the tiles: at hidden 512 a thread's panels (2 MiB or more) do not stay in an
+//! Intel core's 2 MiB L2 from one step to the next, and each panel came from L3 in a
+//! burst while its first row tile waited on it.
 //!
 //! Alone on one core of the AVX-512 machine of `docs/benchmarks.md`, with the destination
 //! rows a sequence apart as in a step, the kernel runs the MNIST step (48 × 512 × 128) at
@@ -128,12 +132,18 @@ pub(crate) unsafe fn matmul(
     };
     let in_place = reads_in_place(lhs);
     // The tiles over the packed `a`, or over `lhs` where it lies (`a` empty).
+    let panels = n.div_ceil(NR);
+    // With at least three row tiles, the first three ask for a third of the next panel
+    // each, one line per `kk`. Fewer rows ask for nothing: with one or two tiles, two or
+    // three prefetches per `kk` made the steps of batches of 1 and 8 rows 3–8% slower.
+    let ask = m.div_ceil(mr) >= LINES_PER_ROW;
     let tiles = |a: &[f32]| {
-        for j in 0..n.div_ceil(NR) {
+        for j in 0..panels {
             let panel = rhs.ptr.add(j * rhs.k * NR);
             let width = NR.min(n - j * NR);
             let vecs = width.div_ceil(NV);
-            for (r0, h) in row_tiles(m, mr) {
+            let next = panel.wrapping_add(rhs.k * NR);
+            for (t, (r0, h)) in row_tiles(m, mr).enumerate() {
                 let (a, a_rs, a_ks) = match in_place {
                     true => (lhs.ptr.add(r0 * lhs.rs), lhs.rs, 1),
                     false => (a[r0 * k..].as_ptr(), 1, h),
@@ -148,6 +158,8 @@ pub(crate) unsafe fn matmul(
                     c,
                     ldc,
                     accumulate,
+                    next: next.wrapping_add(t * rhs.k * LINE),
+                    ask_next: ask && j + 1 < panels && t < LINES_PER_ROW,
                 };
                 if width == vecs * NV {
                     tile(h, vecs, operands);
@@ -240,6 +252,12 @@ struct Tile {
     ldc: usize,
     /// Add the products to `dst` rather than overwrite it.
     accumulate: bool,
+    /// Where this tile's third of the next panel starts, and whether the tile asks for
+    /// it, a cache line per `kk` (not for the last panel, nor with fewer than three row
+    /// tiles): while its row tiles multiply a panel, they ask for the next one into L2
+    /// (`_MM_HINT_T1`), each line once.
+    next: *const f32,
+    ask_next: bool,
 }
 
 impl Tile {
@@ -252,6 +270,12 @@ impl Tile {
         self.a.add(kk * self.a_ks + r * self.a_rs)
     }
 }
+
+/// Floats per cache line.
+const LINE: usize = 16;
+
+/// Cache lines per row of a panel.
+const LINES_PER_ROW: usize = NR / LINE;
 
 /// One tile of the given rows and vectors of [`NV`] columns.
 type TileFn = unsafe fn(usize, usize, Tile);
@@ -309,14 +333,32 @@ mod x86 {
     pub(super) unsafe fn tile_512(rows: usize, vecs: usize, t: Tile) {
         debug_assert!(rows <= MR_512 && vecs * NV <= NR);
         prefetch_rows(rows, vecs, t);
-        by_shape!(kernel_512, rows, vecs, (1, 2, 3, 4, 5, 6, 7, 8), (t))
+        match t.ask_next {
+            true => by_shape!(kernel_512_asking, rows, vecs, (3, 4, 5, 6, 7, 8), (t)),
+            false => by_shape!(kernel_512, rows, vecs, (1, 2, 3, 4, 5, 6, 7, 8), (t)),
+        }
     }
 
     #[target_feature(enable = "avx512f")]
     unsafe fn kernel_512<const R: usize, const V: usize>(t: Tile) {
+        product_512::<R, V, false>(t)
+    }
+
+    /// [`kernel_512`] asking for the tile's third of the next panel as it goes.
+    #[target_feature(enable = "avx512f")]
+    unsafe fn kernel_512_asking<const R: usize, const V: usize>(t: Tile) {
+        product_512::<R, V, true>(t)
+    }
+
+    #[inline(always)]
+    unsafe fn product_512<const R: usize, const V: usize, const ASK: bool>(t: Tile) {
         let Tile { k, b, c, ldc, .. } = t;
         let mut acc = [[_mm512_setzero_ps(); V]; R];
         for kk in 0..k {
+            if ASK {
+                let line = t.next.wrapping_add(kk * super::LINE);
+                _mm_prefetch::<_MM_HINT_T1>(line.cast::<i8>());
+            }
             let mut bv = [_mm512_setzero_ps(); V];
             for (v, bv) in bv.iter_mut().enumerate() {
                 *bv = _mm512_loadu_ps(b.add(kk * NR + v * NV));
@@ -416,6 +458,10 @@ mod tests {
                 (50, 96, 128),
                 (25, 33, 40),
                 (9, 512, 20),
+                // Three or more row tiles over several panels: tiles that ask for the
+                // next panel, with a ragged last one.
+                (17, 100, 5),
+                (24, 150, 9),
             ] {
                 // Rows of the left operand read in place, or 4 KiB apart and packed.
                 for (transposed, lda) in [(false, k + 3), (true, k + 3), (false, 1024)] {
