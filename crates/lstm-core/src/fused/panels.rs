@@ -11,9 +11,9 @@
 //! destination are prefetched before the products, since a step's gates (the input
 //! projections the products are added to) were written long before. While the row tiles
 //! of a panel run (three or more), they also ask for the next panel into L2, a line per
-//! `kk` spread over the tiles: at hidden 512 a thread's panels (2 MiB or more) do not stay in an
-//! Intel core's 2 MiB L2 from one step to the next, and each panel came from L3 in a
-//! burst while its first row tile waited on it.
+//! `kk` spread over the tiles: at hidden 512 a thread's panels (2 MiB or more) do not
+//! stay in an Intel core's 2 MiB L2 from one step to the next, and each panel came from
+//! L3 in a burst while its first row tile waited on it.
 //!
 //! Alone on one core of the AVX-512 machine of `docs/benchmarks.md`, with the destination
 //! rows a sequence apart as in a step, the kernel runs the MNIST step (48 × 512 × 128) at
@@ -131,12 +131,12 @@ pub(crate) unsafe fn matmul(
         _ => unreachable!("panel kernels need AVX2 or AVX-512"),
     };
     let in_place = reads_in_place(lhs);
-    // The tiles over the packed `a`, or over `lhs` where it lies (`a` empty).
     let panels = n.div_ceil(NR);
     // With at least three row tiles, the first three ask for a third of the next panel
     // each, one line per `kk`. Fewer rows ask for nothing: with one or two tiles, two or
-    // three prefetches per `kk` made the steps of batches of 1 and 8 rows 3–8% slower.
+    // three prefetches per `kk` made the steps of batches of 1 and 8 rows 3–10% slower.
     let ask = m.div_ceil(mr) >= LINES_PER_ROW;
+    // The tiles over the packed `a`, or over `lhs` where it lies (`a` empty).
     let tiles = |a: &[f32]| {
         for j in 0..panels {
             let panel = rhs.ptr.add(j * rhs.k * NR);
@@ -284,7 +284,7 @@ type TileFn = unsafe fn(usize, usize, Tile);
 mod x86 {
     use std::arch::x86_64::*;
 
-    use super::{Tile, MR_256, MR_512, NR, NV};
+    use super::{Tile, LINE, MR_256, MR_512, NR, NV};
 
     /// Calls `$kernel::<R(, V)>` for the tile's rows `R` (and vectors `V`).
     macro_rules! by_shape {
@@ -320,7 +320,7 @@ mod x86 {
         if t.accumulate {
             for r in 0..rows {
                 for l in 0..lines {
-                    _mm_prefetch::<_MM_HINT_T0>(t.c.add(r * t.ldc + l * 16).cast::<i8>());
+                    _mm_prefetch::<_MM_HINT_T0>(t.c.add(r * t.ldc + l * LINE).cast::<i8>());
                 }
             }
         }
@@ -356,7 +356,7 @@ mod x86 {
         let mut acc = [[_mm512_setzero_ps(); V]; R];
         for kk in 0..k {
             if ASK {
-                let line = t.next.wrapping_add(kk * super::LINE);
+                let line = t.next.wrapping_add(kk * LINE);
                 _mm_prefetch::<_MM_HINT_T1>(line.cast::<i8>());
             }
             let mut bv = [_mm512_setzero_ps(); V];
