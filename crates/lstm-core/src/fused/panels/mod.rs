@@ -5,7 +5,8 @@
 //! backward) at every step. Packed once into panels of 48 columns (`k` rows of 48 floats,
 //! contiguous), a panel row is three vector loads; a tile of up to 8 rows × 48 columns
 //! keeps its 24 accumulators in AVX-512 registers (with AVX2, tiles of 6 rows × 16
-//! columns, over each third of a panel). The kernels broadcast the left operand from
+//! columns over each third of a panel, or of 4 rows × 24 over each half: [`RowTiles`]).
+//! The kernels broadcast the left operand from
 //! where it lies, or, when its rows lie a multiple of 4 KiB apart ([`reads_in_place`]),
 //! from a copy in the order they read it ([`pack_lhs`]); the tile's rows of the
 //! destination are prefetched before the products, since a step's gates (the input
@@ -123,19 +124,20 @@ pub(crate) unsafe fn matmul(
     if m == 0 || n == 0 {
         return;
     }
-    let (mr, tile): (usize, TileFn) = match rhs.isa {
+    let tile: TileFn = match rhs.isa {
         #[cfg(target_arch = "x86_64")]
-        Isa::Avx512 => (MR_512, x86::tile_512),
+        Isa::Avx512 => x86::tile_512,
         #[cfg(target_arch = "x86_64")]
-        Isa::Avx2 => (MR_256, x86::tile_256),
+        Isa::Avx2 => x86::tile_256,
         _ => unreachable!("panel kernels need AVX2 or AVX-512"),
     };
+    let row_tiles = RowTiles::new(m, rhs.isa);
     let in_place = reads_in_place(lhs);
     let panels = n.div_ceil(NR);
     // With at least three row tiles, the first three ask for a third of the next panel
     // each, one line per `kk`. Fewer rows ask for nothing: with one or two tiles, two or
     // three prefetches per `kk` made the steps of batches of 1 and 8 rows 3–10% slower.
-    let ask = m.div_ceil(mr) >= LINES_PER_ROW;
+    let ask = row_tiles.count() >= LINES_PER_ROW;
     // The tiles over the packed `a`, or over `lhs` where it lies (`a` empty).
     let tiles = |a: &[f32]| {
         for j in 0..panels {
@@ -143,7 +145,7 @@ pub(crate) unsafe fn matmul(
             let width = NR.min(n - j * NR);
             let vecs = width.div_ceil(NV);
             let next = panel.wrapping_add(rhs.k * NR);
-            for (t, (r0, h)) in row_tiles(m, mr).enumerate() {
+            for (t, (r0, h)) in row_tiles.iter().enumerate() {
                 let (a, a_rs, a_ks) = match in_place {
                     true => (lhs.ptr.add(r0 * lhs.rs), lhs.rs, 1),
                     false => (a[r0 * k..].as_ptr(), 1, h),
@@ -185,7 +187,9 @@ pub(crate) unsafe fn matmul(
     };
     match in_place {
         true => tiles(&[]),
-        false => PACKED_LHS.with(|buf| tiles(pack_lhs(lhs, (m, k), mr, &mut buf.borrow_mut()))),
+        false => {
+            PACKED_LHS.with(|buf| tiles(pack_lhs(lhs, (m, k), row_tiles, &mut buf.borrow_mut())))
+        }
     }
 }
 
@@ -197,13 +201,58 @@ fn reads_in_place(lhs: Mat) -> bool {
     !(lhs.rs * std::mem::size_of::<f32>()).is_multiple_of(4096)
 }
 
-/// The tiles of `m` rows, at most `mr` each, as `(first row, rows)`: as few as possible,
-/// their sizes at most one apart (50 rows by 8: one of 8 and six of 7, rather than six of
-/// 8 and one of 2).
-fn row_tiles(m: usize, mr: usize) -> impl Iterator<Item = (usize, usize)> {
-    let tiles = m.div_ceil(mr);
-    let (base, extra) = (m / tiles, m % tiles);
-    (0..tiles).map(move |t| (t * base + t.min(extra), base + usize::from(t < extra)))
+/// How a product's `m` rows are cut into row tiles: runs of equal tiles, `(count, rows)`,
+/// one after the other.
+#[derive(Clone, Copy, Debug)]
+struct RowTiles([(usize, usize); 3]);
+
+impl RowTiles {
+    /// The tiles of the instruction set's kernels.
+    /// - AVX-512: as few as possible of at most [`MR_512`] rows, their sizes at most one
+    ///   apart (50 rows: one of 8 and six of 7, rather than six of 8 and one of 2).
+    /// - AVX2: tiles of 6 rows (over strips of 16 columns) and of 4 (over strips of 24),
+    ///   both 12 accumulators of the 16 registers, with one tile of 5 (or 3) rows for an
+    ///   odd count. Near-equal tiles of at most 6 cut the 32 rows of a thread's half of
+    ///   batch 64 into 6, 6, 5, 5, 5, 5, whose 10-accumulator tiles ran the hidden-256
+    ///   step at 80 GFLOP/s against 86 for six tiles of 6 on one Zen 3 core.
+    fn new(m: usize, isa: Isa) -> Self {
+        if isa != Isa::Avx2 {
+            let tiles = m.div_ceil(MR_512);
+            let (base, extra) = (m / tiles.max(1), m % tiles.max(1));
+            return Self([(extra, base + 1), (tiles - extra, base), (0, 0)]);
+        }
+        let (odd, even) = match m {
+            0..=MR_256 => return Self([(1, m), (0, 0), (0, 0)]),
+            7 => return Self([(1, 4), (1, 3), (0, 0)]),
+            _ if m % 2 == 1 => (1, m - 5),
+            _ => (0, m),
+        };
+        // `even` ≥ 2: sixes, and the rest in fours.
+        let (sixes, fours) = match even % MR_256 {
+            0 => (even / MR_256, 0),
+            4 => (even / MR_256, 1),
+            _ if even < 8 => return Self([(1, even), (odd, 5), (0, 0)]),
+            _ => ((even - 8) / MR_256, 2),
+        };
+        Self([(sixes, MR_256), (fours, 4), (odd, 5)])
+    }
+
+    /// The number of tiles.
+    fn count(self) -> usize {
+        self.0.iter().map(|&(n, _)| n).sum()
+    }
+
+    /// The tiles as `(first row, rows)`.
+    fn iter(self) -> impl Iterator<Item = (usize, usize)> {
+        self.0
+            .into_iter()
+            .flat_map(|(n, h)| std::iter::repeat_n(h, n))
+            .scan(0, |r0, h| {
+                let first = *r0;
+                *r0 += h;
+                Some((first, h))
+            })
+    }
 }
 
 thread_local! {
@@ -211,7 +260,7 @@ thread_local! {
     static PACKED_LHS: std::cell::RefCell<Vec<f32>> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
-/// Copies `lhs (m × k)` into `buf` by [`row_tiles`]: a tile of `h` rows as `k` groups of
+/// Copies `lhs (m × k)` into `buf` by [`RowTiles`]: a tile of `h` rows as `k` groups of
 /// its `h` values, `buf[r0·k + kk·h + r]`. The kernels then broadcast from one stream
 /// instead of `h` rows, which for a block of batch rows lie a whole sequence apart
 /// (`T·P` floats: a multiple of 4 KiB at hidden 256 and 100 steps, so that every row fell
@@ -219,11 +268,16 @@ thread_local! {
 ///
 /// # Safety
 /// `lhs` must address `m × k` floats with a unit column stride.
-unsafe fn pack_lhs(lhs: Mat, (m, k): (usize, usize), mr: usize, buf: &mut Vec<f32>) -> &[f32] {
+unsafe fn pack_lhs(
+    lhs: Mat,
+    (m, k): (usize, usize),
+    tiles: RowTiles,
+    buf: &mut Vec<f32>,
+) -> &[f32] {
     if buf.len() < m * k {
         buf.resize(m * k, 0.0);
     }
-    for (r0, h) in row_tiles(m, mr) {
+    for (r0, h) in tiles.iter() {
         let tile = &mut buf[r0 * k..][..h * k];
         let src = lhs.ptr.add(r0 * lhs.rs);
         for (kk, group) in tile.chunks_exact_mut(h).enumerate() {
@@ -281,145 +335,7 @@ const LINES_PER_ROW: usize = NR / LINE;
 type TileFn = unsafe fn(usize, usize, Tile);
 
 #[cfg(target_arch = "x86_64")]
-mod x86 {
-    use std::arch::x86_64::*;
-
-    use super::{Tile, LINE, MR_256, MR_512, NR, NV};
-
-    /// Calls `$kernel::<R(, V)>` for the tile's rows `R` (and vectors `V`).
-    macro_rules! by_shape {
-        ($kernel:ident, $rows:expr, ($($r:literal),*), $args:tt) => {
-            match $rows {
-                $($r => by_shape!(@call $kernel, ($r), $args),)*
-                _ => unreachable!("tile of {} rows", $rows),
-            }
-        };
-        ($kernel:ident, $rows:expr, $vecs:expr, ($($r:literal),*), $args:tt) => {
-            match $vecs {
-                1 => by_shape!($kernel, $rows, ($($r),*), @v 1, $args),
-                2 => by_shape!($kernel, $rows, ($($r),*), @v 2, $args),
-                3 => by_shape!($kernel, $rows, ($($r),*), @v 3, $args),
-                _ => unreachable!("tile of {} vectors", $vecs),
-            }
-        };
-        ($kernel:ident, $rows:expr, ($($r:literal),*), @v $v:literal, $args:tt) => {
-            match $rows {
-                $($r => by_shape!(@call $kernel, ($r, $v), $args),)*
-                _ => unreachable!("tile of {} rows", $rows),
-            }
-        };
-        (@call $kernel:ident, ($($c:literal),*), ($($a:expr),*)) => {
-            $kernel::<$($c),*>($($a),*)
-        };
-    }
-
-    /// Asks for the tile's rows of `dst` before the products, so that adding to them does
-    /// not wait on memory.
-    #[inline(always)]
-    unsafe fn prefetch_rows(rows: usize, lines: usize, t: Tile) {
-        if t.accumulate {
-            for r in 0..rows {
-                for l in 0..lines {
-                    _mm_prefetch::<_MM_HINT_T0>(t.c.add(r * t.ldc + l * LINE).cast::<i8>());
-                }
-            }
-        }
-    }
-
-    /// An AVX-512 tile of up to [`MR_512`] rows × `16·vecs` columns.
-    ///
-    /// # Safety
-    /// As [`super::matmul`], with AVX-512F.
-    pub(super) unsafe fn tile_512(rows: usize, vecs: usize, t: Tile) {
-        debug_assert!(rows <= MR_512 && vecs * NV <= NR);
-        prefetch_rows(rows, vecs, t);
-        match t.ask_next {
-            true => by_shape!(kernel_512_asking, rows, vecs, (3, 4, 5, 6, 7, 8), (t)),
-            false => by_shape!(kernel_512, rows, vecs, (1, 2, 3, 4, 5, 6, 7, 8), (t)),
-        }
-    }
-
-    #[target_feature(enable = "avx512f")]
-    unsafe fn kernel_512<const R: usize, const V: usize>(t: Tile) {
-        product_512::<R, V, false>(t)
-    }
-
-    /// [`kernel_512`] asking for the tile's third of the next panel as it goes.
-    #[target_feature(enable = "avx512f")]
-    unsafe fn kernel_512_asking<const R: usize, const V: usize>(t: Tile) {
-        product_512::<R, V, true>(t)
-    }
-
-    #[inline(always)]
-    unsafe fn product_512<const R: usize, const V: usize, const ASK: bool>(t: Tile) {
-        let Tile { k, b, c, ldc, .. } = t;
-        let mut acc = [[_mm512_setzero_ps(); V]; R];
-        for kk in 0..k {
-            if ASK {
-                let line = t.next.wrapping_add(kk * LINE);
-                _mm_prefetch::<_MM_HINT_T1>(line.cast::<i8>());
-            }
-            let mut bv = [_mm512_setzero_ps(); V];
-            for (v, bv) in bv.iter_mut().enumerate() {
-                *bv = _mm512_loadu_ps(b.add(kk * NR + v * NV));
-            }
-            for (r, acc) in acc.iter_mut().enumerate() {
-                let av = _mm512_set1_ps(*t.lhs(r, kk));
-                for (acc, &bv) in acc.iter_mut().zip(&bv) {
-                    *acc = _mm512_fmadd_ps(av, bv, *acc);
-                }
-            }
-        }
-        for (r, acc) in acc.iter().enumerate() {
-            for (v, &sum) in acc.iter().enumerate() {
-                let p = c.add(r * ldc + v * NV);
-                let sum = match t.accumulate {
-                    true => _mm512_add_ps(_mm512_loadu_ps(p), sum),
-                    false => sum,
-                };
-                _mm512_storeu_ps(p, sum);
-            }
-        }
-    }
-
-    /// An AVX2 tile of up to [`MR_256`] rows × `16·vecs` columns, 16 at a time.
-    ///
-    /// # Safety
-    /// As [`super::matmul`], with AVX2 and FMA.
-    pub(super) unsafe fn tile_256(rows: usize, vecs: usize, t: Tile) {
-        debug_assert!(rows <= MR_256 && vecs * NV <= NR);
-        prefetch_rows(rows, vecs, t);
-        for v in 0..vecs {
-            let (b, c) = (t.b.add(v * NV), t.c.add(v * NV));
-            by_shape!(kernel_256, rows, (1, 2, 3, 4, 5, 6), (Tile { b, c, ..t }))
-        }
-    }
-
-    #[target_feature(enable = "avx2,fma")]
-    unsafe fn kernel_256<const R: usize>(t: Tile) {
-        let Tile { k, b, c, ldc, .. } = t;
-        let mut acc = [[_mm256_setzero_ps(); 2]; R];
-        for kk in 0..k {
-            let b0 = _mm256_loadu_ps(b.add(kk * NR));
-            let b1 = _mm256_loadu_ps(b.add(kk * NR + 8));
-            for (r, acc) in acc.iter_mut().enumerate() {
-                let av = _mm256_set1_ps(*t.lhs(r, kk));
-                acc[0] = _mm256_fmadd_ps(av, b0, acc[0]);
-                acc[1] = _mm256_fmadd_ps(av, b1, acc[1]);
-            }
-        }
-        for (r, acc) in acc.iter().enumerate() {
-            for (h, &sum) in acc.iter().enumerate() {
-                let p = c.add(r * ldc + 8 * h);
-                let sum = match t.accumulate {
-                    true => _mm256_add_ps(_mm256_loadu_ps(p), sum),
-                    false => sum,
-                };
-                _mm256_storeu_ps(p, sum);
-            }
-        }
-    }
-}
+mod x86;
 
 #[cfg(test)]
 mod tests {
@@ -462,6 +378,10 @@ mod tests {
                 // next panel, with a ragged last one.
                 (17, 100, 5),
                 (24, 150, 9),
+                // AVX2 tiles of 6, 4 and 5 rows, in strips of 16 and 24 columns.
+                (32, 1024, 7),
+                (15, 47, 11),
+                (7, 20, 3),
             ] {
                 // Rows of the left operand read in place, or 4 KiB apart and packed.
                 for (transposed, lda) in [(false, k + 3), (true, k + 3), (false, 1024)] {
@@ -522,24 +442,49 @@ mod tests {
     }
 
     #[test]
-    fn row_tiles_cover_the_rows_in_near_equal_tiles() {
-        for m in 1..40 {
-            for mr in [6, 8] {
-                let tiles: Vec<_> = row_tiles(m, mr).collect();
-                assert_eq!(tiles.len(), m.div_ceil(mr));
+    fn row_tiles_cover_the_rows() {
+        for m in 1..80 {
+            for isa in [Isa::Avx512, Isa::Avx2] {
+                let tiles = RowTiles::new(m, isa);
+                let all: Vec<_> = tiles.iter().collect();
+                assert_eq!(all.len(), tiles.count());
                 let mut next = 0;
-                for &(r0, h) in &tiles {
-                    assert_eq!(r0, next);
-                    assert!(h >= 1 && h <= mr && h + 1 >= tiles[0].1);
+                for &(r0, h) in &all {
+                    assert_eq!(r0, next, "{isa:?} {m}: {all:?}");
                     next += h;
                 }
-                assert_eq!(next, m);
+                assert_eq!(next, m, "{isa:?} {m}: {all:?}");
+                let sizes = all.iter().map(|t| t.1);
+                match isa {
+                    // As few as possible, at most one apart.
+                    Isa::Avx512 => {
+                        assert_eq!(all.len(), m.div_ceil(MR_512));
+                        assert!(sizes.clone().max().unwrap() - sizes.min().unwrap() <= 1);
+                    }
+                    // Sixes and fours, one odd tile at most; below 7 rows one tile.
+                    _ => {
+                        assert!(sizes.clone().all(|h| (1..=MR_256).contains(&h)));
+                        let odd = sizes.clone().filter(|&h| h != 6 && h != 4).count();
+                        assert!(odd <= 1 || m == 7, "{m}: {all:?}");
+                        if m >= 8 && m % 2 == 0 {
+                            assert!(sizes.clone().all(|h| h == 6 || h == 4), "{m}: {all:?}");
+                            assert!(sizes.filter(|&h| h == 4).count() <= 2);
+                        }
+                    }
+                }
             }
         }
-        assert_eq!(
-            row_tiles(50, 8).map(|t| t.1).collect::<Vec<_>>(),
-            [8, 7, 7, 7, 7, 7, 7]
-        );
+        let sizes = |m, isa| {
+            RowTiles::new(m, isa)
+                .iter()
+                .map(|t| t.1)
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(sizes(50, Isa::Avx512), [8, 7, 7, 7, 7, 7, 7]);
+        assert_eq!(sizes(32, Isa::Avx2), [6, 6, 6, 6, 4, 4]);
+        assert_eq!(sizes(50, Isa::Avx2), [6, 6, 6, 6, 6, 6, 6, 4, 4]);
+        assert_eq!(sizes(9, Isa::Avx2), [4, 5]);
+        assert_eq!(sizes(7, Isa::Avx2), [4, 3]);
     }
 
     #[test]
