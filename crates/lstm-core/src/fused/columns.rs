@@ -12,7 +12,10 @@
 //! written its units of `h_{t-1}`.
 //!
 //! Inference of one direction over full-length rows without a projection, on candle's
-//! pool with at least two threads and the panel kernels ([`runs_by_columns`]).
+//! pool with at least two threads and the panel kernels, on cores with an L2 of 1 MiB or
+//! more ([`runs_by_columns`]). With a smaller L2 (AMD Zen 3: 512 KiB) a thread's half of
+//! the panels does not stay in it either, and the row split, which needs no barrier, ran
+//! faster.
 
 use std::hint::spin_loop;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -21,7 +24,7 @@ use super::buffers::{recycle, take_buffer, Mat};
 use super::layout::WeightLayout;
 use super::panels::{self, Panels, NR};
 use super::positions::Positions;
-use super::recurrence::{isa, state_width, Dims, Forward, Slots};
+use super::recurrence::{isa, l2_cache_kib, state_width, Dims, Forward, Slots};
 use super::steps::step_biases;
 use crate::kernels::Rows;
 
@@ -30,12 +33,27 @@ use crate::kernels::Rows;
 /// `docs/benchmarks.md`).
 const COLUMNS_MIN_H: usize = 384;
 
+/// The smallest L2 cache per core, in KiB, with which inference splits by columns: on an
+/// AMD Zen 3 (512 KiB) the row split ran hidden 512 at 0.95–0.97 of the column split's
+/// time (batch 32, 100 and 256 × 28 or 100 steps; plain build, 8 alternating pairs each,
+/// best runs), since neither keeps its panels in L2 there; the Intel Xeon (2 MiB) and
+/// Zen 4 and 5 (1 MiB) keep the column split they ran faster with.
+const COLUMNS_MIN_L2_KIB: usize = 1024;
+
+/// Whether this CPU's L2 is large enough for the column split ([`COLUMNS_MIN_L2_KIB`]);
+/// an L2 the CPU does not report counts as large enough. Always, in lstm-core's own tests,
+/// so that they cover the column split on every machine.
+fn l2_holds_columns() -> bool {
+    cfg!(test) || l2_cache_kib().is_none_or(|kib| kib >= COLUMNS_MIN_L2_KIB)
+}
+
 /// Hidden units per block are a multiple of this (one AVX-512 vector).
 const UNIT_ALIGN: usize = 16;
 
 /// Whether the forward pass of this call runs by columns: inference (`train` false) of
 /// one direction over full-length rows, `h` [`COLUMNS_MIN_H`] wide or more and not
-/// projected, with the steps' weights in panels and candle's pool holding a worker.
+/// projected, with the steps' weights in panels, candle's pool holding a worker and an
+/// L2 of [`COLUMNS_MIN_L2_KIB`] or more.
 pub(crate) fn runs_by_columns(dm: Dims, train: bool, layout: WeightLayout) -> bool {
     !train
         && layout == WeightLayout::Panels
@@ -44,6 +62,7 @@ pub(crate) fn runs_by_columns(dm: Dims, train: bool, layout: WeightLayout) -> bo
         && dm.h >= COLUMNS_MIN_H
         && matches!(dm.pos, Positions::Padded { .. })
         && candle_core::utils::barrier_pool().n_workers() > 0
+        && l2_holds_columns()
 }
 
 /// The forward recurrence by columns on every thread of candle's pool (see the module
@@ -270,6 +289,17 @@ impl SpinBarrier {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The L2 an x86-64 CPU reports is a plausible size (64 KiB to 64 MiB per core).
+    #[test]
+    fn the_l2_cache_is_read_off_the_cpu() {
+        let kib = l2_cache_kib();
+        if cfg!(target_arch = "x86_64") {
+            let kib = kib.expect("CPUID reports the L2");
+            assert!((64..=65536).contains(&kib), "L2 of {kib} KiB");
+        }
+        assert_eq!(kib, l2_cache_kib(), "detected once");
+    }
 
     #[test]
     fn a_thread_that_panics_lets_the_others_past_the_barrier() {

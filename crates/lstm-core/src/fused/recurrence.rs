@@ -235,6 +235,24 @@ pub(crate) fn isa() -> Isa {
     Isa::Baseline
 }
 
+/// The L2 cache of one core of this CPU in KiB, as CPUID leaf `0x8000_0006` reports it
+/// (AMD and Intel both; detected once), or `None` where it does not.
+pub(crate) fn l2_cache_kib() -> Option<usize> {
+    static L2: std::sync::OnceLock<Option<usize>> = std::sync::OnceLock::new();
+    *L2.get_or_init(|| {
+        #[cfg(target_arch = "x86_64")]
+        {
+            use std::arch::x86_64::__cpuid;
+            // The extended leaf is read only where the highest extended leaf reaches it.
+            let kib = (__cpuid(0x8000_0000).eax >= 0x8000_0006)
+                .then(|| (__cpuid(0x8000_0006).ecx >> 16) as usize);
+            kib.filter(|&k| k > 0)
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        None
+    })
+}
+
 /// Defines a function `$name(rows, dims, task, io)` that runs `$generic` compiled for the
 /// best instruction set.
 macro_rules! dispatched {
