@@ -382,6 +382,9 @@ mod tests {
                 (32, 1024, 7),
                 (15, 47, 11),
                 (7, 20, 3),
+                // One row (three sums over alternate depths), depths not a multiple of 3.
+                (1, 100, 29),
+                (1, 60, 2),
             ] {
                 // Rows of the left operand read in place, or 4 KiB apart and packed.
                 for (transposed, lda) in [(false, k + 3), (true, k + 3), (false, 1024)] {

@@ -204,12 +204,23 @@ unsafe fn store_256<const R: usize, const V: usize>(
     }
 }
 
-/// A tile of `R` rows × `V` vectors of 8 columns.
+/// A tile of `R` rows × `V` vectors of 8 columns. A tile of one row (a matrix-vector
+/// step, batch 1) runs three sums over alternate depths, so that nine chains of
+/// multiply-adds rather than three hide the latency of each.
 #[target_feature(enable = "avx2,fma")]
 unsafe fn kernel_256<const R: usize, const V: usize>(t: Tile) {
+    match R {
+        1 => product_256::<R, V, 3>(t),
+        _ => product_256::<R, V, 1>(t),
+    }
+}
+
+/// [`kernel_256`] with `S` sums, over depths `kk ≡ s (mod S)`, added up at the end.
+#[inline(always)]
+unsafe fn product_256<const R: usize, const V: usize, const S: usize>(t: Tile) {
     let Tile { k, b, c, ldc, .. } = t;
-    let mut acc = [[_mm256_setzero_ps(); V]; R];
-    for kk in 0..k {
+    let mut acc = [[[_mm256_setzero_ps(); V]; R]; S];
+    let step = |acc: &mut [[__m256; V]; R], kk: usize| {
         let mut bv = [_mm256_setzero_ps(); V];
         for (v, bv) in bv.iter_mut().enumerate() {
             *bv = _mm256_loadu_ps(b.add(kk * NR + 8 * v));
@@ -220,6 +231,24 @@ unsafe fn kernel_256<const R: usize, const V: usize>(t: Tile) {
                 *acc = _mm256_fmadd_ps(av, bv, *acc);
             }
         }
+    };
+    let whole = k / S * S;
+    for kk in (0..whole).step_by(S) {
+        for (s, acc) in acc.iter_mut().enumerate() {
+            step(acc, kk + s);
+        }
     }
-    store_256(&acc, c, ldc, t.accumulate);
+    for kk in whole..k {
+        step(&mut acc[0], kk);
+    }
+    let (sum, rest) = acc.split_at_mut(1);
+    let sum = &mut sum[0];
+    for part in rest.iter() {
+        for (sum, part) in sum.iter_mut().zip(part) {
+            for (sum, &part) in sum.iter_mut().zip(part) {
+                *sum = _mm256_add_ps(*sum, part);
+            }
+        }
+    }
+    store_256(sum, c, ldc, t.accumulate);
 }
