@@ -6,11 +6,11 @@
 //! contiguous), a panel row is three vector loads; a tile of up to 8 rows × 48 columns
 //! keeps its 24 accumulators in AVX-512 registers (with AVX2, tiles of 6 rows × 16
 //! columns over each third of a panel, or of 4 rows × 24 over each half: [`RowTiles`]).
-//! The kernels broadcast the left operand from
-//! where it lies, or, when its rows lie a multiple of 4 KiB apart ([`reads_in_place`]),
-//! from a copy in the order they read it ([`pack_lhs`]); the tile's rows of the
-//! destination are prefetched before the products, since a step's gates (the input
-//! projections the products are added to) were written long before. While the row tiles
+//! The kernels broadcast the left operand from where it lies, or, when its rows lie a
+//! multiple of 4 KiB apart ([`reads_in_place`]), from a copy in the order they read it
+//! ([`pack_lhs`]); the tile's rows of the destination are prefetched before the
+//! products, since a step's gates (the input projections the products are added to)
+//! were written long before. While the row tiles
 //! of a panel run (three or more), they also ask for the next panel into L2, a line per
 //! `kk` spread over the tiles: at hidden 512 a thread's panels (2 MiB or more) do not
 //! stay in an Intel core's 2 MiB L2 from one step to the next, and each panel came from
@@ -227,11 +227,11 @@ impl RowTiles {
             _ if m % 2 == 1 => (1, m - 5),
             _ => (0, m),
         };
-        // `even` ≥ 2: sixes, and the rest in fours.
+        // Sixes, and the rest in fours: `even` is 4 or more, and 8 or more where it leaves
+        // 2 over sixes (only 7 rows would leave 2 alone).
         let (sixes, fours) = match even % MR_256 {
             0 => (even / MR_256, 0),
             4 => (even / MR_256, 1),
-            _ if even < 8 => return Self([(1, even), (odd, 5), (0, 0)]),
             _ => ((even - 8) / MR_256, 2),
         };
         Self([(sixes, MR_256), (fours, 4), (odd, 5)])
