@@ -381,11 +381,12 @@ pub(crate) fn take_buffer(len: usize) -> Vec<f32> {
     }
     let recycled = SCRATCH.with(|pool| {
         let mut pool = pool.borrow_mut();
-        // The smallest that fits, so that a small request does not take a large buffer
-        // that a later large one then has to allocate (and zero) again.
+        // One whose written length already covers `len` (none of it to zero), then the
+        // smallest that fits, so that a small request does not take a large buffer that
+        // a later large one then has to allocate (and zero) again.
         let pos = (0..pool.len())
             .filter(|&p| pool[p].capacity() >= len)
-            .min_by_key(|&p| pool[p].capacity());
+            .min_by_key(|&p| (pool[p].len() < len, pool[p].capacity()));
         pos.map(|p| pool.swap_remove(p))
     });
     let mut v = recycled.unwrap_or_default();

@@ -289,6 +289,7 @@ impl<R: Rows> CustomOp3 for SequenceOp<R> {
                         proj: (&proj, &d_proj),
                     };
                     weight_gradients(dm, R::GATES, (x, w), &grads, &live, (&mut dw, &mut dx));
+                    w_hh_laid.recycle();
                     Ok(())
                 })
             })
