@@ -22,7 +22,7 @@ use super::live::live_steps;
 use super::pass::ForwardPass;
 use super::positions::{PackedSteps, Positions};
 use super::recurrence::{self, state_width, Backward, Dims};
-use super::weight_grads::{weight_gradients, WeightGrads};
+use super::weight_grads::{h_prev_len, weight_gradients, with_inputs, WeightGrads};
 use super::SequenceOutput;
 use crate::kernels::Rows;
 
@@ -242,7 +242,7 @@ impl<R: Rows> CustomOp3 for SequenceOp<R> {
             SequenceOutput::Final => (None, grad_res.flatten_all()?.to_vec1::<f32>()?),
         };
         let mut d_hid = take_buffer(if R::SPLIT { n * dirs * gh } else { 0 });
-        let mut h_prev = take_buffer(n * dirs * p);
+        let mut h_prev = take_buffer(h_prev_len(dm));
         let mut d_proj = take_buffer(if p != h { n * dirs * p } else { 0 });
         let mut d_s0 = vec![0f32; dirs * b * sw];
         let mut dw = vec![0f32; weights.elem_count()];
@@ -282,6 +282,9 @@ impl<R: Rows> CustomOp3 for SequenceOp<R> {
                         (None, None) => candle_core::bail!("fused recurrence: no output"),
                     }
                     let d_rec = if R::SPLIT { &d_hid } else { &gates };
+                    if !R::SPLIT {
+                        with_inputs(dm, x, &mut h_prev);
+                    }
                     let grads = WeightGrads {
                         d_in: &gates,
                         d_rec,

@@ -307,7 +307,7 @@ pub(super) fn backward_task<R: Rows>(rows: R, dm: Dims, task: Task, io: &Backwar
             // SAFETY: rows (r, ti, dir) of the shared buffers belong to this task alone.
             unsafe {
                 io.h_prev
-                    .slice(at(dm, r, ti, dir, p), p)
+                    .slice(at(dm, r, ti, dir, dm.i + p) + dm.i, p)
                     .copy_from_slice(h_prev);
                 let d_hid: &mut [f32] = if R::SPLIT {
                     io.d_hid.slice(at(dm, r, ti, dir, gh), gh)

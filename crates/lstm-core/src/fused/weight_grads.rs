@@ -11,11 +11,45 @@ pub(crate) struct WeightGrads<'a> {
     /// Gradients of the recurrent pre-activations `(N, D·G·H)` (the same buffer as
     /// `d_in` unless the family keeps them apart).
     pub d_rec: &'a [f32],
-    /// `h_{t-1}` of every position `(N, D·P)`.
+    /// `[x | h_{t-1}]` of every position and direction `(N, D, I + P)`
+    /// ([`with_inputs`]; the `x` part only where `d_in` and `d_rec` are one buffer).
     pub h_prev: &'a [f32],
     /// With a projection, `m` `(N, D·H)` and the gradient of `h` `(N, D·P)`; empty
     /// otherwise.
     pub proj: (&'a [f32], &'a [f32]),
+}
+
+/// Floats of the buffer the backward steps write `h_{t-1}` into: `(N, D, I + P)`, each
+/// direction's slot `[x | h_{t-1}]`, so that where the input and the recurrent
+/// pre-activations share their gradient, `dW_ih` and `dW_hh` (side by side in the packed
+/// weights) are one GEMM.
+pub(crate) fn h_prev_len(dm: Dims) -> usize {
+    dm.n() * dm.dirs * (dm.i + dm.p)
+}
+
+/// Writes the input `x (N, I)` into the first `I` columns of every slot of `h_prev`
+/// ([`h_prev_len`]), in parallel blocks of positions.
+pub(crate) fn with_inputs(dm: Dims, x: &[f32], h_prev: &mut [f32]) {
+    let (i, width) = (dm.i, dm.dirs * (dm.i + dm.p));
+    if i == 0 {
+        return;
+    }
+    const BLOCK: usize = 256;
+    let n = dm.n();
+    let out = Shared::new(h_prev);
+    parallel_for(n.div_ceil(BLOCK), |c| {
+        let (p0, p1) = (c * BLOCK, ((c + 1) * BLOCK).min(n));
+        // SAFETY: block c owns the rows of positions p0..p1.
+        let rows = unsafe { out.slice(p0 * width, (p1 - p0) * width) };
+        for (row, x) in rows
+            .chunks_exact_mut(width)
+            .zip(x[p0 * i..p1 * i].chunks_exact(i))
+        {
+            for slot in row.chunks_exact_mut(i + dm.p) {
+                slot[..i].copy_from_slice(x);
+            }
+        }
+    });
 }
 
 /// The gradients of the packed weights (`dw`, laid out as
@@ -33,7 +67,9 @@ pub(crate) fn weight_gradients(
 ) {
     let Dims { i, h, p, dirs, .. } = dm;
     let (gh, k) = (gates * h, dm.k());
-    let dg = dirs * gh;
+    let (dg, slot) = (dirs * gh, i + p);
+    // [x | h_{t-1}] is in h_prev and d_in is d_rec: dW_ih and dW_hh are one GEMM.
+    let one_gemm = std::ptr::eq(g.d_in, g.d_rec);
     // The first GEMM into dx overwrites its rows, which are zero outside the spans.
     let mut dx_written = false;
     for (d, &live) in live.iter().enumerate() {
@@ -45,19 +81,23 @@ pub(crate) fn weight_gradients(
                 Mat::rows(buf[s.start * width + col..].as_ptr(), s.step * width)
             };
             // SAFETY (all): d_in and d_rec are (N, D·G·H), read transposed for the
-            // weights; x is (N, I); h_prev is (N, D·P); m (N, D·H); the span's positions
-            // lie inside N; dw has D·G·H rows of K with W_ih at column 0 and W_hh at I,
-            // then with a projection D·H rows with W_hrᵀ at column 0.
+            // weights; x is (N, I); h_prev is (N, D, I + P); m (N, D·H); the span's
+            // positions lie inside N; dw has D·G·H rows of K with W_ih at column 0 and
+            // W_hh at I, then with a projection D·H rows with W_hrᵀ at column 0.
             unsafe {
-                // dW_ih = d_inᵀ · x.
                 let d_in = rows(g.d_in, dg, d * gh);
                 let dst = dw[d * gh * k..].as_mut_ptr();
-                matmul((gh, i, s.len), dst, k, acc, d_in.t(), rows(x, i, 0), true);
-                // dW_hh = d_recᵀ · h_prev.
-                let d_rec = rows(g.d_rec, dg, d * gh).t();
-                let dst = dw[d * gh * k + i..].as_mut_ptr();
-                let h_prev = rows(g.h_prev, dirs * p, d * p);
-                matmul((gh, p, s.len), dst, k, acc, d_rec, h_prev, true);
+                if one_gemm {
+                    // [dW_ih | dW_hh] = d_inᵀ · [x | h_prev].
+                    let x_h = rows(g.h_prev, dirs * slot, d * slot);
+                    matmul((gh, slot, s.len), dst, k, acc, d_in.t(), x_h, true);
+                } else {
+                    // dW_ih = d_inᵀ · x, dW_hh = d_recᵀ · h_prev.
+                    matmul((gh, i, s.len), dst, k, acc, d_in.t(), rows(x, i, 0), true);
+                    let d_rec = rows(g.d_rec, dg, d * gh).t();
+                    let h_prev = rows(g.h_prev, dirs * slot, d * slot + i);
+                    matmul((gh, p, s.len), dst.add(i), k, acc, d_rec, h_prev, true);
+                }
                 // dW_hrᵀ = mᵀ · dh.
                 let (m, d_h) = g.proj;
                 if !m.is_empty() {
@@ -135,4 +175,28 @@ fn column_sums(
         }
     }
     sums
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_input_fills_the_first_columns_of_every_slot() {
+        // Two directions, 3 rows × 2 steps (6 positions), 2 features, 3 wide: slots of 5.
+        let dm = Dims {
+            dirs: 2,
+            ..Dims::one_direction(3, 2, 2, (3, 3))
+        };
+        let x: Vec<f32> = (0..dm.n() * 2).map(|v| v as f32).collect();
+        let mut h_prev = vec![-1f32; h_prev_len(dm)];
+        assert_eq!(h_prev.len(), 6 * 2 * 5);
+        with_inputs(dm, &x, &mut h_prev);
+        for (pos, row) in h_prev.chunks_exact(10).enumerate() {
+            for slot in row.chunks_exact(5) {
+                assert_eq!(slot[..2], x[pos * 2..pos * 2 + 2], "position {pos}");
+                assert_eq!(slot[2..], [-1.0; 3], "h_{{t-1}} is left to the steps");
+            }
+        }
+    }
 }
