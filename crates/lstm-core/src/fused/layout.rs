@@ -36,11 +36,8 @@ pub(crate) enum StepWeights<'a> {
 impl StepWeights<'_> {
     /// How the forward step GEMMs should lay `W_hh` (and `W_ih`) out for `t` steps of `b`
     /// rows of `h` `p` wide:
-    /// - more than two rows: in panels from `p = 256` on. Below, the panel kernels gain
-    ///   nothing over the `gemm` crate in the recurrence: the MNIST step (`p = 128`) was
-    ///   as fast either way forward (both kernels at the same rate of multiply-adds) and
-    ///   slower backward, where the copy of the left operand serves only three panels
-    ///   (`docs/benchmarks.md`);
+    /// - more than two rows: in panels from [`panels_min_p`] on (128 with AVX2, 256 with
+    ///   AVX-512). Below, the `gemm` crate's kernels over `Wᵀ` laid out in tiles;
     /// - one or two rows (matrix-vector steps): in panels below `p = 256`, where the
     ///   `gemm` crate's matrix-vector path took three quarters of a batch-1 step (batch 1,
     ///   hidden 128, 100 steps: inference 0.80 → 0.52 ms, training 2.0 → 1.44 ms); from
@@ -50,9 +47,9 @@ impl StepWeights<'_> {
         let panels = panels_isa();
         match (t > 2, b > 2) {
             (false, _) => WeightLayout::AsIs,
-            (true, true) if panels && p >= PANELS_MIN_P => WeightLayout::Panels,
+            (true, true) if panels && p >= panels_min_p() => WeightLayout::Panels,
             (true, true) => WeightLayout::Transposed,
-            (true, false) if panels && p < PANELS_MIN_P => WeightLayout::Panels,
+            (true, false) if panels && p < FEW_ROWS_AS_IS_MIN_P => WeightLayout::Panels,
             (true, false) => WeightLayout::AsIs,
         }
     }
@@ -100,8 +97,27 @@ impl StepWeights<'_> {
 }
 
 /// The smallest width of `h` whose step GEMMs of more than two rows run on the panel
-/// kernels.
-const PANELS_MIN_P: usize = 256;
+/// kernels of this CPU's instruction set.
+///
+/// AVX2: 128. Against the `gemm` crate there, both alternating inside one process (AMD
+/// Zen 3, plain build, medians of 15–30 paired ratios): 64 × 128 × 28 training 3.9% and
+/// inference 9.0% faster, 100 × 128 × 28 4.7% and 6.3%, 256 × 128 × 28 5.5% and 9.2%,
+/// 32 × 128 × 100 8.1% and 11.9%, `gru-train` 3.6%; at 64 training was 2–6% slower.
+/// (Judged across processes on a noisy host, 128 had looked level in training.)
+///
+/// AVX-512: 256, where the MNIST step (`p = 128`) ran as fast either way forward and
+/// slower backward, whose copy of the left operand serves only three panels (measured
+/// across processes; not yet in one).
+fn panels_min_p() -> usize {
+    match isa() {
+        Isa::Avx512 => 256,
+        _ => 128,
+    }
+}
+
+/// The width of `h` from which steps of one or two rows read the weights as they lie
+/// rather than in panels.
+const FEW_ROWS_AS_IS_MIN_P: usize = 256;
 
 /// Whether the CPU runs the panel kernels (AVX2 or AVX-512).
 fn panels_isa() -> bool {
@@ -220,4 +236,45 @@ fn transpose(w: &[Mat], (k, gh): (usize, usize), dst: &mut [f32]) {
             }
         }
     });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_step_layout_follows_the_width_the_rows_and_the_instruction_set() {
+        let kind = StepWeights::forward_kind;
+        let (panels, min_p) = match isa() {
+            Isa::Avx2 => (WeightLayout::Panels, 128),
+            Isa::Avx512 => (WeightLayout::Panels, 256),
+            _ => (WeightLayout::Transposed, usize::MAX),
+        };
+        // More than two rows: the gemm crate below the threshold, panels from it on.
+        assert_eq!(kind(28, 64, 64), WeightLayout::Transposed);
+        let mnist = if min_p <= 128 {
+            panels
+        } else {
+            WeightLayout::Transposed
+        };
+        assert_eq!(kind(28, 64, 128), mnist);
+        assert_eq!(kind(28, 64, 256), panels);
+        // One or two rows: panels below 256 wide (where any), as they lie from 256 on.
+        let few = match panels_isa() {
+            true => WeightLayout::Panels,
+            false => WeightLayout::AsIs,
+        };
+        assert_eq!(kind(28, 2, 128), few);
+        assert_eq!(kind(28, 1, 256), WeightLayout::AsIs);
+        // Two steps or fewer: as they lie.
+        assert_eq!(kind(2, 64, 512), WeightLayout::AsIs);
+        // Backward: panels wherever the forward has them.
+        assert_eq!(
+            StepWeights::backward_kind(28, 64, 128),
+            match mnist {
+                WeightLayout::Panels => WeightLayout::Panels,
+                _ => WeightLayout::AsIs,
+            }
+        );
+    }
 }

@@ -19,9 +19,10 @@
 //! Alone on one core of the AVX-512 machine of `docs/benchmarks.md`, with the destination
 //! rows a sequence apart as in a step, the kernel runs the MNIST step (48 × 512 × 128) at
 //! 112 GFLOP/s and the hidden-256 step (48 × 1024 × 256) at 108, against 97 and 89 for
-//! the `gemm` crate on the same operands. Inside the recurrence at hidden 128 both run at
-//! the same rate (and the backward copy of the left operand serves only three panels),
-//! so the steps use the panels from `h` 256 wide on
+//! the `gemm` crate on the same operands. Inside the recurrence at hidden 128 both ran at
+//! the same rate there (and the backward copy of the left operand serves only three
+//! panels), so with AVX-512 the steps use the panels from `h` 256 wide on; with AVX2 on a
+//! Zen 3 the panels were 4–9% faster at hidden 128, and are used from 128 on
 //! ([`super::layout::StepWeights::forward_kind`]).
 //!
 //! Only for x86-64 with AVX2 + FMA or AVX-512 ([`super::isa`]); elsewhere the steps call
