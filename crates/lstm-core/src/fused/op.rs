@@ -22,7 +22,7 @@ use super::live::live_steps;
 use super::pass::ForwardPass;
 use super::positions::{PackedSteps, Positions};
 use super::recurrence::{self, state_width, Backward, Dims};
-use super::weight_grads::{h_prev_len, weight_gradients, with_inputs, WeightGrads};
+use super::weight_grads::{h_prev_len, weight_gradients, WeightGrads};
 use super::SequenceOutput;
 use crate::kernels::Rows;
 
@@ -282,16 +282,13 @@ impl<R: Rows> CustomOp3 for SequenceOp<R> {
                         (None, None) => candle_core::bail!("fused recurrence: no output"),
                     }
                     let d_rec = if R::SPLIT { &d_hid } else { &gates };
-                    if !R::SPLIT {
-                        with_inputs(dm, x, &mut h_prev);
-                    }
                     let grads = WeightGrads {
                         d_in: &gates,
                         d_rec,
-                        h_prev: &h_prev,
+                        h_prev: &mut h_prev,
                         proj: (&proj, &d_proj),
                     };
-                    weight_gradients(dm, R::GATES, (x, w), &grads, &live, (&mut dw, &mut dx));
+                    weight_gradients(dm, R::GATES, (x, w), grads, &live, (&mut dw, &mut dx));
                     w_hh_laid.recycle();
                     Ok(())
                 })

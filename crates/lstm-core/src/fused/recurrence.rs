@@ -190,7 +190,7 @@ pub(crate) struct Backward<'a> {
     /// Gradients of the recurrent pre-activations, [`Rows::SPLIT`] families only.
     pub d_hid: Shared,
     /// Receives `h_{t-1}` of every step in `(positions, D, I + P)`, from column `I` of
-    /// each direction's slot ([`super::weight_grads::with_inputs`]), for the weight gradient.
+    /// each direction's slot ([`super::weight_grads::h_prev_len`]), for the weight gradient.
     pub h_prev: Shared,
     /// Receives the gradient of the initial state `(D, B, SW)`.
     pub d_s0: Shared,

@@ -11,9 +11,10 @@ pub(crate) struct WeightGrads<'a> {
     /// Gradients of the recurrent pre-activations `(N, D·G·H)` (the same buffer as
     /// `d_in` unless the family keeps them apart).
     pub d_rec: &'a [f32],
-    /// `[x | h_{t-1}]` of every position and direction `(N, D, I + P)`
-    /// ([`with_inputs`]; the `x` part only where `d_in` and `d_rec` are one buffer).
-    pub h_prev: &'a [f32],
+    /// Slots `[x | h_{t-1}]` of every position and direction `(N, D, I + P)`
+    /// ([`h_prev_len`]) with `h_{t-1}` written; [`weight_gradients`] writes the `x` part
+    /// where it reads it (where `d_in` and `d_rec` are one buffer).
+    pub h_prev: &'a mut [f32],
     /// With a projection, `m` `(N, D·H)` and the gradient of `h` `(N, D·P)`; empty
     /// otherwise.
     pub proj: (&'a [f32], &'a [f32]),
@@ -29,7 +30,7 @@ pub(crate) fn h_prev_len(dm: Dims) -> usize {
 
 /// Writes the input `x (N, I)` into the first `I` columns of every slot of `h_prev`
 /// ([`h_prev_len`]), in parallel blocks of positions.
-pub(crate) fn with_inputs(dm: Dims, x: &[f32], h_prev: &mut [f32]) {
+fn with_inputs(dm: Dims, x: &[f32], h_prev: &mut [f32]) {
     let (i, width) = (dm.i, dm.dirs * (dm.i + dm.p));
     if i == 0 {
         return;
@@ -61,15 +62,19 @@ pub(crate) fn weight_gradients(
     dm: Dims,
     gates: usize,
     (x, w): (&[f32], &[f32]),
-    g: &WeightGrads<'_>,
+    g: WeightGrads<'_>,
     live: &[usize],
     (dw, dx): (&mut [f32], &mut [f32]),
 ) {
     let Dims { i, h, p, dirs, .. } = dm;
     let (gh, k) = (gates * h, dm.k());
     let (dg, slot) = (dirs * gh, i + p);
-    // [x | h_{t-1}] is in h_prev and d_in is d_rec: dW_ih and dW_hh are one GEMM.
+    // Where d_in is d_rec, dW_ih and dW_hh are one GEMM over the slots [x | h_{t-1}].
     let one_gemm = std::ptr::eq(g.d_in, g.d_rec);
+    if one_gemm {
+        with_inputs(dm, x, g.h_prev);
+    }
+    let h_prev: &[f32] = g.h_prev;
     // The first GEMM into dx overwrites its rows, which are zero outside the spans.
     let mut dx_written = false;
     for (d, &live) in live.iter().enumerate() {
@@ -89,14 +94,14 @@ pub(crate) fn weight_gradients(
                 let dst = dw[d * gh * k..].as_mut_ptr();
                 if one_gemm {
                     // [dW_ih | dW_hh] = d_inᵀ · [x | h_prev].
-                    let x_h = rows(g.h_prev, dirs * slot, d * slot);
+                    let x_h = rows(h_prev, dirs * slot, d * slot);
                     matmul((gh, slot, s.len), dst, k, acc, d_in.t(), x_h, true);
                 } else {
                     // dW_ih = d_inᵀ · x, dW_hh = d_recᵀ · h_prev.
                     matmul((gh, i, s.len), dst, k, acc, d_in.t(), rows(x, i, 0), true);
                     let d_rec = rows(g.d_rec, dg, d * gh).t();
-                    let h_prev = rows(g.h_prev, dirs * slot, d * slot + i);
-                    matmul((gh, p, s.len), dst.add(i), k, acc, d_rec, h_prev, true);
+                    let h = rows(h_prev, dirs * slot, d * slot + i);
+                    matmul((gh, p, s.len), dst.add(i), k, acc, d_rec, h, true);
                 }
                 // dW_hrᵀ = mᵀ · dh.
                 let (m, d_h) = g.proj;
