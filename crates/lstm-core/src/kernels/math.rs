@@ -30,13 +30,15 @@ pub(crate) fn exp_in_range(x: f32) -> f32 {
     let n = t - ROUND_MAGIC;
     // r = x − n·ln 2, in two fused steps (ln 2 split in a short high part and the rest).
     let r = n.mul_add(-LN2_LO, n.mul_add(-LN2_HI, x));
-    let mut p = 1.987_569_2e-4_f32;
-    p = p.mul_add(r, 1.398_2e-3);
-    p = p.mul_add(r, 8.333_452e-3);
-    p = p.mul_add(r, 4.166_579_6e-2);
-    p = p.mul_add(r, 1.666_666_5e-1);
-    p = p.mul_add(r, 0.5);
-    let poly = (p * r).mul_add(r, r) + 1.0;
+    // e^r = 1 + r + r²·q(r) on |r| ≤ ln 2 / 2, with q of degree 3 fitted for the least
+    // largest relative error: at most 1.8e-7 over the f32 range (Cephes' q of degree 5,
+    // which this replaces: 0.8e-7), for two multiply-adds fewer per exponential, of
+    // which an LSTM step takes five per unit.
+    let mut q = 8.312_525e-3_f32;
+    q = q.mul_add(r, 4.189_011_5e-2);
+    q = q.mul_add(r, 1.666_711_4e-1);
+    q = q.mul_add(r, 4.999_923e-1);
+    let poly = (q * r).mul_add(r, r) + 1.0;
     // 2^n: the low bits of t hold n (two's complement); add the exponent bias and shift.
     let scale = f32::from_bits(t.to_bits().wrapping_add(127) << 23);
     poly * scale
@@ -67,7 +69,7 @@ mod tests {
             worst = worst.max(rel);
             x += 0.0137;
         }
-        assert!(worst < 5e-7, "worst relative error {worst}");
+        assert!(worst < 2e-7, "worst relative error {worst}");
         assert_eq!(exp(-1000.0), (-87.3f32).exp().max(exp(-87.3)));
         assert!(exp(1000.0).is_finite());
     }
