@@ -271,6 +271,34 @@ fn fused_matches_reference_on_rows_of_different_lengths() -> Result<()> {
 }
 
 #[test]
+fn blocks_shared_between_threads_match_the_reference() -> Result<()> {
+    use crate::fused::steal_test_hook::{SHARED, SLOW_BATCH};
+    use std::sync::atomic::Ordering;
+    // The first block of direction 0 runs slowly, so that a thread done with its own
+    // block takes over some of its rows for the remaining steps (one direction: two
+    // blocks; two directions: a block each), packed rows too.
+    let before = SHARED.load(Ordering::Relaxed);
+    let b = SLOW_BATCH;
+    for family in FAMILIES {
+        compare(family, (b, 12, 5, 40, 1, false, true), None, 0)?;
+        compare(family, (b, 10, 3, 24, 1, true, false), None, 0)?;
+        compare(
+            family,
+            (b, 12, 4, 16, 1, false, true),
+            Some(&mixed_lengths(b, 12)),
+            0,
+        )?;
+    }
+    if crate::fused::threads() >= 2 {
+        assert!(
+            SHARED.load(Ordering::Relaxed) > before,
+            "no block was shared"
+        );
+    }
+    Ok(())
+}
+
+#[test]
 fn a_loss_on_one_step_gives_the_reference_gradients() -> Result<()> {
     // The backward pass skips the steps whose gradient is zero: the second direction's
     // all but one for the last step, each direction's far side for a middle step. Batch

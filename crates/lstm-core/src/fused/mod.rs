@@ -5,8 +5,10 @@
 //!   input projection `x_t W_ihᵀ`, one GEMM `h W_hhᵀ` accumulated onto it and the
 //!   family's vectorised gate kernel ([`crate::kernels`]). The batch is
 //!   split into blocks of rows, one per thread, and with two directions each direction
-//!   runs on its own threads; a block runs its whole recurrence alone, so steps need no
-//!   synchronisation. The backward pass is back-propagation through time in the same
+//!   runs on its own threads; a block runs its whole recurrence on one thread, so steps
+//!   need no synchronisation, except that forward a thread out of work takes over half
+//!   the rows of the block with the most left, for the steps its owner has not started
+//!   ([`steal`]). The backward pass is back-propagation through time in the same
 //!   blocks, then the weight gradients as single GEMMs over all steps. Inference at
 //!   large hidden sizes splits each step by gate columns instead ([`columns`]).
 //!
@@ -26,6 +28,7 @@ mod panels;
 mod pass;
 mod positions;
 mod recurrence;
+mod steal;
 mod steps;
 mod tasks;
 pub(crate) mod wavefront;
@@ -40,8 +43,12 @@ use crate::kernels::{GruRows, LstmRows, RnnRows, Rows};
 use link::{FinalStatesOp, Link};
 use op::{SequenceOp, WeightSource};
 
+#[cfg(test)]
+pub(crate) use buffers::threads;
 pub(crate) use positions::PackedSteps;
 pub(crate) use recurrence::{isa, Isa};
+#[cfg(test)]
+pub(crate) use steal::test_hook as steal_test_hook;
 
 /// What [`sequence`] returns besides the final states.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

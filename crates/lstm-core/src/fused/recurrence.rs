@@ -6,9 +6,10 @@
 //! instruction set, and the best one the CPU has is picked at run time, so a library user
 //! gets vectorised kernels without `-C target-cpu=native`.
 
-use super::buffers::{parallel_for, DirWeights, Shared};
+use super::buffers::{parallel_for, threads, DirWeights, Shared};
 use super::layout::StepWeights;
 use super::positions::Positions;
+use super::steal::{Block, Board};
 use super::steps::{backward_task, forward_task};
 use super::tasks::{tasks, Task};
 use super::wavefront::Wave;
@@ -282,24 +283,36 @@ macro_rules! dispatched {
 }
 pub(super) use dispatched;
 
-dispatched!(forward_dispatched, forward_task, Forward<'_>, Task);
+dispatched!(forward_dispatched, forward_task, Forward<'_>, Block<'_>);
 dispatched!(backward_dispatched, backward_task, Backward<'_>, Task);
 
 /// Runs `f` for every task of directions running `steps` steps, in parallel when there
 /// are several.
 fn for_tasks(dm: Dims, steps: &[usize], f: impl Fn(Task) + Sync) {
-    let lengths = match dm.pos {
-        Positions::Packed(p) => Some(&p.lengths[..]),
-        Positions::Padded { .. } => None,
-    };
-    let ts = tasks(dm.b, steps, lengths);
+    let ts = tasks(dm.b, steps, lengths(dm));
     parallel_for(ts.len(), |k| f(ts[k]));
 }
 
-/// The forward recurrence of every direction and batch row.
+/// The rows' lengths, when they differ.
+fn lengths<'a>(dm: Dims<'a>) -> Option<&'a [usize]> {
+    match dm.pos {
+        Positions::Packed(p) => Some(&p.lengths[..]),
+        Positions::Padded { .. } => None,
+    }
+}
+
+/// The forward recurrence of every direction and batch row: a block of rows per thread,
+/// whose remaining steps a thread that runs out of work shares ([`super::steal`]).
 pub(crate) fn forward<R: Rows>(rows: R, dm: Dims, io: &Forward<'_>) {
     let steps = vec![dm.t; dm.dirs];
-    for_tasks(dm, &steps, |task| forward_dispatched(rows, dm, task, io));
+    let ts = tasks(dm.b, &steps, lengths(dm));
+    if ts.len() == 1 {
+        return forward_dispatched(rows, dm, Block::whole(ts[0]), io);
+    }
+    let board = Board::new(ts, dm.t);
+    parallel_for(threads(), |_| {
+        board.work(|block| forward_dispatched(rows, dm, block, io))
+    });
 }
 
 /// The forward recurrence of one direction, every row as one task on the calling thread
@@ -310,7 +323,7 @@ pub(crate) fn forward_alone<R: Rows>(rows: R, dm: Dims, io: &Forward<'_>) {
         rows: (0, dm.b),
         alone: false,
     };
-    forward_dispatched(rows, dm, task, io);
+    forward_dispatched(rows, dm, Block::whole(task), io);
 }
 
 /// Back-propagation through time for every direction and batch row, over each

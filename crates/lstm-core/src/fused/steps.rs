@@ -1,5 +1,7 @@
 //! The time loop of one task (a direction and a block of batch rows), forward and
-//! backward, for every family ([`Rows`]): the task runs its whole recurrence alone.
+//! backward, for every family ([`Rows`]): the task runs its whole recurrence on one
+//! thread (forward, from its block's first step, over the rows its claim leaves it,
+//! [`super::steal`]).
 //!
 //! Per step, forward: the input projection `x_t W_ihᵀ` of the running rows into the
 //! step's gates (unless it came in done), the recurrent GEMM `h_{t-1} W_hhᵀ` added to
@@ -11,6 +13,7 @@
 
 use super::buffers::{step_matmul, DirWeights, Mat, Weights};
 use super::recurrence::{at, state_width, Backward, Dims, Forward, Slots};
+use super::steal::Block;
 use super::tasks::Task;
 use crate::kernels::Rows;
 
@@ -44,12 +47,13 @@ pub(super) fn step_biases<R: Rows>(
 }
 
 #[inline(always)]
-pub(super) fn forward_task<R: Rows>(rows: R, dm: Dims, task: Task, io: &Forward<'_>) {
+pub(super) fn forward_task<R: Rows>(rows: R, dm: Dims, block: Block<'_>, io: &Forward<'_>) {
     let Dims { b, t, h, p, .. } = dm;
     let (gh, sw, sv) = (R::GATES * h, state_width::<R>(h, p), R::SAVED * h);
+    let Block { task, first, claim } = block;
     let Task {
         dir,
-        rows: (r0, r1),
+        rows: (r0, mut r1),
         alone,
     } = task;
     let bl = r1 - r0;
@@ -62,156 +66,165 @@ pub(super) fn forward_task<R: Rows>(rows: R, dm: Dims, task: Task, io: &Forward<
     let mut hid = vec![0f32; if R::SPLIT { bl * gh } else { 0 }];
     let w_hh_t = io.w_hh.forward(w.w_hh, dir, (p, gh));
     let w_ih_t = io.w_ih.map(|l| l.forward(w.w_ih, dir, (dm.i, gh)));
-    for step in 0..t {
+    for step in first..t {
         // In a wavefront: steps before this one are written, and this one's input must be.
         io.wave.publish(step);
         io.wave.wait(step + 1);
-        let ti = dm.time(dir, step);
-        let (end, cont) = dm.running(dir, ti, (r0, r1));
-        if end == r0 {
-            continue;
+        // A block shared with another thread runs fewer rows from some step on.
+        if let Some(c) = claim {
+            r1 = c.start(step);
         }
-        let tp = dm.before(dir, ti);
-        // Rows continuing from the step before, then rows starting from the initial state.
-        let continuing = (cont > r0).then(|| RecurrentGemm {
-            h_prev: Mat::rows(io.out.at(os.at(dm, r0, tp, dir, p)), os.row_stride(dm, p)),
-            rows: (0, cont - r0),
-        });
-        let starting = (end > cont).then(|| RecurrentGemm {
-            h_prev: Mat::rows(io.s0[(dir * b + cont) * sw..].as_ptr(), sw),
-            rows: (cont - r0, end - cont),
-        });
-        if let Some(w_ih_t) = w_ih_t {
-            // The gate columns the layer below projected (in a balanced wavefront).
-            let fed = io.wave.fed.map_or(0, |f| f.cols);
-            if let Some(f) = io.wave.fed {
-                for r in r0..end {
-                    // SAFETY: row r of step ti in the block the layer below has written
-                    // (it published the step), and this task's own row of the gates.
-                    unsafe {
-                        let src = f.buf.slice((ti * b + r) * f.cols, f.cols);
-                        let dst = io.gates.slice(gs.at(dm, r, ti, dir, gh), f.cols);
-                        dst.copy_from_slice(src);
+        'step: {
+            let ti = dm.time(dir, step);
+            let (end, cont) = dm.running(dir, ti, (r0, r1));
+            if end == r0 {
+                break 'step;
+            }
+            let tp = dm.before(dir, ti);
+            // Rows continuing from the step before, then rows starting from the initial state.
+            let continuing = (cont > r0).then(|| RecurrentGemm {
+                h_prev: Mat::rows(io.out.at(os.at(dm, r0, tp, dir, p)), os.row_stride(dm, p)),
+                rows: (0, cont - r0),
+            });
+            let starting = (end > cont).then(|| RecurrentGemm {
+                h_prev: Mat::rows(io.s0[(dir * b + cont) * sw..].as_ptr(), sw),
+                rows: (cont - r0, end - cont),
+            });
+            if let Some(w_ih_t) = w_ih_t {
+                // The gate columns the layer below projected (in a balanced wavefront).
+                let fed = io.wave.fed.map_or(0, |f| f.cols);
+                if let Some(f) = io.wave.fed {
+                    for r in r0..end {
+                        // SAFETY: row r of step ti in the block the layer below has written
+                        // (it published the step), and this task's own row of the gates.
+                        unsafe {
+                            let src = f.buf.slice((ti * b + r) * f.cols, f.cols);
+                            let dst = io.gates.slice(gs.at(dm, r, ti, dir, gh), f.cols);
+                            dst.copy_from_slice(src);
+                        }
                     }
                 }
-            }
-            // x_t W_ihᵀ of the running rows into the step's gates (the columns not fed),
-            // while they are in cache for the recurrent GEMM and the row kernel.
-            // SAFETY: x is (positions, I) and W_ihᵀ (I, G·H); the destination is this
-            // task's rows of the step's gates.
-            unsafe {
-                let x = Mat::rows(
-                    io.x.at(dm.pos.at(r0, ti) * dm.i),
-                    dm.pos.row_stride() * dm.i,
-                );
-                let dst = io.gates.at(gs.at(dm, r0, ti, dir, gh) + fed);
-                step_matmul(
-                    (end - r0, gh - fed, dm.i),
-                    dst,
-                    gs.row_stride(dm, gh),
-                    false,
-                    x,
-                    w_ih_t.skip_cols(fed),
-                    alone,
-                );
-            }
-        }
-        if R::SPLIT {
-            for row in hid.chunks_exact_mut(gh).take(end - r0) {
-                row.copy_from_slice(&b_hh);
-            }
-        }
-        for g in continuing.iter().chain(&starting) {
-            // SAFETY: h_prev addresses the rows' states (s0 or the previous step's), W_hhᵀ
-            // lies inside w_hh_t or the parameters, and the destination (a scratch block
-            // or the step's gates of this task's rows) overlaps neither.
-            unsafe {
-                let (dst, rs) = match R::SPLIT {
-                    true => (hid[g.rows.0 * gh..].as_mut_ptr(), gh),
-                    false => (
-                        io.gates.at(gs.at(dm, r0 + g.rows.0, ti, dir, gh)),
+                // x_t W_ihᵀ of the running rows into the step's gates (the columns not fed),
+                // while they are in cache for the recurrent GEMM and the row kernel.
+                // SAFETY: x is (positions, I) and W_ihᵀ (I, G·H); the destination is this
+                // task's rows of the step's gates.
+                unsafe {
+                    let x = Mat::rows(
+                        io.x.at(dm.pos.at(r0, ti) * dm.i),
+                        dm.pos.row_stride() * dm.i,
+                    );
+                    let dst = io.gates.at(gs.at(dm, r0, ti, dir, gh) + fed);
+                    step_matmul(
+                        (end - r0, gh - fed, dm.i),
+                        dst,
                         gs.row_stride(dm, gh),
-                    ),
-                };
-                step_matmul((g.rows.1, gh, p), dst, rs, true, g.h_prev, w_hh_t, alone);
+                        false,
+                        x,
+                        w_ih_t.skip_cols(fed),
+                        alone,
+                    );
+                }
             }
-        }
-        for r in r0..end {
-            // SAFETY: each slice is this task's own row (r, ti, dir) or the previous
-            // step's, which no other task touches; none of them overlap.
-            unsafe {
-                let (h_prev, c_prev): (&[f32], &[f32]) = match r < cont {
-                    false => {
-                        let s = &io.s0[(dir * b + r) * sw..][..sw];
-                        s.split_at(p)
+            if R::SPLIT {
+                for row in hid.chunks_exact_mut(gh).take(end - r0) {
+                    row.copy_from_slice(&b_hh);
+                }
+            }
+            for g in continuing.iter().chain(&starting) {
+                // SAFETY: h_prev addresses the rows' states (s0 or the previous step's), W_hhᵀ
+                // lies inside w_hh_t or the parameters, and the destination (a scratch block
+                // or the step's gates of this task's rows) overlaps neither.
+                unsafe {
+                    let (dst, rs) = match R::SPLIT {
+                        true => (hid[g.rows.0 * gh..].as_mut_ptr(), gh),
+                        false => (
+                            io.gates.at(gs.at(dm, r0 + g.rows.0, ti, dir, gh)),
+                            gs.row_stride(dm, gh),
+                        ),
+                    };
+                    step_matmul((g.rows.1, gh, p), dst, rs, true, g.h_prev, w_hh_t, alone);
+                }
+            }
+            for r in r0..end {
+                // SAFETY: each slice is this task's own row (r, ti, dir) or the previous
+                // step's, which no other task touches; none of them overlap.
+                unsafe {
+                    let (h_prev, c_prev): (&[f32], &[f32]) = match r < cont {
+                        false => {
+                            let s = &io.s0[(dir * b + r) * sw..][..sw];
+                            s.split_at(p)
+                        }
+                        true => (
+                            io.out.slice(os.at(dm, r, tp, dir, p), p),
+                            if R::CELL {
+                                io.saved.slice(ss.at(dm, r, tp, dir, sv), h)
+                            } else {
+                                &[]
+                            },
+                        ),
+                    };
+                    let hid_row = if R::SPLIT {
+                        &hid[(r - r0) * gh..][..gh]
+                    } else {
+                        &[]
+                    };
+                    // With a projection the kernel's output is `m`, projected below.
+                    let h_out = match w.w_hr_t {
+                        Some(_) => io.proj.slice(ss.at(dm, r, ti, dir, h), h),
+                        None => io.out.slice(os.at(dm, r, ti, dir, h), h),
+                    };
+                    let gates = io.gates.slice(gs.at(dm, r, ti, dir, gh), gh);
+                    for (g, &b) in gates.iter_mut().zip(&bias) {
+                        *g += b;
                     }
-                    true => (
-                        io.out.slice(os.at(dm, r, tp, dir, p), p),
-                        if R::CELL {
-                            io.saved.slice(ss.at(dm, r, tp, dir, sv), h)
-                        } else {
-                            &[]
-                        },
-                    ),
-                };
-                let hid_row = if R::SPLIT {
-                    &hid[(r - r0) * gh..][..gh]
-                } else {
-                    &[]
-                };
-                // With a projection the kernel's output is `m`, projected below.
-                let h_out = match w.w_hr_t {
-                    Some(_) => io.proj.slice(ss.at(dm, r, ti, dir, h), h),
-                    None => io.out.slice(os.at(dm, r, ti, dir, h), h),
-                };
-                let gates = io.gates.slice(gs.at(dm, r, ti, dir, gh), gh);
-                for (g, &b) in gates.iter_mut().zip(&bias) {
-                    *g += b;
+                    let saved = io.saved.slice(ss.at(dm, r, ti, dir, sv), sv);
+                    match train {
+                        true => rows.forward(gates, hid_row, h_prev, c_prev, h_out, saved),
+                        false => rows.infer(gates, hid_row, h_prev, c_prev, h_out, saved),
+                    }
                 }
-                let saved = io.saved.slice(ss.at(dm, r, ti, dir, sv), sv);
-                match train {
-                    true => rows.forward(gates, hid_row, h_prev, c_prev, h_out, saved),
-                    false => rows.infer(gates, hid_row, h_prev, c_prev, h_out, saved),
+            }
+            if let Some(w_hr_t) = w.w_hr_t {
+                // h = m W_hrᵀ for the running rows.
+                // SAFETY: the step's m rows of this task (H wide) and its h rows (P wide).
+                unsafe {
+                    let m = Mat::rows(io.proj.at(ss.at(dm, r0, ti, dir, h)), ss.row_stride(dm, h));
+                    let dst = io.out.at(os.at(dm, r0, ti, dir, p));
+                    step_matmul(
+                        (end - r0, p, h),
+                        dst,
+                        os.row_stride(dm, p),
+                        false,
+                        m,
+                        Weights::Strided(w_hr_t),
+                        false,
+                    );
+                }
+            }
+            if let Some(f) = io.wave.feed {
+                // The first columns of the layer above's x_t W_ihᵀ, from the h just written,
+                // before the step is published.
+                // SAFETY: this step's h rows of the task (P wide), the layer above's W_ihᵀ
+                // (P, G·H') of which the first f.cols columns are read, and this task's rows
+                // of step ti in the feed block, which the layer above reads only once the
+                // step is published.
+                unsafe {
+                    let h = Mat::rows(io.out.at(os.at(dm, r0, ti, dir, p)), os.row_stride(dm, p));
+                    let dst = f.buf.at((ti * b + r0) * f.cols);
+                    step_matmul(
+                        (end - r0, f.cols, p),
+                        dst,
+                        f.cols,
+                        false,
+                        h,
+                        f.w_ih_t,
+                        false,
+                    );
                 }
             }
         }
-        if let Some(w_hr_t) = w.w_hr_t {
-            // h = m W_hrᵀ for the running rows.
-            // SAFETY: the step's m rows of this task (H wide) and its h rows (P wide).
-            unsafe {
-                let m = Mat::rows(io.proj.at(ss.at(dm, r0, ti, dir, h)), ss.row_stride(dm, h));
-                let dst = io.out.at(os.at(dm, r0, ti, dir, p));
-                step_matmul(
-                    (end - r0, p, h),
-                    dst,
-                    os.row_stride(dm, p),
-                    false,
-                    m,
-                    Weights::Strided(w_hr_t),
-                    false,
-                );
-            }
-        }
-        if let Some(f) = io.wave.feed {
-            // The first columns of the layer above's x_t W_ihᵀ, from the h just written,
-            // before the step is published.
-            // SAFETY: this step's h rows of the task (P wide), the layer above's W_ihᵀ
-            // (P, G·H') of which the first f.cols columns are read, and this task's rows
-            // of step ti in the feed block, which the layer above reads only once the
-            // step is published.
-            unsafe {
-                let h = Mat::rows(io.out.at(os.at(dm, r0, ti, dir, p)), os.row_stride(dm, p));
-                let dst = f.buf.at((ti * b + r0) * f.cols);
-                step_matmul(
-                    (end - r0, f.cols, p),
-                    dst,
-                    f.cols,
-                    false,
-                    h,
-                    f.w_ih_t,
-                    false,
-                );
-            }
+        if let Some(c) = claim {
+            c.finish(step);
         }
     }
     io.wave.publish(t);

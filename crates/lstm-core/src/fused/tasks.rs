@@ -1,5 +1,6 @@
 //! The split of one call's recurrence into tasks: a direction and a block of batch rows,
-//! each run alone on one thread ([`super::steps`]).
+//! each run on one thread ([`super::steps`]; forward, an idle thread may take over part
+//! of a block's rows for its remaining steps, [`super::steal`]).
 
 use super::buffers::threads;
 
