@@ -6,8 +6,8 @@
 //!   family's vectorised gate kernel ([`crate::kernels`]). The batch is
 //!   split into blocks of rows, one per thread, and with two directions each direction
 //!   runs on its own threads; a block runs its whole recurrence on one thread, so steps
-//!   need no synchronisation, except that forward a thread out of work takes over half
-//!   the rows of the block with the most left, for the steps its owner has not started
+//!   need no synchronisation, except that a thread out of work takes over half the rows
+//!   of the block with the most left, for the steps its owner has not started
 //!   ([`steal`]). The backward pass is back-propagation through time in the same
 //!   blocks, then the weight gradients as single GEMMs over all steps. Inference at
 //!   large hidden sizes splits each step by gate columns instead ([`columns`]).

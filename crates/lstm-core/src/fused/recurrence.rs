@@ -284,13 +284,18 @@ macro_rules! dispatched {
 pub(super) use dispatched;
 
 dispatched!(forward_dispatched, forward_task, Forward<'_>, Block<'_>);
-dispatched!(backward_dispatched, backward_task, Backward<'_>, Task);
+dispatched!(backward_dispatched, backward_task, Backward<'_>, Block<'_>);
 
-/// Runs `f` for every task of directions running `steps` steps, in parallel when there
-/// are several.
-fn for_tasks(dm: Dims, steps: &[usize], f: impl Fn(Task) + Sync) {
+/// Runs `f` for every block of rows of directions running `steps` steps, in parallel
+/// when there are several, an idle thread taking over part of a busy block
+/// ([`super::steal`]).
+fn for_blocks(dm: Dims, steps: &[usize], f: impl Fn(Block<'_>) + Sync) {
     let ts = tasks(dm.b, steps, lengths(dm));
-    parallel_for(ts.len(), |k| f(ts[k]));
+    if ts.len() == 1 {
+        return f(Block::whole(ts[0]));
+    }
+    let board = Board::new(ts, steps);
+    parallel_for(threads(), |_| board.work(&f));
 }
 
 /// The rows' lengths, when they differ.
@@ -301,18 +306,10 @@ fn lengths<'a>(dm: Dims<'a>) -> Option<&'a [usize]> {
     }
 }
 
-/// The forward recurrence of every direction and batch row: a block of rows per thread,
-/// whose remaining steps a thread that runs out of work shares ([`super::steal`]).
+/// The forward recurrence of every direction and batch row.
 pub(crate) fn forward<R: Rows>(rows: R, dm: Dims, io: &Forward<'_>) {
     let steps = vec![dm.t; dm.dirs];
-    let ts = tasks(dm.b, &steps, lengths(dm));
-    if ts.len() == 1 {
-        return forward_dispatched(rows, dm, Block::whole(ts[0]), io);
-    }
-    let board = Board::new(ts, dm.t);
-    parallel_for(threads(), |_| {
-        board.work(|block| forward_dispatched(rows, dm, block, io))
-    });
+    for_blocks(dm, &steps, |block| forward_dispatched(rows, dm, block, io));
 }
 
 /// The forward recurrence of one direction, every row as one task on the calling thread
@@ -329,5 +326,7 @@ pub(crate) fn forward_alone<R: Rows>(rows: R, dm: Dims, io: &Forward<'_>) {
 /// Back-propagation through time for every direction and batch row, over each
 /// direction's live steps.
 pub(crate) fn backward<R: Rows>(rows: R, dm: Dims, io: &Backward<'_>) {
-    for_tasks(dm, io.live, |task| backward_dispatched(rows, dm, task, io));
+    for_blocks(dm, io.live, |block| {
+        backward_dispatched(rows, dm, block, io)
+    });
 }

@@ -1,7 +1,7 @@
 //! Sharing a block's remaining steps with a thread that has run out of work.
 //!
-//! The forward recurrence splits the batch rows into one block per thread, and each block
-//! runs all its steps on one thread ([`super::tasks`]). On a machine shared with other
+//! The recurrence splits the batch rows into one block per thread, and each block runs
+//! all its steps on one thread ([`super::tasks`]), forward and backward. On a machine shared with other
 //! work the threads do not run alike: on a 2-vCPU cloud guest one block finished 8% of
 //! the pass's time before the other, on average, and the threads took turns at being the
 //! slow one. So a thread without a block takes the upper half of the rows of the block
@@ -144,7 +144,8 @@ impl Claim {
 
 /// One pass's blocks: the tasks handed out in order, then the blocks split off them.
 pub(crate) struct Board {
-    t: usize,
+    /// Steps of each direction.
+    steps: Vec<usize>,
     tasks: Vec<Task>,
     next_task: AtomicUsize,
     /// Every block so far with its claim (the tasks' first, in order).
@@ -152,8 +153,8 @@ pub(crate) struct Board {
 }
 
 impl Board {
-    /// The blocks of `tasks`, each running `t` steps.
-    pub fn new(tasks: Vec<Task>, t: usize) -> Self {
+    /// The blocks of `tasks`, each running the steps of its direction (`steps[dir]`).
+    pub fn new(tasks: Vec<Task>, steps: &[usize]) -> Self {
         let blocks = tasks
             .iter()
             .map(|&task| {
@@ -169,7 +170,7 @@ impl Board {
             })
             .collect();
         Board {
-            t,
+            steps: steps.to_vec(),
             tasks,
             next_task: AtomicUsize::new(0),
             blocks: Mutex::new(blocks),
@@ -177,7 +178,7 @@ impl Board {
     }
 
     /// Runs blocks on the calling thread until none is left to take or share.
-    pub fn work(&self, mut run: impl FnMut(Block<'_>)) {
+    pub fn work(&self, run: impl Fn(Block<'_>)) {
         loop {
             let k = self.next_task.fetch_add(1, Ordering::Relaxed);
             let (task, claim, first) = match self.tasks.get(k) {
@@ -207,9 +208,9 @@ impl Board {
             let mut blocks = self.blocks.lock().unwrap_or_else(|e| e.into_inner());
             let (task, victim) = blocks
                 .iter()
-                .max_by_key(|(task, c)| c.work_left(task.rows.0, self.t))
+                .max_by_key(|(task, c)| c.work_left(task.rows.0, self.steps[task.dir]))
                 .map(|(task, c)| (*task, Arc::clone(c)))?;
-            let (first, rows) = victim.split(task.rows.0, self.t)?;
+            let (first, rows) = victim.split(task.rows.0, self.steps[task.dir])?;
             let task = Task { rows, ..task };
             let claim = Arc::new(Claim::new(first, rows.1));
             blocks.push((task, Arc::clone(&claim)));
@@ -265,7 +266,7 @@ mod tests {
                 alone: false,
             },
         ];
-        let board = Board::new(tasks, t);
+        let board = Board::new(tasks, &[t]);
         let runs: Vec<AtomicUsize> = (0..b * t).map(|_| AtomicUsize::new(0)).collect();
         let shared = AtomicUsize::new(0);
         let slow_took_a_task = std::sync::atomic::AtomicBool::new(false);

@@ -1,7 +1,8 @@
 //! The time loop of one task (a direction and a block of batch rows), forward and
 //! backward, for every family ([`Rows`]): the task runs its whole recurrence on one
-//! thread (forward, from its block's first step, over the rows its claim leaves it,
-//! [`super::steal`]).
+//! thread, from its block's first step, over the rows its claim leaves it
+//! ([`super::steal`]). Backward, what a row carries to the step before (`dh`, `dc`)
+//! lies in its row of the initial state's gradient, where a thread taking it over finds it.
 //!
 //! Per step, forward: the input projection `x_t W_ihᵀ` of the running rows into the
 //! step's gates (unless it came in done), the recurrent GEMM `h_{t-1} W_hhᵀ` added to
@@ -231,42 +232,81 @@ pub(super) fn forward_task<R: Rows>(rows: R, dm: Dims, block: Block<'_>, io: &Fo
 }
 
 #[inline(always)]
-pub(super) fn backward_task<R: Rows>(rows: R, dm: Dims, task: Task, io: &Backward<'_>) {
+pub(super) fn backward_task<R: Rows>(rows: R, dm: Dims, block: Block<'_>, io: &Backward<'_>) {
     let Dims { b, h, p, .. } = dm;
-    let (gh, sw, sv) = (R::GATES * h, state_width::<R>(h, p), R::SAVED * h);
+    let sw = state_width::<R>(h, p);
+    let Block { task, first, claim } = block;
     let Task {
         dir,
-        rows: (r0, r1),
+        rows: (r0, mut r1),
         alone,
     } = task;
     let bl = r1 - r0;
     let w = io.w[dir];
-    // Each row's gradient starts at its own last step with that of the final state; rows
-    // not yet running keep it untouched until they start.
-    let mut dh_next = vec![0f32; bl * p];
-    let mut dc = vec![0f32; if R::CELL { bl * h } else { 0 }];
-    for r in r0..r1 {
-        let fin = &io.d_final[(dir * b + r) * sw..][..sw];
-        dh_next[(r - r0) * p..][..p].copy_from_slice(&fin[..p]);
-        if R::CELL {
-            dc[(r - r0) * h..][..h].copy_from_slice(&fin[p..]);
-        }
-    }
+    // What each row carries to the step before, `[dh_next | dc]`, lies in its row of
+    // d_s0 (whose final value it is), so that a thread taking over rows finds it there.
+    // SAFETY (all uses): rows (dir, r) of d_s0 for this block's rows, which at each step
+    // only this block touches.
+    let carried = |r: usize| unsafe { io.d_s0.slice((dir * b + r) * sw, sw) };
     // The whole gradient reaching each running row's h, and with a projection its m.
     let mut dh = vec![0f32; bl * p];
     let mut d_m = vec![0f32; if w.w_hr_t.is_some() { bl * h } else { 0 }];
+    // The steps after the live ones carry no gradient ([`super::live`]); `k` counts the
+    // steps run, last first.
+    let live = io.live[dir];
+    for k in first..live {
+        let step = live - 1 - k;
+        if let Some(c) = claim {
+            r1 = c.start(k);
+        }
+        if k == 0 {
+            // Each row's gradient starts at its own last step with that of the final
+            // state; rows not yet running keep it untouched until they start.
+            for r in r0..r1 {
+                carried(r).copy_from_slice(&io.d_final[(dir * b + r) * sw..][..sw]);
+            }
+        }
+        backward_step(
+            rows,
+            dm,
+            (dir, step),
+            (r0, r1, alone),
+            io,
+            (&mut dh, &mut d_m),
+        );
+        if let Some(c) = claim {
+            c.finish(k);
+        }
+    }
+}
+
+/// One step of [`backward_task`] for rows `r0..r1` of direction `dir`: `dh`, `d_m` are
+/// scratch rows.
+#[inline(always)]
+fn backward_step<R: Rows>(
+    rows: R,
+    dm: Dims,
+    (dir, step): (usize, usize),
+    (r0, r1, alone): (usize, usize, bool),
+    io: &Backward<'_>,
+    (dh, d_m): (&mut [f32], &mut [f32]),
+) {
+    let Dims { b, h, p, .. } = dm;
+    let (gh, sw, sv) = (R::GATES * h, state_width::<R>(h, p), R::SAVED * h);
+    let w = io.w[dir];
     let d_rec = if R::SPLIT { io.d_hid } else { io.gates };
-    // The steps after the live ones carry no gradient ([`super::live`]).
-    for step in (0..io.live[dir]).rev() {
+    // SAFETY (all uses): as in backward_task.
+    let carried = |r: usize| unsafe { io.d_s0.slice((dir * b + r) * sw, sw) };
+    {
         let ti = dm.time(dir, step);
         let (end, cont) = dm.running(dir, ti, (r0, r1));
         if end == r0 {
-            continue;
+            return;
         }
         let tp = dm.before(dir, ti);
         for r in r0..end {
             let j = (r - r0) * p;
-            let (dh, next) = (&mut dh[j..j + p], &dh_next[j..j + p]);
+            let (dh, next) = (&mut dh[j..j + p], &carried(r)[..p]);
             match io.d_out {
                 Some(g) => {
                     let g = &g[at(dm, r, ti, dir, p)..][..p];
@@ -327,11 +367,7 @@ pub(super) fn backward_task<R: Rows>(rows: R, dm: Dims, task: Task, io: &Backwar
                 } else {
                     &mut []
                 };
-                let dc_row: &mut [f32] = if R::CELL {
-                    &mut dc[jh..jh + h]
-                } else {
-                    &mut []
-                };
+                let (dh_next, dc_row) = carried(r).split_at_mut(p);
                 rows.backward(
                     dh_row,
                     dc_row,
@@ -340,7 +376,7 @@ pub(super) fn backward_task<R: Rows>(rows: R, dm: Dims, task: Task, io: &Backwar
                     &io.saved[at(dm, r, ti, dir, sv)..][..sv],
                     h_prev,
                     c_prev,
-                    &mut dh_next[j..j + p],
+                    dh_next,
                 );
             }
         }
@@ -349,17 +385,9 @@ pub(super) fn backward_task<R: Rows>(rows: R, dm: Dims, task: Task, io: &Backwar
         // SAFETY: the step's gradient rows of this task; W_hh.
         unsafe {
             let lhs = Mat::rows(d_rec.at(at(dm, r0, ti, dir, gh)), dm.row_stride(gh));
-            let dst = dh_next.as_mut_ptr();
+            let dst = io.d_s0.at((dir * b + r0) * sw);
             let w_hh = io.w_hh.backward(w.w_hh, dir, (p, gh));
-            step_matmul((end - r0, p, gh), dst, p, R::SPLIT, lhs, w_hh, alone);
-        }
-    }
-    for r in r0..r1 {
-        // SAFETY: row (dir, r) of d_s0 belongs to this task alone.
-        let ds = unsafe { io.d_s0.slice((dir * b + r) * sw, sw) };
-        ds[..p].copy_from_slice(&dh_next[(r - r0) * p..][..p]);
-        if R::CELL {
-            ds[p..].copy_from_slice(&dc[(r - r0) * h..][..h]);
+            step_matmul((end - r0, p, gh), dst, sw, R::SPLIT, lhs, w_hh, alone);
         }
     }
 }

@@ -1,6 +1,6 @@
 //! The split of one call's recurrence into tasks: a direction and a block of batch rows,
-//! each run on one thread ([`super::steps`]; forward, an idle thread may take over part
-//! of a block's rows for its remaining steps, [`super::steal`]).
+//! each run on one thread ([`super::steps`]; an idle thread may take over part of a
+//! block's rows for its remaining steps, [`super::steal`]).
 
 use super::buffers::threads;
 
