@@ -75,10 +75,12 @@ fn unpack(word: u64) -> (usize, usize) {
 }
 
 impl Claim {
+    /// A block from step `first` on, whose earlier steps are not yet known to be written
+    /// ([`Claim::ready`]).
     fn new(first: usize, end: usize) -> Self {
         Claim {
             word: AtomicU64::new(pack(first, end)),
-            done: AtomicUsize::new(first),
+            done: AtomicUsize::new(0),
             #[cfg(test)]
             slow: false,
         }
@@ -132,6 +134,12 @@ impl Claim {
     fn work_left(&self, r0: usize, t: usize) -> usize {
         let (next, end) = unpack(self.word.load(Ordering::Acquire));
         end.saturating_sub(r0) * t.saturating_sub(next)
+    }
+
+    /// The steps before `first` are written (by the owner of the block it was split
+    /// from): a later thief of this block waits on this block alone.
+    fn ready(&self, first: usize) {
+        self.done.store(first, Ordering::Release);
     }
 
     /// Waits until the owner has finished the steps before `step`.
@@ -221,6 +229,7 @@ impl Board {
             (task, claim, first, victim)
         };
         victim.wait_for(first);
+        claim.ready(first);
         Some((task, claim, first))
     }
 }
@@ -299,5 +308,58 @@ mod tests {
         });
         assert!(runs.iter().all(|n| n.load(Ordering::Relaxed) == 1));
         assert!(shared.load(Ordering::Relaxed) >= 1, "no block was shared");
+    }
+
+    #[test]
+    fn a_block_split_off_is_shared_only_once_the_steps_it_reads_are_written() {
+        // One slow owner, three threads without a block of their own: they split the slow
+        // block, then the blocks split off it (before their thieves have started). Every
+        // row's step must run after the same row's step before.
+        let (b, t) = (144, 10);
+        let task = |rows| Task {
+            dir: 0,
+            rows,
+            alone: false,
+        };
+        let board = Board::new(vec![task((0, 128)), task((128, 144))], &[t]);
+        let runs: Vec<AtomicUsize> = (0..b * t).map(|_| AtomicUsize::new(0)).collect();
+        let early = AtomicUsize::new(0);
+        let slow_took_a_task = std::sync::atomic::AtomicBool::new(false);
+        std::thread::scope(|s| {
+            for thread in 0..4 {
+                let (board, runs, early) = (&board, &runs, &early);
+                let slow_took_a_task = &slow_took_a_task;
+                s.spawn(move || {
+                    while thread > 0 && !slow_took_a_task.load(Ordering::Acquire) {
+                        spin_loop();
+                    }
+                    board.work(|block| {
+                        slow_took_a_task.store(true, Ordering::Release);
+                        let claim = block.claim.expect("shared blocks have claims");
+                        for step in block.first..t {
+                            let end = claim.start(step);
+                            // The slow owner's step takes time before its rows are written.
+                            if thread == 0 {
+                                std::thread::sleep(std::time::Duration::from_millis(2));
+                            }
+                            for r in block.task.rows.0..end {
+                                let before = step.checked_sub(1).map(|s| r * t + s);
+                                if before.is_some_and(|i| runs[i].load(Ordering::Acquire) == 0) {
+                                    early.fetch_add(1, Ordering::Relaxed);
+                                }
+                                runs[r * t + step].fetch_add(1, Ordering::Release);
+                            }
+                            claim.finish(step);
+                        }
+                    })
+                });
+            }
+        });
+        assert!(runs.iter().all(|n| n.load(Ordering::Relaxed) == 1));
+        assert_eq!(
+            early.load(Ordering::Relaxed),
+            0,
+            "a step ran before the one it reads"
+        );
     }
 }
