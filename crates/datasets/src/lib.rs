@@ -28,6 +28,8 @@ pub mod hub;
 pub mod mnist;
 pub mod scaler;
 pub mod stock;
+#[cfg(test)]
+mod test_support;
 
 pub use batch::{EpochSampler, SamplerState};
 pub use digit::{digit_from_image_bytes, read_digit_image};
