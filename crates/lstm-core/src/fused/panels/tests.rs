@@ -168,3 +168,46 @@ fn panels_hold_the_columns_and_zeros_past_the_edge() {
     };
     assert_eq!(p.skip_cols(NR).ptr, packed[k * NR..].as_ptr());
 }
+
+/// The left operand's copy in the kernels' order, for every tile height of both
+/// instruction sets, depths around the eight-wide transpose, rows a multiple of 4 KiB
+/// apart and not: each tile's values where the kernels read them, and nothing written
+/// past the slack the copy asks for.
+#[test]
+fn the_left_operand_is_copied_in_the_order_the_kernels_read_it() {
+    // The copy needs AVX only: the tiles of both instruction sets (up to 8 rows) wherever
+    // the panel kernels run at all.
+    let tile_sets = match isas().is_empty() {
+        true => vec![],
+        false => vec![Isa::Avx2, Isa::Avx512],
+    };
+    for isa in tile_sets {
+        for m in [1, 2, 5, 6, 7, 8, 13, 16, 32, 50] {
+            for k in [1, 7, 8, 9, 16, 17, 320] {
+                for rs in [k + 3, 1024] {
+                    let tiles = RowTiles::new(m, isa);
+                    let a = values(m * rs, 4);
+                    let mut buf = vec![f32::NAN; m * k + 64];
+                    // SAFETY: `a` holds m rows of rs ≥ k floats.
+                    let got =
+                        unsafe { pack_lhs(Mat::rows(a.as_ptr(), rs), (m, k), tiles, &mut buf) };
+                    for (r0, h) in tiles.iter() {
+                        for kk in 0..k {
+                            for r in 0..h {
+                                assert_eq!(
+                                    got[r0 * k + kk * h + r],
+                                    a[(r0 + r) * rs + kk],
+                                    "{isa:?} m {m} k {k} rs {rs}: tile at {r0} ({h} rows), depth {kk}, row {r}"
+                                );
+                            }
+                        }
+                    }
+                    assert!(
+                        buf[m * k + 8..].iter().all(|v| v.is_nan()),
+                        "{isa:?} m {m} k {k}: wrote past the slack"
+                    );
+                }
+            }
+        }
+    }
+}

@@ -1,5 +1,6 @@
 //! The panel kernels' x86-64 tiles: AVX-512 (up to 8 rows × 48 columns) and AVX2 + FMA
-//! (6 rows × 16 columns, or 4 rows × 24).
+//! (6 rows × 16 columns, or 4 rows × 24), and the copy of a tile's rows of the left operand
+//! in the order they read it.
 
 use std::arch::x86_64::*;
 
@@ -251,4 +252,61 @@ unsafe fn product_256<const R: usize, const V: usize, const S: usize>(t: Tile) {
         }
     }
     store_256(sum, c, ldc, t.accumulate);
+}
+
+/// Copies a tile of `h ≤ 8` rows of `src` (row stride `rs`, `k` floats each) into `out`
+/// in the order the kernels read them: `out[kk·h + r] = src[r·rs + kk]`, eight depths
+/// at a time through an 8 × 8 transpose in registers. Each depth's eight-float store
+/// runs `8 − h` floats past its `h`, which the next depth's store (or the caller's next
+/// tile) overwrites: `out` must hold 8 floats more than `k·h`.
+///
+/// # Safety
+/// `src` must address `h` rows of `k` floats `rs` apart, `out` `k·h + 8` floats, and
+/// the CPU must have AVX.
+#[target_feature(enable = "avx")]
+pub(super) unsafe fn pack_tile(src: *const f32, rs: usize, h: usize, k: usize, out: *mut f32) {
+    debug_assert!((1..=8).contains(&h));
+    let row = |r: usize, kk: usize| match r < h {
+        true => _mm256_loadu_ps(src.add(r * rs + kk)),
+        false => _mm256_setzero_ps(),
+    };
+    let mut kk = 0;
+    while kk + 8 <= k {
+        let r: [__m256; 8] = std::array::from_fn(|i| row(i, kk));
+        let t0 = _mm256_unpacklo_ps(r[0], r[1]);
+        let t1 = _mm256_unpackhi_ps(r[0], r[1]);
+        let t2 = _mm256_unpacklo_ps(r[2], r[3]);
+        let t3 = _mm256_unpackhi_ps(r[2], r[3]);
+        let t4 = _mm256_unpacklo_ps(r[4], r[5]);
+        let t5 = _mm256_unpackhi_ps(r[4], r[5]);
+        let t6 = _mm256_unpacklo_ps(r[6], r[7]);
+        let t7 = _mm256_unpackhi_ps(r[6], r[7]);
+        let u0 = _mm256_shuffle_ps::<0x44>(t0, t2);
+        let u1 = _mm256_shuffle_ps::<0xEE>(t0, t2);
+        let u2 = _mm256_shuffle_ps::<0x44>(t1, t3);
+        let u3 = _mm256_shuffle_ps::<0xEE>(t1, t3);
+        let u4 = _mm256_shuffle_ps::<0x44>(t4, t6);
+        let u5 = _mm256_shuffle_ps::<0xEE>(t4, t6);
+        let u6 = _mm256_shuffle_ps::<0x44>(t5, t7);
+        let u7 = _mm256_shuffle_ps::<0xEE>(t5, t7);
+        let cols = [
+            _mm256_permute2f128_ps::<0x20>(u0, u4),
+            _mm256_permute2f128_ps::<0x20>(u1, u5),
+            _mm256_permute2f128_ps::<0x20>(u2, u6),
+            _mm256_permute2f128_ps::<0x20>(u3, u7),
+            _mm256_permute2f128_ps::<0x31>(u0, u4),
+            _mm256_permute2f128_ps::<0x31>(u1, u5),
+            _mm256_permute2f128_ps::<0x31>(u2, u6),
+            _mm256_permute2f128_ps::<0x31>(u3, u7),
+        ];
+        for (j, col) in cols.into_iter().enumerate() {
+            _mm256_storeu_ps(out.add((kk + j) * h), col);
+        }
+        kk += 8;
+    }
+    for kk in kk..k {
+        for r in 0..h {
+            *out.add(kk * h + r) = *src.add(r * rs + kk);
+        }
+    }
 }
