@@ -279,22 +279,40 @@ unsafe fn pack_lhs(
     tiles: RowTiles,
     buf: &mut Vec<f32>,
 ) -> &[f32] {
-    // A tile's last eight-float store may run past its end ([`x86::pack_tile`]).
-    if buf.len() < m * k + NV / 2 {
-        buf.resize(m * k + NV / 2, 0.0);
+    if buf.len() < m * k + COPY_OVERRUN {
+        buf.resize(m * k + COPY_OVERRUN, 0.0);
     }
     for (r0, h) in tiles.iter() {
-        let src = lhs.ptr.add(r0 * lhs.rs);
+        let (src, out) = (lhs.ptr.add(r0 * lhs.rs), buf[r0 * k..].as_mut_ptr());
         #[cfg(target_arch = "x86_64")]
-        x86::pack_tile(src, lhs.rs, h, k, buf[r0 * k..].as_mut_ptr());
+        x86::pack_tile(src, lhs.rs, h, k, out);
         #[cfg(not(target_arch = "x86_64"))]
-        for (kk, group) in buf[r0 * k..][..h * k].chunks_exact_mut(h).enumerate() {
-            for (r, v) in group.iter_mut().enumerate() {
-                *v = *src.add(r * lhs.rs + kk);
-            }
-        }
+        copy_depths(src, lhs.rs, h, 0..k, out);
     }
     &buf[..m * k]
+}
+
+/// Floats past a tile's end that its copy may write ([`x86::pack_tile`]: a depth's
+/// eight-float store runs `8 − h` past its `h` values).
+const COPY_OVERRUN: usize = 8;
+
+/// Copies the depths `depths` of a tile of `h` rows of `src` (row stride `rs`) into
+/// `out` in the kernels' order, `out[kk·h + r] = src[r·rs + kk]`, one float at a time.
+///
+/// # Safety
+/// `src` must address `h` rows `rs` apart that hold the depths, `out` their `kk·h + r`.
+unsafe fn copy_depths(
+    src: *const f32,
+    rs: usize,
+    h: usize,
+    depths: std::ops::Range<usize>,
+    out: *mut f32,
+) {
+    for kk in depths {
+        for r in 0..h {
+            *out.add(kk * h + r) = *src.add(r * rs + kk);
+        }
+    }
 }
 
 /// The operands of one tile's product.

@@ -203,7 +203,7 @@ fn the_left_operand_is_copied_in_the_order_the_kernels_read_it() {
                         }
                     }
                     assert!(
-                        buf[m * k + 8..].iter().all(|v| v.is_nan()),
+                        buf[m * k + COPY_OVERRUN..].iter().all(|v| v.is_nan()),
                         "{isa:?} m {m} k {k}: wrote past the slack"
                     );
                 }

@@ -4,7 +4,7 @@
 
 use std::arch::x86_64::*;
 
-use super::{Tile, LINE, MR_256, MR_512, NR, NV};
+use super::{copy_depths, Tile, LINE, MR_256, MR_512, NR, NV};
 
 /// Calls `$kernel::<R(, V)>` for the tile's rows `R` (and vectors `V`).
 macro_rules! by_shape {
@@ -258,11 +258,12 @@ unsafe fn product_256<const R: usize, const V: usize, const S: usize>(t: Tile) {
 /// in the order the kernels read them: `out[kk·h + r] = src[r·rs + kk]`, eight depths
 /// at a time through an 8 × 8 transpose in registers. Each depth's eight-float store
 /// runs `8 − h` floats past its `h`, which the next depth's store (or the caller's next
-/// tile) overwrites: `out` must hold 8 floats more than `k·h`.
+/// tile) overwrites: `out` must hold [`super::COPY_OVERRUN`] floats more than `k·h`. Depths
+/// past the last multiple of 8 go one float at a time ([`copy_depths`]).
 ///
 /// # Safety
-/// `src` must address `h` rows of `k` floats `rs` apart, `out` `k·h + 8` floats, and
-/// the CPU must have AVX.
+/// `src` must address `h` rows of `k` floats `rs` apart, `out` `k·h + COPY_OVERRUN`
+/// floats, and the CPU must have AVX.
 #[target_feature(enable = "avx")]
 pub(super) unsafe fn pack_tile(src: *const f32, rs: usize, h: usize, k: usize, out: *mut f32) {
     debug_assert!((1..=8).contains(&h));
@@ -304,9 +305,5 @@ pub(super) unsafe fn pack_tile(src: *const f32, rs: usize, h: usize, k: usize, o
         }
         kk += 8;
     }
-    for kk in kk..k {
-        for r in 0..h {
-            *out.add(kk * h + r) = *src.add(r * rs + kk);
-        }
-    }
+    copy_depths(src, rs, h, kk..k, out);
 }
