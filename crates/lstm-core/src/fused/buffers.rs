@@ -1,5 +1,6 @@
-//! Raw-buffer plumbing of the fused op: the threads it runs on, the GEMM call, recycled
-//! scratch buffers, and a pointer that tasks share.
+//! Raw-buffer plumbing of the fused op: the threads it runs on, strided views of its
+//! buffers and parameters, recycled scratch buffers, and a pointer that tasks share (the
+//! GEMM calls are in [`super::matmul`]).
 //!
 //! The parallel work runs on candle's own CPU thread pool (the one its element-wise ops
 //! use) rather than on a second pool: two pools on few cores spin against each other,
@@ -9,11 +10,6 @@
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use rayon::prelude::*;
-
-use super::panels::{self, Panels};
-
-/// GEMMs below this many multiply-adds run on one thread.
-pub(crate) const PARALLEL_GEMM_MIN: usize = 256 * 1024;
 
 /// The number of threads the fused op's parallel work runs on.
 pub(crate) fn threads() -> usize {
@@ -187,186 +183,6 @@ impl DirWeights {
     }
 }
 
-/// The weight operand of a GEMM: a strided matrix, or one packed in panels for the
-/// step kernels ([`panels`]).
-#[derive(Clone, Copy)]
-pub(crate) enum Weights {
-    Strided(Mat),
-    Panels(Panels),
-}
-
-impl Weights {
-    /// The operand from column `c` on (a multiple of [`panels::NR`] for panels).
-    pub fn skip_cols(self, c: usize) -> Self {
-        match self {
-            Weights::Strided(m) => Weights::Strided(m.skip_cols(c)),
-            Weights::Panels(p) => Weights::Panels(p.skip_cols(c)),
-        }
-    }
-
-    /// How many columns a column split's chunks are a multiple of.
-    fn col_align(self) -> usize {
-        match self {
-            Weights::Strided(_) => 16,
-            Weights::Panels(_) => panels::NR,
-        }
-    }
-}
-
-/// `dst (m×n, row stride dst_rs) = [dst +] lhs (m×k) · rhs (k×n)`; with `parallel`, a
-/// large product is split over the pool's threads: by rows of `dst` when it has enough,
-/// else by columns (a product of a few rows, such as one step of a small batch, whose
-/// cost is reading `rhs`: each thread then reads its own columns of it).
-///
-/// # Safety
-/// Every pointer must address the full strided extent its dimensions and strides imply,
-/// and `dst` must not overlap the operands.
-pub(crate) unsafe fn matmul(
-    dims: (usize, usize, usize),
-    dst: *mut f32,
-    dst_rs: usize,
-    accumulate: bool,
-    lhs: Mat,
-    rhs: Mat,
-    parallel: bool,
-) {
-    let rhs = Weights::Strided(rhs);
-    // SAFETY: as this function's.
-    unsafe { split_matmul(dims, dst, dst_rs, accumulate, lhs, rhs, parallel) }
-}
-
-/// [`matmul`] with either kind of weight operand.
-///
-/// # Safety
-/// As [`matmul`]; with panels, `lhs` has a unit column stride and the CPU has the
-/// panels' instruction set.
-unsafe fn split_matmul(
-    (m, n, k): (usize, usize, usize),
-    dst: *mut f32,
-    dst_rs: usize,
-    accumulate: bool,
-    lhs: Mat,
-    rhs: Weights,
-    parallel: bool,
-) {
-    if m == 0 || n == 0 {
-        return;
-    }
-    let threads = if parallel && m * n * k >= PARALLEL_GEMM_MIN {
-        threads()
-    } else {
-        1
-    };
-    // Split by rows (8 at a time) or by columns (16 or a panel at a time), or not at all.
-    let align = rhs.col_align();
-    let split = match threads > 1 {
-        true if m >= 16 => Some((true, m, m.div_ceil(threads).next_multiple_of(8))),
-        true if n >= 4 * align => Some((false, n, n.div_ceil(threads).next_multiple_of(align))),
-        _ => None,
-    };
-    let Some((by_rows, len, chunk)) = split else {
-        serial_matmul((m, n, k), dst, dst_rs, accumulate, lhs, rhs);
-        return;
-    };
-    let shared = Shared(dst, (m - 1) * dst_rs + n);
-    parallel_for(len.div_ceil(chunk), |c| {
-        let (at, size) = (c * chunk, chunk.min(len - c * chunk));
-        let (dims, dst, lhs, rhs) = match by_rows {
-            true => ((size, n, k), shared.at(at * dst_rs), lhs.skip_rows(at), rhs),
-            false => ((m, size, k), shared.at(at), lhs, rhs.skip_cols(at)),
-        };
-        // SAFETY: the chunk's rows (or columns) of dst and of its operand lie inside the
-        // caller's extents; the chunks write disjoint parts of dst.
-        unsafe { serial_matmul(dims, dst, dst_rs, accumulate, lhs, rhs) }
-    });
-}
-
-/// One GEMM on the calling thread, by the `gemm` crate or the panel kernels.
-///
-/// # Safety
-/// As [`split_matmul`].
-unsafe fn serial_matmul(
-    dims: (usize, usize, usize),
-    dst: *mut f32,
-    dst_rs: usize,
-    accumulate: bool,
-    lhs: Mat,
-    rhs: Weights,
-) {
-    match rhs {
-        Weights::Strided(rhs) => gemm_serial(dims, dst, dst_rs, accumulate, lhs, rhs),
-        Weights::Panels(rhs) => panels::matmul(dims, dst, dst_rs, accumulate, lhs, rhs),
-    }
-}
-
-/// The most rows of one step's GEMM per call to the `gemm` crate. With more, it packs the
-/// weight operand again on every call (beyond 8 of its 6-row tiles on one thread), which
-/// cost 8% of an MNIST-shape inference (batch blocks of 50 rows); with up to 48 rows it
-/// reads the weights where they lie. The panel kernels take any number.
-const STEP_ROWS: usize = 48;
-
-/// [`matmul`] for one step's product of a task's rows with a weight matrix, in calls of
-/// at most [`STEP_ROWS`] rows to the `gemm` crate.
-///
-/// # Safety
-/// As [`split_matmul`].
-pub(crate) unsafe fn step_matmul(
-    (m, n, k): (usize, usize, usize),
-    dst: *mut f32,
-    dst_rs: usize,
-    accumulate: bool,
-    lhs: Mat,
-    rhs: Weights,
-    parallel: bool,
-) {
-    let step = match rhs {
-        Weights::Strided(_) => STEP_ROWS,
-        Weights::Panels(_) => m.max(1),
-    };
-    for r in (0..m).step_by(step) {
-        let rows = step.min(m - r);
-        // SAFETY: rows r..r + rows of dst and lhs lie inside the caller's extents.
-        let dst = unsafe { dst.add(r * dst_rs) };
-        let lhs = lhs.skip_rows(r);
-        unsafe { split_matmul((rows, n, k), dst, dst_rs, accumulate, lhs, rhs, parallel) };
-    }
-}
-
-/// One GEMM on the calling thread.
-///
-/// # Safety
-/// As [`matmul`].
-unsafe fn gemm_serial(
-    (m, n, k): (usize, usize, usize),
-    dst: *mut f32,
-    dst_rs: usize,
-    accumulate: bool,
-    lhs: Mat,
-    rhs: Mat,
-) {
-    gemm::gemm(
-        m,
-        n,
-        k,
-        dst,
-        1,
-        dst_rs as isize,
-        accumulate,
-        lhs.ptr,
-        lhs.cs as isize,
-        lhs.rs as isize,
-        rhs.ptr,
-        rhs.cs as isize,
-        rhs.rs as isize,
-        if accumulate { 1.0 } else { 0.0 },
-        1.0,
-        false,
-        false,
-        false,
-        gemm::Parallelism::None,
-    )
-}
-
 thread_local! {
     /// Scratch buffers reused across calls, so that large temporaries do not go back to
     /// the OS (and page-fault on every step) between iterations.
@@ -423,6 +239,11 @@ unsafe impl Sync for Shared {}
 impl Shared {
     pub fn new(buf: &mut [f32]) -> Self {
         Self(buf.as_mut_ptr(), buf.len())
+    }
+
+    /// The `len` floats from `ptr`, which the caller vouches for (a GEMM's destination).
+    pub fn from_raw(ptr: *mut f32, len: usize) -> Self {
+        Self(ptr, len)
     }
 
     /// A buffer that is only read through this handle (its pointers are never written).

@@ -23,6 +23,7 @@ mod columns;
 mod layout;
 mod link;
 mod live;
+mod matmul;
 mod op;
 mod panels;
 mod pass;

@@ -2,9 +2,10 @@
 //! ([`super::wavefront`]) both run it: which steps each buffer keeps, the buffers, the
 //! weights laid out for the step GEMMs, the recurrence, and the final states.
 
-use super::buffers::{matmul, recycle, take_buffer, DirWeights, Mat, Shared};
+use super::buffers::{recycle, take_buffer, DirWeights, Mat, Shared};
 use super::columns;
 use super::layout::{lay_out, LaidOut, StepWeights, WeightLayout};
+use super::matmul::matmul;
 use super::recurrence::{self, state_width, Dims, Forward, Slots};
 use super::wavefront::Wave;
 use super::SequenceOutput;

@@ -12,7 +12,8 @@
 //! Backward: with a projection `dm = dh W_hr`, the row kernel, then the GEMM `dG_t W_hh`
 //! for the gradient of `h_{t-1}`.
 
-use super::buffers::{step_matmul, DirWeights, Mat, Weights};
+use super::buffers::{DirWeights, Mat};
+use super::matmul::{step_matmul, Weights};
 use super::recurrence::{at, state_width, Backward, Dims, Forward, Slots};
 use super::steal::Block;
 use super::tasks::Task;

@@ -23,9 +23,10 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use candle_core::{Result, Storage, Tensor};
 
-use super::buffers::{parallel_for, take_buffer, threads, DirWeights, Shared, Weights};
+use super::buffers::{parallel_for, take_buffer, threads, DirWeights, Shared};
 use super::columns::runs_by_columns;
 use super::layout::{StepWeights, WeightLayout};
+use super::matmul::Weights;
 use super::op::contiguous_f32;
 use super::panels::NR;
 use super::pass::ForwardPass;

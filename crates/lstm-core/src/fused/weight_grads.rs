@@ -1,7 +1,8 @@
 //! The weight gradients of the fused op: single GEMMs over every step.
 
-use super::buffers::{matmul, parallel_for, threads, Mat, Shared, PARALLEL_GEMM_MIN};
+use super::buffers::{parallel_for, threads, Mat, Shared};
 use super::live::{live_spans, span_positions, Span};
+use super::matmul::{matmul, PARALLEL_GEMM_MIN};
 use super::recurrence::Dims;
 
 /// What the weight gradients are computed from, each over all positions `N`.
