@@ -12,10 +12,10 @@
 //! written its units of `h_{t-1}`.
 //!
 //! Inference of one direction over full-length rows without a projection, on candle's
-//! pool with at least two threads and the panel kernels, on cores with an L2 of 1 MiB or
-//! more ([`runs_by_columns`]). With a smaller L2 (AMD Zen 3: 512 KiB) a thread's half of
-//! the panels does not stay in it either, and the row split, which needs no barrier, ran
-//! faster.
+//! pool with at least two threads and the panel kernels, on cores with an L2 of 2 MiB or
+//! more ([`runs_by_columns`]). With a smaller L2 (AMD Zen 3: 512 KiB, Zen 4: 1 MiB) a
+//! thread's half of the panels does not stay in it either, and the row split, which needs
+//! no barrier, ran faster.
 
 use std::hint::spin_loop;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -33,12 +33,17 @@ use crate::kernels::Rows;
 /// `docs/benchmarks.md`).
 const COLUMNS_MIN_H: usize = 384;
 
-/// The smallest L2 cache per core, in KiB, with which inference splits by columns: on an
-/// AMD Zen 3 (512 KiB) the row split ran hidden 512 at 0.95–0.97 of the column split's
-/// time (batch 32, 100 and 256 × 28 or 100 steps; plain build, 8 alternating pairs each,
-/// best runs), since neither keeps its panels in L2 there; the Intel Xeon (2 MiB) and
-/// Zen 4 and 5 (1 MiB) keep the column split they ran faster with.
-const COLUMNS_MIN_L2_KIB: usize = 1024;
+/// The smallest L2 cache per core, in KiB, with which inference splits by columns. Where
+/// a thread's half of the panels does not stay in L2, the row split ran faster:
+/// - AMD Zen 3 (512 KiB): hidden 512 at 0.95–0.97 of the column split's time (batch 32,
+///   100 and 256 × 28 or 100 steps; plain build, 8 alternating pairs each, best runs);
+/// - AMD Zen 4 (1 MiB), both splits alternating in one process (10–16 rounds each):
+///   the row split 1.4–3.7% faster at hidden 512 (batch 32, 64 and 100 × 28 or 100
+///   steps), 1.0% at batch 256, 14.4% and 6.7% at hidden 384 (batch 64 and 100).
+///
+/// The Intel Xeon (2 MiB) keeps the column split it ran 1.18× faster with at batch 32
+/// (hidden 512 and 1024). Zen 5 (1 MiB, not measured against the row split) follows Zen 4.
+const COLUMNS_MIN_L2_KIB: usize = 2048;
 
 /// Whether this CPU's L2 is large enough for the column split ([`COLUMNS_MIN_L2_KIB`]);
 /// an L2 the CPU does not report counts as large enough. Always, in lstm-core's own tests,
