@@ -37,7 +37,9 @@ impl Weights {
 /// `dst (m×n, row stride dst_rs) = [dst +] lhs (m×k) · rhs (k×n)`; with `parallel`, a
 /// large product is split over the pool's threads: by rows of `dst` when it has enough,
 /// else by columns (a product of a few rows, such as one step of a small batch, whose
-/// cost is reading `rhs`: each thread then reads its own columns of it).
+/// cost is reading `rhs`: each thread then reads its own columns of it), and by columns
+/// too where rows would have the `gemm` crate copy a column-major `lhs`
+/// ([`columns_spare_a_copy`]).
 ///
 /// # Safety
 /// Every pointer must address the full strided extent its dimensions and strides imply,
@@ -115,12 +117,16 @@ unsafe fn split_matmul(
 /// `dW = dGᵀ · [x | h]` is such a product (`dGᵀ` column-major): the MNIST shape's
 /// `(512 × 156) = (512 × 2800) · (2800 × 156)` copied all 5.7 MB of `dG` (a fifth of the
 /// GEMM's time on AMD Zen 4). Split by columns into chunks of at most `2 · MR` (128 with
-/// AVX-512), each thread reads `dG` where it lies: MNIST-shape training 2.7% faster
-/// (median of 16 paired rounds in one process, Zen 4). With AVX2 (`MR` = 16) the chunks
-/// would be too narrow for anything but the smallest models, which stay split by rows.
+/// AVX-512), each thread reads `dG` where it lies: that GEMM 1.155× faster, a whole
+/// training step 0–3% (Zen 4, both splits alternating in one process). With AVX2 (`MR` =
+/// 16) the chunks would be too narrow for anything but the smallest models, which stay
+/// split by rows.
 fn columns_spare_a_copy(n: usize, chunk: usize, lhs: Mat, rhs: Weights) -> bool {
+    if !matches!(rhs, Weights::Strided(_)) || lhs.cs == 1 {
+        return false;
+    }
     let copied_past = 2 * gemm_tile_rows();
-    matches!(rhs, Weights::Strided(_)) && lhs.cs != 1 && n > copied_past && chunk <= copied_past
+    n > copied_past && chunk <= copied_past
 }
 
 /// The rows of the `gemm` crate's f32 tile (`MR`) with this CPU's instruction set: four
