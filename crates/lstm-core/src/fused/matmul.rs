@@ -190,6 +190,21 @@ pub(crate) unsafe fn step_matmul(
     }
 }
 
+/// `dst = lhs · rhs` on the calling thread, by the `gemm` crate.
+///
+/// # Safety
+/// As [`matmul`].
+pub(crate) unsafe fn serial_product(
+    dims: (usize, usize, usize),
+    dst: *mut f32,
+    dst_rs: usize,
+    lhs: Mat,
+    rhs: Mat,
+) {
+    // SAFETY: as this function's.
+    unsafe { gemm_serial(dims, dst, dst_rs, false, lhs, rhs) }
+}
+
 /// One GEMM on the calling thread.
 ///
 /// # Safety

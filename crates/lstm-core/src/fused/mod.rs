@@ -9,7 +9,8 @@
 //!   need no synchronisation, except that a thread out of work takes over half the rows
 //!   of the block with the most left, for the steps its owner has not started
 //!   ([`steal`]). The backward pass is back-propagation through time in the same
-//!   blocks, then the weight gradients as single GEMMs over all steps. Inference at
+//!   blocks, then the weight gradients as single GEMMs over all steps, their depth split
+//!   by the same blocks where the partial sums are small ([`task_grads`]). Inference at
 //!   large hidden sizes splits each step by gate columns instead ([`columns`]).
 //!
 //! Inference of stacked one-direction layers over a batch too small to split runs the
@@ -31,6 +32,7 @@ mod positions;
 mod recurrence;
 mod steal;
 mod steps;
+mod task_grads;
 mod tasks;
 pub(crate) mod wavefront;
 mod weight_grads;

@@ -4,6 +4,7 @@ use super::buffers::{parallel_for, threads, Mat, Shared};
 use super::live::{live_spans, span_positions, Span};
 use super::matmul::{matmul, PARALLEL_GEMM_MIN};
 use super::recurrence::Dims;
+use super::task_grads::{by_tasks, grad_tasks};
 
 /// What the weight gradients are computed from, each over all positions `N`.
 pub(crate) struct WeightGrads<'a> {
@@ -59,6 +60,9 @@ fn with_inputs(dm: Dims, x: &[f32], h_prev: &mut [f32]) {
 /// empty), reading the input `x` and the packed weights `w`. Each is a single GEMM over
 /// the positions of each direction's `live` steps ([`super::live`]; all of them unless a
 /// direction's later steps carry no gradient), whose gradients are the only ones written.
+/// The weights' GEMMs are split over the threads as the backward recurrence's tasks were
+/// ([`super::task_grads`]) where its tasks' positions are whole rows, else by columns or
+/// rows of the gradient.
 pub(crate) fn weight_gradients(
     dm: Dims,
     gates: usize,
@@ -67,6 +71,19 @@ pub(crate) fn weight_gradients(
     live: &[usize],
     (dw, dx): (&mut [f32], &mut [f32]),
 ) {
+    let d_in = g.d_in;
+    match grad_tasks(dm, gates, live, &g) {
+        Some(ts) => by_tasks(dm, gates, x, g, &ts, dw),
+        None => by_spans(dm, gates, x, g, live, dw),
+    }
+    if !dx.is_empty() {
+        input_gradient(dm, gates, (d_in, w), live, dx);
+    }
+}
+
+/// The weight gradients of [`weight_gradients`] as one parallel GEMM per span of live
+/// positions ([`live_spans`]).
+fn by_spans(dm: Dims, gates: usize, x: &[f32], g: WeightGrads<'_>, live: &[usize], dw: &mut [f32]) {
     let Dims { i, h, p, dirs, .. } = dm;
     let (gh, k) = (gates * h, dm.k());
     let (dg, slot) = (dirs * gh, i + p);
@@ -76,8 +93,6 @@ pub(crate) fn weight_gradients(
         with_inputs(dm, x, g.h_prev);
     }
     let h_prev: &[f32] = g.h_prev;
-    // The first GEMM into dx overwrites its rows, which are zero outside the spans.
-    let mut dx_written = false;
     for (d, &live) in live.iter().enumerate() {
         let spans = live_spans(dm, d, live);
         for (c, s) in spans.iter().enumerate() {
@@ -112,27 +127,12 @@ pub(crate) fn weight_gradients(
                     let rhs = rows(d_h, dirs * p, d * p);
                     matmul((h, p, s.len), dst, k, acc, lhs, rhs, true);
                 }
-                // dx [+]= d_in · W_ih, summed over the directions.
-                if !dx.is_empty() {
-                    let dst = dx[s.start * i..].as_mut_ptr();
-                    let w_ih = Mat::rows(w[d * gh * k..].as_ptr(), k);
-                    matmul(
-                        (s.len, i, gh),
-                        dst,
-                        s.step * i,
-                        dx_written,
-                        d_in,
-                        w_ih,
-                        true,
-                    );
-                }
             }
         }
-        dx_written |= !spans.is_empty();
         // d b_ih = Σ d_in, d b_hh = Σ d_rec over the live positions.
         // (The LSTM's and the RNN's are one buffer, so their sums are one.)
         let cols = (dg, d * gh, gh);
-        let sums = match std::ptr::eq(g.d_in, g.d_rec) {
+        let sums = match one_gemm {
             true => column_sums(&[g.d_in], cols, &spans).repeat(2),
             false => column_sums(&[g.d_in, g.d_rec], cols, &spans),
         };
@@ -141,6 +141,35 @@ pub(crate) fn weight_gradients(
                 dw[(d * gh + r) * k + col] = v;
             }
         }
+    }
+}
+
+/// `dx = Σ_d d_in_d · W_ih_d` over the live positions of each direction (`dx` is zero
+/// elsewhere), reading the packed weights `w`.
+fn input_gradient(
+    dm: Dims,
+    gates: usize,
+    (d_in, w): (&[f32], &[f32]),
+    live: &[usize],
+    dx: &mut [f32],
+) {
+    let (i, gh, k) = (dm.i, gates * dm.h, dm.k());
+    let dg = dm.dirs * gh;
+    // The first GEMM into dx overwrites its rows, which are zero outside the spans.
+    let mut dx_written = false;
+    for (d, &live) in live.iter().enumerate() {
+        let spans = live_spans(dm, d, live);
+        for s in &spans {
+            // SAFETY: d_in is (N, D·G·H), the span's positions lie inside N, dx is
+            // (N, I) and w holds direction d's W_ih at row d·G·H, column 0, rows K long.
+            unsafe {
+                let lhs = Mat::rows(d_in[s.start * dg + d * gh..].as_ptr(), s.step * dg);
+                let dst = dx[s.start * i..].as_mut_ptr();
+                let w_ih = Mat::rows(w[d * gh * k..].as_ptr(), k);
+                matmul((s.len, i, gh), dst, s.step * i, dx_written, lhs, w_ih, true);
+            }
+        }
+        dx_written |= !spans.is_empty();
     }
 }
 
