@@ -190,19 +190,32 @@ pub(crate) unsafe fn step_matmul(
     }
 }
 
-/// `dst = lhs · rhs` on the calling thread, by the `gemm` crate.
+/// `dst = lhs · rhs` on the calling thread, by the `gemm` crate, for a weight gradient
+/// (`lhs` = `dGᵀ`, column-major): with AVX-512 in chunks of at most `2 · MR` (128)
+/// columns, so that the crate reads `dGᵀ` where it lies instead of copying it
+/// ([`columns_spare_a_copy`]). A task's part of the MNIST shape's weight gradients
+/// (156 columns) ran 11% faster so, a whole training step 3% (Zen 4, in one process, 20
+/// pairs), the two-layer hidden-256 model's step 3%. With AVX2 the chunks would be 32
+/// columns, each reading all of `dGᵀ` again; one call copies it once.
 ///
 /// # Safety
 /// As [`matmul`].
 pub(crate) unsafe fn serial_product(
-    dims: (usize, usize, usize),
+    (m, n, k): (usize, usize, usize),
     dst: *mut f32,
     dst_rs: usize,
     lhs: Mat,
     rhs: Mat,
 ) {
-    // SAFETY: as this function's.
-    unsafe { gemm_serial(dims, dst, dst_rs, false, lhs, rhs) }
+    let chunk = match isa() {
+        Isa::Avx512 => 2 * gemm_tile_rows(),
+        _ => n.max(1),
+    };
+    for c in (0..n).step_by(chunk) {
+        let dims = (m, chunk.min(n - c), k);
+        // SAFETY: as this function's; columns c.. of dst and rhs lie inside them.
+        unsafe { gemm_serial(dims, dst.add(c), dst_rs, false, lhs, rhs.skip_cols(c)) }
+    }
 }
 
 /// One GEMM on the calling thread.
