@@ -11,8 +11,10 @@
 //! `(G·H, I + P)` block per task.
 //!
 //! On AMD Zen 4 (2 vCPUs, in one process, both ways alternating, 30 pairs), an MNIST-shape
-//! training step (batch 100, hidden 128) ran 10% faster: its weight gradients 8%, the
-//! next forward pass 23%. At 32 × 128 × 28 the step ran 16% faster, at 100 × 64 × 28 10%.
+//! training step (batch 100, hidden 128) ran 10% faster while the host was in a phase
+//! that slowed the forward pass by a third (its weight gradients 8% faster, the next
+//! forward pass 23%), and 2.5% faster outside it (with the chunks of `serial_product`);
+//! at 32 × 128 × 28 16%, at 100 × 64 × 28 10% (`docs/benchmarks.md`, seventh session).
 //! Each task's products are [`serial_product`]'s, which read `dGᵀ` where it lies.
 
 use super::buffers::{parallel_for, recycle, take_buffer, Mat, Shared};
