@@ -22,7 +22,7 @@ use super::matmul::serial_product;
 use super::positions::Positions;
 use super::recurrence::Dims;
 use super::tasks::{tasks, Task};
-use super::weight_grads::WeightGrads;
+use super::weight_grads::{add_rows, WeightGrads};
 
 /// The most floats of one task's partial sums of the weights' gradients (`G·H × (I +
 /// P)`): 2 MiB. Past it, adding the partial sums costs more than the split saves: at
@@ -68,7 +68,11 @@ pub(super) fn by_tasks(
     let one_gemm = std::ptr::eq(g.d_in, g.d_rec);
     // Each task's partial sums: (G·H, I + P) products, then G·H sums of d_in and of d_rec.
     let part = gh * slot + 2 * gh;
-    let first = |n: usize| ts.iter().position(|s| s.dir == ts[n].dir) == Some(n);
+    // Each direction's tasks, in order: the first writes dw, the others partial sums.
+    let of_dir: Vec<Vec<usize>> = (0..dirs)
+        .map(|d| (0..ts.len()).filter(|&n| ts[n].dir == d).collect())
+        .collect();
+    let first = |n: usize| of_dir[ts[n].dir].first() == Some(&n);
     let mut scratch = take_buffer(ts.len() * part);
     let (parts, dw_all) = (Shared::new(&mut scratch), Shared::new(dw));
     let h_prev = Shared::new(g.h_prev);
@@ -108,9 +112,11 @@ pub(super) fn by_tasks(
                 serial_product((gh, p, len), dst.add(i), ld, d_rec.t(), h);
             }
             let (sum_in, sum_rec) = own[gh * slot..].split_at_mut(gh);
-            column_sums(g.d_in, (dirs * gh, d * gh), (p0, p1), sum_in);
+            sum_in.fill(0.0);
+            add_rows(g.d_in, (dirs * gh, d * gh), p0..p1, sum_in);
             if !one_gemm {
-                column_sums(g.d_rec, (dirs * gh, d * gh), (p0, p1), sum_rec);
+                sum_rec.fill(0.0);
+                add_rows(g.d_rec, (dirs * gh, d * gh), p0..p1, sum_rec);
             }
         }
     });
@@ -119,7 +125,7 @@ pub(super) fn by_tasks(
     let blocks = gh.div_ceil(ROWS);
     parallel_for(dirs * blocks, |c| {
         let (d, r0) = (c / blocks, c % blocks * ROWS);
-        let mine: Vec<usize> = (0..ts.len()).filter(|&n| ts[n].dir == d).collect();
+        let mine = &of_dir[d];
         if mine.is_empty() {
             return;
         }
@@ -147,15 +153,6 @@ pub(super) fn by_tasks(
         }
     });
     recycle(scratch);
-}
-
-/// `out[c] = Σ src[pos · ld + col + c]` over positions `p0..p1`.
-fn column_sums(src: &[f32], (ld, col): (usize, usize), (p0, p1): (usize, usize), out: &mut [f32]) {
-    out.fill(0.0);
-    for pos in p0..p1 {
-        let row = &src[pos * ld + col..][..out.len()];
-        out.iter_mut().zip(row).for_each(|(a, v)| *a += v);
-    }
 }
 
 #[cfg(test)]

@@ -195,12 +195,12 @@ fn column_sums(
         // SAFETY: block c owns its own `len` partial sums.
         let acc = unsafe { out.slice(c * len, len) };
         for (acc, src) in acc.chunks_exact_mut(width).zip(srcs) {
-            for pos in span_positions(spans, (c * per, (c + 1) * per)) {
-                let row = &src[pos * ld + col..][..width];
-                for (a, v) in acc.iter_mut().zip(row) {
-                    *a += v;
-                }
-            }
+            add_rows(
+                src,
+                (ld, col),
+                span_positions(spans, (c * per, (c + 1) * per)),
+                acc,
+            );
         }
     });
     let mut sums = partial[..len].to_vec();
@@ -210,6 +210,19 @@ fn column_sums(
         }
     }
     sums
+}
+
+/// `acc[c] += Σ src[pos · ld + col + c]` over `positions`, on the calling thread.
+pub(super) fn add_rows(
+    src: &[f32],
+    (ld, col): (usize, usize),
+    positions: impl Iterator<Item = usize>,
+    acc: &mut [f32],
+) {
+    for pos in positions {
+        let row = &src[pos * ld + col..][..acc.len()];
+        acc.iter_mut().zip(row).for_each(|(a, v)| *a += v);
+    }
 }
 
 #[cfg(test)]
