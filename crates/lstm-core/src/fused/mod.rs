@@ -21,6 +21,7 @@
 
 mod buffers;
 mod columns;
+mod gate_tiles;
 mod layout;
 mod link;
 mod live;

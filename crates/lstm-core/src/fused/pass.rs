@@ -4,9 +4,10 @@
 
 use super::buffers::{recycle, take_buffer, DirWeights, Mat, Shared};
 use super::columns;
+use super::gate_tiles;
 use super::layout::{lay_out, LaidOut, StepWeights, WeightLayout};
 use super::matmul::matmul;
-use super::recurrence::{self, state_width, Dims, Forward, Slots};
+use super::recurrence::{self, runs_split, state_width, Dims, Forward, Slots};
 use super::wavefront::Wave;
 use super::SequenceOutput;
 use crate::kernels::Rows;
@@ -30,6 +31,9 @@ pub(crate) struct ForwardPass {
     by_columns: bool,
     w_hh: LaidOut,
     w_ih: LaidOut,
+    /// Each direction's weights packed for the LSTM's gate tiles ([`gate_tiles`]), where
+    /// the steps run on them (then `w_hh` and `w_ih` stay as they are); else empty.
+    gate_tiles: Vec<f32>,
 }
 
 impl ForwardPass {
@@ -72,7 +76,27 @@ impl ForwardPass {
         }
         // Inference by columns packs each thread's share of the weights itself.
         let by_columns = !in_wave && columns::runs_by_columns(dm, train, kind);
-        let laid = if by_columns { WeightLayout::AsIs } else { kind };
+        // An LSTM whose steps project their input and split the rows between threads runs
+        // them on the gate tiles, which read their own packing of both weights.
+        let tiles = R::TILES
+            && steps_project
+            && !in_wave
+            && !by_columns
+            && gate_tiles::runs_on_tiles(h, p)
+            && runs_split(dm);
+        let mut tile_weights = take_buffer(if tiles {
+            dm.dirs * gate_tiles::packed_len(dm.i, h)
+        } else {
+            0
+        });
+        if tiles {
+            gate_tiles::pack(w, (dm.i, h), &mut tile_weights);
+        }
+        let laid = if by_columns || tiles {
+            WeightLayout::AsIs
+        } else {
+            kind
+        };
         Self {
             out: take_buffer(out_slots.len(dm, p)),
             gates,
@@ -83,6 +107,7 @@ impl ForwardPass {
             by_columns,
             w_hh: lay_out(w, |d| d.w_hh, (p, gh), laid, true),
             w_ih: lay_out(w, |d| d.w_ih, (dm.i, gh), laid, true),
+            gate_tiles: tile_weights,
         }
     }
 
@@ -109,6 +134,7 @@ impl ForwardPass {
             x,
             saved: Shared::new(&mut self.saved),
             proj: Shared::new(&mut self.proj),
+            gate_tiles: (!self.gate_tiles.is_empty()).then_some(&self.gate_tiles[..]),
             wave,
         }
     }
@@ -149,6 +175,7 @@ impl ForwardPass {
     pub fn recycle_weights(&mut self) {
         std::mem::take(&mut self.w_hh).recycle();
         std::mem::take(&mut self.w_ih).recycle();
+        recycle(std::mem::take(&mut self.gate_tiles));
     }
 
     /// Hands every buffer back for reuse but `out`, which it returns.

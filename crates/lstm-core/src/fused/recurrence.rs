@@ -165,6 +165,9 @@ pub(crate) struct Forward<'a> {
     pub saved: Shared,
     /// With a projection, `m = o ⊙ tanh(c)` of every step `(positions, D·H)`.
     pub proj: Shared,
+    /// Each direction's weights packed for the gate tiles ([`super::gate_tiles`]), when
+    /// the steps run on them (an LSTM, [`super::pass::ForwardPass::new`] decides).
+    pub gate_tiles: Option<&'a [f32]>,
     /// In a wavefront of layers ([`super::wavefront`]), when each step's input is ready
     /// and where the steps done are counted.
     pub wave: Wave<'a>,
@@ -304,6 +307,13 @@ fn lengths<'a>(dm: Dims<'a>) -> Option<&'a [usize]> {
         Positions::Packed(p) => Some(&p.lengths[..]),
         Positions::Padded { .. } => None,
     }
+}
+
+/// Whether the forward recurrence of `dm` runs each of its tasks on a thread of its own:
+/// more than one task, or a single thread. (A task alone among several threads splits
+/// its GEMMs between them instead.)
+pub(crate) fn runs_split(dm: Dims) -> bool {
+    tasks(dm.b, &vec![dm.t; dm.dirs], lengths(dm)).len() > 1 || threads() == 1
 }
 
 /// The forward recurrence of every direction and batch row.

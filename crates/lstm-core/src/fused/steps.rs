@@ -13,6 +13,7 @@
 //! for the gradient of `h_{t-1}`.
 
 use super::buffers::{DirWeights, Mat};
+use super::gate_tiles::{self, GatePanels};
 use super::matmul::{step_matmul, Weights};
 use super::recurrence::{at, state_width, Backward, Dims, Forward, Slots};
 use super::steal::Block;
@@ -68,6 +69,10 @@ pub(super) fn forward_task<R: Rows>(rows: R, dm: Dims, block: Block<'_>, io: &Fo
     let mut hid = vec![0f32; if R::SPLIT { bl * gh } else { 0 }];
     let w_hh_t = io.w_hh.forward(w.w_hh, dir, (p, gh));
     let w_ih_t = io.w_ih.map(|l| l.forward(w.w_ih, dir, (dm.i, gh)));
+    let tiles = io
+        .gate_tiles
+        .filter(|_| R::TILES)
+        .map(|buf| GatePanels::of(buf, dir, (dm.i, h)));
     for step in first..t {
         // In a wavefront: steps before this one are written, and this one's input must be.
         io.wave.publish(step);
@@ -83,6 +88,10 @@ pub(super) fn forward_task<R: Rows>(rows: R, dm: Dims, block: Block<'_>, io: &Fo
                 break 'step;
             }
             let tp = dm.before(dir, ti);
+            if let Some(w) = tiles {
+                gate_tiles::forward_step(w, dm, io, (r0, cont, end), (ti, tp, dir));
+                break 'step;
+            }
             // Rows continuing from the step before, then rows starting from the initial state.
             let continuing = (cont > r0).then(|| RecurrentGemm {
                 h_prev: Mat::rows(io.out.at(os.at(dm, r0, tp, dir, p)), os.row_stride(dm, p)),

@@ -1,14 +1,15 @@
 //! The LSTM step: gates i, f, g, o (PyTorch's order), state `(h, c)`.
 
+use super::lanes::Lanes;
 use super::math::{exp_in_range, tanh};
+use super::Rows;
 
 /// `e^x` with `x` clamped to ±20, so that a product of four `1 + e^x` stays finite. The
 /// gates lose nothing: σ(±20) and tanh(±10) are 0 or ±1 to within 2.1e-9.
 #[inline(always)]
-fn gate_exp(x: f32) -> f32 {
+fn gate_exp<L: Lanes>(x: L) -> L {
     exp_in_range(x.clamp(-20.0, 20.0))
 }
-use super::Rows;
 
 /// The four gates' denominators in place of their pre-activations: `1 + e^{-a}` for i, f
 /// and o, and `1 + e^{2a}` for g (`tanh a = 1 − 2 / (1 + e^{2a})`).
@@ -37,27 +38,29 @@ fn denominators(gi: &mut [f32], gf: &mut [f32], gg: &mut [f32], go: &mut [f32]) 
     }
 }
 
-/// One unit's [`denominators`] from its four pre-activations.
+/// One unit's [`denominators`] from its four pre-activations (or sixteen units', [`Lanes`]).
 #[inline(always)]
-fn denominators_of(a_i: f32, a_f: f32, a_g: f32, a_o: f32) -> (f32, f32, f32, f32) {
+pub(crate) fn denominators_of<L: Lanes>(a_i: L, a_f: L, a_g: L, a_o: L) -> (L, L, L, L) {
+    let one = L::splat(1.0);
     (
-        1.0 + gate_exp(-a_i),
-        1.0 + gate_exp(-a_f),
-        1.0 + gate_exp(2.0 * a_g),
-        1.0 + gate_exp(-a_o),
+        one + gate_exp(-a_i),
+        one + gate_exp(-a_f),
+        one + gate_exp(L::splat(2.0) * a_g),
+        one + gate_exp(-a_o),
     )
 }
 
 /// One unit's activations `(i, f, g, o)` from its gates' [`denominators`], and
-/// `c' = f c + i g`.
+/// `c' = f c + i g` (or sixteen units', [`Lanes`]).
 #[inline(always)]
-fn cell(d_i: f32, d_f: f32, d_g: f32, d_o: f32, c_prev: f32) -> ((f32, f32, f32, f32), f32) {
+pub(crate) fn cell<L: Lanes>(d_i: L, d_f: L, d_g: L, d_o: L, c_prev: L) -> ((L, L, L, L), L) {
+    let s = L::splat;
     // The four gates share one division (their denominators' product's reciprocal), the
     // costliest instruction here.
     let (if_, go_) = (d_i * d_f, d_g * d_o);
-    let r = 1.0 / (if_ * go_);
+    let r = s(1.0) / (if_ * go_);
     let (i, f) = (d_f * go_ * r, d_i * go_ * r);
-    let (g, o) = (1.0 - 2.0 * (d_o * if_ * r), d_g * if_ * r);
+    let (g, o) = (s(1.0) - s(2.0) * (d_o * if_ * r), d_g * if_ * r);
     // c' = f ⊙ c + i ⊙ g;  h' = o ⊙ tanh(c')
     ((i, f, g, o), f.mul_add(c_prev, i * g))
 }
@@ -86,6 +89,7 @@ impl Rows for LstmRows {
     const CELL: bool = true;
     const SPLIT: bool = false;
     const SAVED: usize = 2;
+    const TILES: bool = true;
 
     fn in_blocks(self) -> Self {
         Self { one_loop: true }

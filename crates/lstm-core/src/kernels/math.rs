@@ -5,6 +5,8 @@
 //! (relative error below 2e-7 over the whole f32 range) from which [`sigmoid`] and
 //! [`tanh`] are built.
 
+use super::lanes::Lanes;
+
 const LOG2E: f32 = std::f32::consts::LOG2_E;
 const LN2_HI: f32 = 0.693_359_4;
 const LN2_LO: f32 = -2.121_944_4e-4;
@@ -22,26 +24,27 @@ pub fn exp(x: f32) -> f32 {
 }
 
 /// [`exp`] for `x` already within `[-87.3, 88.3]` (the gate kernels clamp their
-/// pre-activations more tightly first), without the clamp.
+/// pre-activations more tightly first), without the clamp; on one lane or sixteen
+/// ([`Lanes`]).
 #[inline(always)]
-pub(crate) fn exp_in_range(x: f32) -> f32 {
+pub(crate) fn exp_in_range<L: Lanes>(x: L) -> L {
+    let s = L::splat;
     // n = round(x / ln 2), and its bits, by the magic-number trick.
-    let t = x.mul_add(LOG2E, ROUND_MAGIC);
-    let n = t - ROUND_MAGIC;
+    let t = x.mul_add(s(LOG2E), s(ROUND_MAGIC));
+    let n = t - s(ROUND_MAGIC);
     // r = x − n·ln 2, in two fused steps (ln 2 split in a short high part and the rest).
-    let r = n.mul_add(-LN2_LO, n.mul_add(-LN2_HI, x));
+    let r = n.mul_add(s(-LN2_LO), n.mul_add(s(-LN2_HI), x));
     // e^r = 1 + r + r²·q(r) on |r| ≤ ln 2 / 2, with q of degree 3 fitted for the least
     // largest relative error: at most 1.8e-7 over the f32 range (Cephes' q of degree 5,
     // which this replaces: 0.8e-7), for two multiply-adds fewer per exponential, of
     // which an LSTM step takes five per unit.
-    let mut q = 8.312_525e-3_f32;
-    q = q.mul_add(r, 4.189_011_5e-2);
-    q = q.mul_add(r, 1.666_711_4e-1);
-    q = q.mul_add(r, 4.999_923e-1);
-    let poly = (q * r).mul_add(r, r) + 1.0;
+    let mut q = s(8.312_525e-3);
+    q = q.mul_add(r, s(4.189_011_5e-2));
+    q = q.mul_add(r, s(1.666_711_4e-1));
+    q = q.mul_add(r, s(4.999_923e-1));
+    let poly = (q * r).mul_add(r, r) + s(1.0);
     // 2^n: the low bits of t hold n (two's complement); add the exponent bias and shift.
-    let scale = f32::from_bits(t.to_bits().wrapping_add(127) << 23);
-    poly * scale
+    poly * t.shifted_bits(127)
 }
 
 /// The logistic function `1 / (1 + e^-x)`.
@@ -53,7 +56,14 @@ pub fn sigmoid(x: f32) -> f32 {
 /// `tanh(x) = 1 - 2 / (1 + e^{2x})`.
 #[inline(always)]
 pub fn tanh(x: f32) -> f32 {
-    1.0 - 2.0 / (1.0 + exp(2.0 * x))
+    tanh_of(x)
+}
+
+/// [`tanh`] on one lane or sixteen ([`Lanes`]).
+#[inline(always)]
+pub(crate) fn tanh_of<L: Lanes>(x: L) -> L {
+    let s = L::splat;
+    s(1.0) - s(2.0) / (s(1.0) + exp_in_range((s(2.0) * x).clamp(-87.3, 88.3)))
 }
 
 #[cfg(test)]

@@ -7,12 +7,16 @@
 //! AVX2/FMA, baseline) and picked at run time, vectorises them with the best one.
 
 mod gru;
+mod lanes;
 mod lstm;
 pub mod math;
 mod rnn;
 
 pub(crate) use gru::GruRows;
-pub(crate) use lstm::LstmRows;
+#[cfg(target_arch = "x86_64")]
+pub(crate) use lanes::F32x16;
+pub(crate) use lstm::{cell, denominators_of, LstmRows};
+pub(crate) use math::tanh_of;
 pub(crate) use rnn::RnnRows;
 
 /// One recurrent family's step, for one batch row of hidden size `H`.
@@ -36,6 +40,9 @@ pub(crate) trait Rows: Copy + Send + Sync + 'static {
     const SPLIT: bool;
     /// Floats per `H` each step saves beside `h`.
     const SAVED: usize;
+    /// Whether the fused op's gate tiles (`fused/gate_tiles`) compute this family's step,
+    /// products and cell in one kernel (the LSTM's).
+    const TILES: bool = false;
 
     /// One step forward: writes `h` and `saved`, leaves the activations in `gates`.
     fn forward(

@@ -1,0 +1,200 @@
+//! The LSTM step as one kernel: the product of `[x_t | h_{t-1}]` with both weight
+//! matrices, and the gates and the cell update on each tile while its sums are still in
+//! registers (the GEMM's epilogue), with AVX-512.
+//!
+//! Each direction's `[W_ih | W_hh]ᵀ` and `b_ih + b_hh` are packed once per call into
+//! panels of [`UNITS`] units: panel `u` holds the four gates of units `16u..16u + 16` as
+//! `I + H` rows of 64 floats (`[i | f | g | o]`, one register each), then the biases. A
+//! tile of up to six batch rows starts its 24 accumulators from the biases, adds the
+//! input's and then the previous state's products, and hands each row's four registers to
+//! the LSTM cell ([`crate::kernels::cell`], the row kernels' own arithmetic on sixteen
+//! lanes): it writes `h_t`, `c_t` and, for a backward pass, the activations and
+//! `tanh(c_t)` where the row kernels would have. The step's gates never go through
+//! memory as pre-activations, and its two products and the bias pass become one.
+//!
+//! Used for LSTM layers without a projection, `H` a multiple of 16, on CPUs with
+//! AVX-512, where the steps split the batch rows between threads ([`runs_on_tiles`]).
+
+use super::buffers::{parallel_for, DirWeights, Shared};
+use super::recurrence::{isa, Dims, Forward, Isa, Slots};
+
+/// Units per panel: one AVX-512 register of each gate.
+pub(crate) const UNITS: usize = 16;
+
+/// Floats per panel row: the four gates of [`UNITS`] units.
+const COLS: usize = 4 * UNITS;
+
+/// The most batch rows of one tile: four accumulators each, 24 of the 32 registers.
+const MAX_ROWS: usize = 6;
+
+/// Whether the steps of an LSTM layer of `h` units, `h` `p` wide, can run on the gate
+/// tiles on this CPU: no projection, whole panels, AVX-512.
+pub(crate) fn runs_on_tiles(h: usize, p: usize) -> bool {
+    cfg!(target_arch = "x86_64") && isa() == Isa::Avx512 && p == h && h.is_multiple_of(UNITS)
+}
+
+/// Floats of one direction's panels, for `i` input features and `h` units.
+pub(crate) fn packed_len(i: usize, h: usize) -> usize {
+    h / UNITS * panel_len(i, h)
+}
+
+/// Floats of one panel: `I + H` rows and the biases.
+fn panel_len(i: usize, h: usize) -> usize {
+    (i + h + 1) * COLS
+}
+
+/// One direction's packed weights ([`pack`]).
+#[derive(Clone, Copy)]
+pub(crate) struct GatePanels {
+    ptr: *const f32,
+    i: usize,
+    h: usize,
+}
+
+// SAFETY: only read, while the buffer it points into is alive (one op call).
+unsafe impl Send for GatePanels {}
+unsafe impl Sync for GatePanels {}
+
+impl GatePanels {
+    /// Direction `dir`'s panels in `buf`, which [`pack`] filled for `i` inputs, `h` units.
+    pub fn of(buf: &[f32], dir: usize, (i, h): (usize, usize)) -> Self {
+        let len = packed_len(i, h);
+        Self {
+            ptr: buf[dir * len..][..len].as_ptr(),
+            i,
+            h,
+        }
+    }
+
+    /// Panel `u`.
+    fn panel(self, u: usize) -> *const f32 {
+        self.ptr.wrapping_add(u * panel_len(self.i, self.h))
+    }
+}
+
+/// Packs every direction's `[W_ih | W_hh]ᵀ` and biases into `dst` (`D ·` [`packed_len`]
+/// floats), one panel per parallel task.
+pub(crate) fn pack(w: &[DirWeights], (i, h): (usize, usize), dst: &mut [f32]) {
+    let (units, len) = (h / UNITS, panel_len(i, h));
+    assert!(
+        dst.len() >= w.len() * units * len,
+        "gate panel buffer too short"
+    );
+    let out = Shared::new(dst);
+    parallel_for(w.len() * units, |job| {
+        let (dw, u) = (w[job / units], job % units);
+        // SAFETY: panel `job`'s floats belong to this task alone.
+        let panel = unsafe { out.slice(job * len, len) };
+        for col in 0..COLS {
+            // Gate block `col / 16`, unit `16u + col % 16`: row n of the parameters.
+            let n = col / UNITS * h + u * UNITS + col % UNITS;
+            // SAFETY: row n < 4H of W_ih (I columns) and W_hh (H columns), element n of
+            // the biases.
+            unsafe {
+                for kk in 0..i {
+                    panel[kk * COLS + col] = *dw.w_ih.ptr.add(n * dw.w_ih.rs + kk * dw.w_ih.cs);
+                }
+                for kk in 0..h {
+                    panel[(i + kk) * COLS + col] =
+                        *dw.w_hh.ptr.add(n * dw.w_hh.rs + kk * dw.w_hh.cs);
+                }
+                panel[(i + h) * COLS + col] = dw.b_ih.get(n) + dw.b_hh.get(n);
+            }
+        }
+    });
+}
+
+/// A run of a step's batch rows as the tiles read and write them: each operand's first
+/// row and the floats between its rows.
+#[derive(Clone, Copy)]
+pub(crate) struct StepRows {
+    pub rows: usize,
+    /// `x_t` (`I` floats a row), `h_{t-1}` and `c_{t-1}` (`H`).
+    pub x: (*const f32, usize),
+    pub h_prev: (*const f32, usize),
+    pub c_prev: (*const f32, usize),
+    /// Receives `h_t`.
+    pub h: (*mut f32, usize),
+    /// Receives `c_t`, and for a backward pass `tanh(c_t)` after it (`[c | tanh c]`).
+    pub saved: (*mut f32, usize),
+    /// For a backward pass, receives the activations `[i | f | g | o]` (`4H`).
+    pub gates: Option<(*mut f32, usize)>,
+}
+
+/// Runs the step of `rows` on the panels `w`.
+///
+/// # Safety
+/// Every operand must address its rows, the outputs must not overlap the inputs nor each
+/// other, and the CPU must have AVX-512F ([`runs_on_tiles`]).
+pub(crate) unsafe fn step(w: GatePanels, rows: StepRows) {
+    #[cfg(target_arch = "x86_64")]
+    x86::step_512(w, rows);
+    #[cfg(not(target_arch = "x86_64"))]
+    unreachable!("gate tiles need AVX-512 ({:p}, {})", w.ptr, rows.rows);
+}
+
+/// One step of an LSTM task's running rows `r0..end` (rows `r0..cont` continuing from the
+/// step before, the rest starting from the initial state) at time `ti` (the step before:
+/// `tp`), direction `dir`, on its panels: what the step loop of [`super::steps`] does
+/// with the GEMMs and the row kernel, in one pass.
+pub(super) fn forward_step(
+    w: GatePanels,
+    dm: Dims,
+    io: &Forward<'_>,
+    (r0, cont, end): (usize, usize, usize),
+    (ti, tp, dir): (usize, usize, usize),
+) {
+    let Dims { b, h, .. } = dm;
+    let (os, ss, gs) = (io.out_slots, io.saved_slots, io.gates_slots);
+    let (sv, sw) = (2 * h, 2 * h);
+    let train = ss == Slots::Every;
+    let x_rs = dm.pos.row_stride() * dm.i;
+    let run = |first: usize, last: usize, h_prev: (*const f32, usize), c_prev| StepRows {
+        rows: last - first,
+        x: (io.x.at(dm.pos.at(first, ti) * dm.i), x_rs),
+        h_prev,
+        c_prev,
+        h: (
+            io.out.at(os.at(dm, first, ti, dir, h)),
+            os.row_stride(dm, h),
+        ),
+        saved: (
+            io.saved.at(ss.at(dm, first, ti, dir, sv)),
+            ss.row_stride(dm, sv),
+        ),
+        gates: train.then(|| {
+            (
+                io.gates.at(gs.at(dm, first, ti, dir, 4 * h)),
+                gs.row_stride(dm, 4 * h),
+            )
+        }),
+    };
+    let mut runs = Vec::with_capacity(2);
+    if cont > r0 {
+        let h_prev = (
+            io.out.at(os.at(dm, r0, tp, dir, h)).cast_const(),
+            os.row_stride(dm, h),
+        );
+        let c_prev = (
+            io.saved.at(ss.at(dm, r0, tp, dir, sv)).cast_const(),
+            ss.row_stride(dm, sv),
+        );
+        runs.push(run(r0, cont, h_prev, c_prev));
+    }
+    if end > cont {
+        let s0 = io.s0[(dir * b + cont) * sw..].as_ptr();
+        runs.push(run(cont, end, (s0, sw), (s0.wrapping_add(h), sw)));
+    }
+    for rows in runs {
+        // SAFETY: the rows' slots of this step and the step before (or of the initial
+        // state), which only this task touches; the CPU has AVX-512 (the panels exist
+        // only then).
+        unsafe { step(w, rows) };
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+mod x86;
+
+#[cfg(test)]
+mod tests;
