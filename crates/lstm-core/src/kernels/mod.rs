@@ -13,8 +13,9 @@ pub mod math;
 mod rnn;
 
 pub(crate) use gru::GruRows;
+pub(crate) use lanes::Lanes;
 #[cfg(target_arch = "x86_64")]
-pub(crate) use lanes::F32x16;
+pub(crate) use lanes::{F32x16, F32x8};
 pub(crate) use lstm::{cell, denominators_of, LstmRows};
 pub(crate) use math::tanh_of;
 pub(crate) use rnn::RnnRows;

@@ -1,46 +1,45 @@
 //! The LSTM step as one kernel: the product of `[x_t | h_{t-1}]` with both weight
 //! matrices, and the gates and the cell update on each tile while its sums are still in
-//! registers (the GEMM's epilogue), with AVX-512.
+//! registers (the GEMM's epilogue), with AVX-512 or AVX2 + FMA.
 //!
 //! Each direction's `[W_ih | W_hh]ᵀ` and `b_ih + b_hh` are packed once per call into
-//! panels of [`UNITS`] units: panel `u` holds the four gates of units `16u..16u + 16` as
-//! `I + H` rows of 64 floats (`[i | f | g | o]`, one register each), then the biases. A
-//! tile of up to six batch rows starts its 24 accumulators from the biases, adds the
-//! input's and then the previous state's products, and hands each row's four registers to
-//! the LSTM cell ([`crate::kernels::cell`], the row kernels' own arithmetic on sixteen
-//! lanes): it writes `h_t`, `c_t` and, for a backward pass, the activations and
-//! `tanh(c_t)` where the row kernels would have. The step's gates never go through
-//! memory as pre-activations, and its two products and the bias pass become one.
+//! panels of one register's units (16 with AVX-512, 8 with AVX2, [`units`]): panel `u`
+//! holds the four gates of its units as `I + H` rows of four registers (`[i | f | g |
+//! o]`), then the biases. A tile of up to six batch rows (three with AVX2) starts its
+//! accumulators (24 of the 32 registers; 12 of 16) from the biases, adds the input's and
+//! then the previous state's products, and hands each row's four registers to the LSTM
+//! cell ([`crate::kernels::cell`], the row kernels' own arithmetic on a register's lanes):
+//! it writes `h_t`, `c_t` and, for a backward pass, the activations and `tanh(c_t)` where
+//! the row kernels would have. The step's gates never go through memory as
+//! pre-activations, and its two products and the bias pass become one.
 //!
-//! Used for LSTM layers without a projection, `H` a multiple of 16, on CPUs with
-//! AVX-512, where the steps split the batch rows between threads ([`runs_on_tiles`]).
+//! Used for LSTM layers without a projection, `H` a multiple of the panel's units, where
+//! the steps split the batch rows between threads ([`runs_on_tiles`] and
+//! [`super::pass::ForwardPass::new`]).
 
 use super::buffers::{parallel_for, DirWeights, Shared};
 use super::recurrence::{isa, Dims, Forward, Isa, Slots};
 
-/// Units per panel: one AVX-512 register of each gate.
-pub(crate) const UNITS: usize = 16;
-
-/// Floats per panel row: the four gates of [`UNITS`] units.
-const COLS: usize = 4 * UNITS;
-
-/// The most batch rows of one tile: four accumulators each, 24 of the 32 registers.
-const MAX_ROWS: usize = 6;
+/// Units per panel with the instruction set `isa`: one register of each gate (`None`:
+/// no tiles without AVX2 or AVX-512).
+pub(crate) fn units(isa: Isa) -> Option<usize> {
+    match isa {
+        Isa::Avx512 => Some(16),
+        Isa::Avx2 => Some(8),
+        Isa::Baseline => None,
+    }
+}
 
 /// Whether the steps of an LSTM layer of `h` units, `h` `p` wide, can run on the gate
-/// tiles on this CPU: no projection, whole panels, AVX-512.
+/// tiles on this CPU: no projection, whole panels, AVX2 or AVX-512.
 pub(crate) fn runs_on_tiles(h: usize, p: usize) -> bool {
-    cfg!(target_arch = "x86_64") && isa() == Isa::Avx512 && p == h && h.is_multiple_of(UNITS)
+    cfg!(target_arch = "x86_64") && p == h && units(isa()).is_some_and(|u| h.is_multiple_of(u))
 }
 
-/// Floats of one direction's panels, for `i` input features and `h` units.
+/// Floats of one direction's panels, for `i` input features and `h` units: `4H` columns
+/// of `I + H` weights and a bias, whatever the panels' width.
 pub(crate) fn packed_len(i: usize, h: usize) -> usize {
-    h / UNITS * panel_len(i, h)
-}
-
-/// Floats of one panel: `I + H` rows and the biases.
-fn panel_len(i: usize, h: usize) -> usize {
-    (i + h + 1) * COLS
+    4 * h * (i + h + 1)
 }
 
 /// One direction's packed weights ([`pack`]).
@@ -49,6 +48,9 @@ pub(crate) struct GatePanels {
     ptr: *const f32,
     i: usize,
     h: usize,
+    /// Units per panel ([`units`]), and the instruction set of the kernels that read them.
+    units: usize,
+    isa: Isa,
 }
 
 // SAFETY: only read, while the buffer it points into is alive (one op call).
@@ -59,46 +61,58 @@ impl GatePanels {
     /// Direction `dir`'s panels in `buf`, which [`pack`] filled for `i` inputs, `h` units.
     pub fn of(buf: &[f32], dir: usize, (i, h): (usize, usize)) -> Self {
         let len = packed_len(i, h);
+        let isa = isa();
         Self {
             ptr: buf[dir * len..][..len].as_ptr(),
             i,
             h,
+            units: units(isa).expect("gate tiles need AVX2 or AVX-512"),
+            isa,
         }
     }
 
-    /// Panel `u`.
+    /// Floats per panel row: the four gates of the panel's units.
+    fn cols(self) -> usize {
+        4 * self.units
+    }
+
+    /// Panel `u`: `I + H` rows, then the biases.
     fn panel(self, u: usize) -> *const f32 {
-        self.ptr.wrapping_add(u * panel_len(self.i, self.h))
+        self.ptr
+            .wrapping_add(u * (self.i + self.h + 1) * self.cols())
     }
 }
 
 /// Packs every direction's `[W_ih | W_hh]ᵀ` and biases into `dst` (`D ·` [`packed_len`]
 /// floats), one panel per parallel task.
 pub(crate) fn pack(w: &[DirWeights], (i, h): (usize, usize), dst: &mut [f32]) {
-    let (units, len) = (h / UNITS, panel_len(i, h));
+    let width = units(isa()).expect("gate tiles need AVX2 or AVX-512");
+    let (panels, cols) = (h / width, 4 * width);
+    let len = (i + h + 1) * cols;
     assert!(
-        dst.len() >= w.len() * units * len,
+        dst.len() >= w.len() * panels * len,
         "gate panel buffer too short"
     );
     let out = Shared::new(dst);
-    parallel_for(w.len() * units, |job| {
-        let (dw, u) = (w[job / units], job % units);
+    parallel_for(w.len() * panels, |job| {
+        let (dw, u) = (w[job / panels], job % panels);
         // SAFETY: panel `job`'s floats belong to this task alone.
         let panel = unsafe { out.slice(job * len, len) };
-        for col in 0..COLS {
-            // Gate block `col / 16`, unit `16u + col % 16`: row n of the parameters.
-            let n = col / UNITS * h + u * UNITS + col % UNITS;
+        for col in 0..cols {
+            // Gate block `col / width`, unit `width·u + col % width`: row n of the
+            // parameters.
+            let n = col / width * h + u * width + col % width;
             // SAFETY: row n < 4H of W_ih (I columns) and W_hh (H columns), element n of
             // the biases.
             unsafe {
                 for kk in 0..i {
-                    panel[kk * COLS + col] = *dw.w_ih.ptr.add(n * dw.w_ih.rs + kk * dw.w_ih.cs);
+                    panel[kk * cols + col] = *dw.w_ih.ptr.add(n * dw.w_ih.rs + kk * dw.w_ih.cs);
                 }
                 for kk in 0..h {
-                    panel[(i + kk) * COLS + col] =
+                    panel[(i + kk) * cols + col] =
                         *dw.w_hh.ptr.add(n * dw.w_hh.rs + kk * dw.w_hh.cs);
                 }
-                panel[(i + h) * COLS + col] = dw.b_ih.get(n) + dw.b_hh.get(n);
+                panel[(i + h) * cols + col] = dw.b_ih.get(n) + dw.b_hh.get(n);
             }
         }
     });
@@ -125,12 +139,16 @@ pub(crate) struct StepRows {
 ///
 /// # Safety
 /// Every operand must address its rows, the outputs must not overlap the inputs nor each
-/// other, and the CPU must have AVX-512F ([`runs_on_tiles`]).
+/// other, and the CPU must have the panels' instruction set ([`runs_on_tiles`]).
 pub(crate) unsafe fn step(w: GatePanels, rows: StepRows) {
     #[cfg(target_arch = "x86_64")]
-    x86::step_512(w, rows);
+    match w.isa {
+        Isa::Avx512 => x86::step_512(w, rows),
+        Isa::Avx2 => x86::step_256(w, rows),
+        Isa::Baseline => unreachable!("gate tiles need AVX2 or AVX-512"),
+    }
     #[cfg(not(target_arch = "x86_64"))]
-    unreachable!("gate tiles need AVX-512 ({:p}, {})", w.ptr, rows.rows);
+    unreachable!("gate tiles need x86-64 ({:p}, {})", w.ptr, rows.rows);
 }
 
 /// One step of an LSTM task's running rows `r0..end` (rows `r0..cont` continuing from the
@@ -187,8 +205,8 @@ pub(super) fn forward_step(
     }
     for rows in runs {
         // SAFETY: the rows' slots of this step and the step before (or of the initial
-        // state), which only this task touches; the CPU has AVX-512 (the panels exist
-        // only then).
+        // state), which only this task touches; the CPU has the panels' instruction
+        // set (they exist only then).
         unsafe { step(w, rows) };
     }
 }

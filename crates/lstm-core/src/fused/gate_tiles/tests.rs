@@ -120,10 +120,14 @@ fn tiles_match_the_products_and_the_row_kernel() {
     }
 }
 
-/// The rule: AVX-512 only, no projection, whole panels.
+/// The rule: AVX2 or AVX-512, no projection, whole panels.
 #[test]
 fn tiles_need_whole_panels_and_no_projection() {
     assert!(!runs_on_tiles(20, 20));
     assert!(!runs_on_tiles(32, 16));
-    assert_eq!(runs_on_tiles(128, 128), isa() == Isa::Avx512);
+    assert_eq!(runs_on_tiles(128, 128), isa() != Isa::Baseline);
+    assert_eq!(runs_on_tiles(24, 24), isa() == Isa::Avx2);
+    assert_eq!(units(Isa::Avx512), Some(16));
+    assert_eq!(units(Isa::Avx2), Some(8));
+    assert_eq!(units(Isa::Baseline), None);
 }
