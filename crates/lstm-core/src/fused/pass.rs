@@ -70,20 +70,24 @@ impl ForwardPass {
         } else {
             Slots::Every
         };
-        let mut gates = take_buffer(gates_slots.len(dm, gh));
-        if !steps_project {
-            input_projection::<R>(dm, x, w, &mut gates);
-        }
         // Inference by columns packs each thread's share of the weights itself.
         let by_columns = !in_wave && columns::runs_by_columns(dm, train, kind);
         // An LSTM whose steps project their input and split the rows between threads runs
-        // them on the gate tiles, which read their own packing of both weights.
+        // them on the gate tiles, which read their own packing of both weights (and in
+        // inference keep no gates at all).
         let tiles = R::TILES
             && steps_project
             && !in_wave
             && !by_columns
             && gate_tiles::runs_on_tiles(h, p)
             && runs_split(dm);
+        let mut gates = take_buffer(match tiles && !train {
+            true => 0,
+            false => gates_slots.len(dm, gh),
+        });
+        if !steps_project {
+            input_projection::<R>(dm, x, w, &mut gates);
+        }
         let mut tile_weights = take_buffer(if tiles {
             dm.dirs * gate_tiles::packed_len(dm.i, h)
         } else {

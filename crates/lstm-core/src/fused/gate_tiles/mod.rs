@@ -187,8 +187,7 @@ pub(super) fn forward_step(
             )
         }),
     };
-    let mut runs = Vec::with_capacity(2);
-    if cont > r0 {
+    let continuing = (cont > r0).then(|| {
         let h_prev = (
             io.out.at(os.at(dm, r0, tp, dir, h)).cast_const(),
             os.row_stride(dm, h),
@@ -197,13 +196,13 @@ pub(super) fn forward_step(
             io.saved.at(ss.at(dm, r0, tp, dir, sv)).cast_const(),
             ss.row_stride(dm, sv),
         );
-        runs.push(run(r0, cont, h_prev, c_prev));
-    }
-    if end > cont {
+        run(r0, cont, h_prev, c_prev)
+    });
+    let starting = (end > cont).then(|| {
         let s0 = io.s0[(dir * b + cont) * sw..].as_ptr();
-        runs.push(run(cont, end, (s0, sw), (s0.wrapping_add(h), sw)));
-    }
-    for rows in runs {
+        run(cont, end, (s0, sw), (s0.wrapping_add(h), sw))
+    });
+    for rows in continuing.into_iter().chain(starting) {
         // SAFETY: the rows' slots of this step and the step before (or of the initial
         // state), which only this task touches; the CPU has the panels' instruction
         // set (they exist only then).
