@@ -18,7 +18,8 @@
 //! [`super::pass::ForwardPass::new`]).
 
 use super::buffers::{parallel_for, DirWeights, Shared};
-use super::recurrence::{isa, Dims, Forward, Isa, Slots};
+use super::recurrence::{isa, state_width, Dims, Forward, Isa, Slots};
+use crate::kernels::{LstmRows, Rows};
 
 /// Units per panel with the instruction set `isa`: one register of each gate (`None`:
 /// no tiles without AVX2 or AVX-512).
@@ -164,7 +165,8 @@ pub(super) fn forward_step(
 ) {
     let Dims { b, h, .. } = dm;
     let (os, ss, gs) = (io.out_slots, io.saved_slots, io.gates_slots);
-    let (sv, sw) = (2 * h, 2 * h);
+    // What a step saves (`[c | tanh c]`) and an initial state's row (`[h | c]`).
+    let (sv, sw) = (LstmRows::SAVED * h, state_width::<LstmRows>(h, h));
     let train = ss == Slots::Every;
     let x_rs = dm.pos.row_stride() * dm.i;
     let run = |first: usize, last: usize, h_prev: (*const f32, usize), c_prev| StepRows {
